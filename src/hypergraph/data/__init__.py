@@ -1,0 +1,5 @@
+"""Data stores and data handles."""
+
+from hypergraph.data._store import ArrayStore, Data, DataStore, FileStore
+
+__all__ = ["ArrayStore", "Data", "DataStore", "FileStore"]

@@ -1,0 +1,59 @@
+"""Errors raised for bad input.
+
+Every error a user can cause derives from :class:`HyperGraphError`; the CLI turns these into one
+clear paragraph and exit code 2 (``--debug`` shows the traceback). Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HyperGraphError(Exception):
+    """Base class of every error caused by user input (names, values, files, combinations)."""
+
+
+class UnknownNameError(HyperGraphError, KeyError):
+    """A module (or other named thing) that is not registered."""
+
+    def __init__(self, what: str, name: str, choices: Iterable[str]) -> None:
+        self.what = what
+        self.name = name
+        self.choices = sorted(choices)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        close = difflib.get_close_matches(self.name, self.choices, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        listed = ", ".join(self.choices) if self.choices else "(none registered)"
+        return f"Unknown {self.what} '{self.name}'.{hint} Valid choices: {listed}."
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self._message()
+
+
+class InvalidParameterError(HyperGraphError, ValueError):
+    """A hyperparameter value outside its declared space."""
+
+
+class IncompatibleModulesError(HyperGraphError):
+    """A combination of modules whose tags do not fit together."""
+
+
+class ConfigError(HyperGraphError):
+    """A malformed or inconsistent configuration (YAML, ``--set``, sweep file)."""
+
+
+class DataError(HyperGraphError):
+    """Malformed, missing or unusable data (files, NaN features, empty splits)."""
+
+
+class TrainingError(HyperGraphError):
+    """Training cannot go on (for example a NaN or infinite loss)."""
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """Return the closest match of ``name`` among ``choices``, or ``None``."""
+    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return found[0] if found else None

@@ -1,0 +1,511 @@
+"""The array-backed graph.
+
+Pairwise edges live in CSR (``indptr``, ``indices``, ``weights``); hyperedges (edges joining any
+number of nodes) in a sparse incidence matrix (hyperedges x nodes); per-node facts in arrays
+(``split``, ``label``, ``store_row``, optional ``members`` for cluster nodes and free ``attrs``).
+:class:`~hypergraph.graph.Node` and :class:`~hypergraph.graph.Edge` are light views made on access.
+
+Indices are ``int32`` and weights ``float32``: 8 bytes per directed edge plus 8 per node for
+``indptr``. Mutating methods (``add_edges``, ``remove_edges``, ``set_weights``...) change the
+graph in place and bump :attr:`HyperGraph.version`, so that traversals can rebuild caches.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from hypergraph.base import Module
+from hypergraph.exceptions import DataError
+from hypergraph.registry import register
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from hypergraph.data import DataStore
+    from hypergraph.graph._views import Edge, HyperEdge, Node
+
+__all__ = ["SPLIT_NAMES", "TEST", "TRAIN", "VAL", "HyperGraph"]
+
+TRAIN, VAL, TEST = 0, 1, 2
+SPLIT_NAMES = ("train", "val", "test")
+_FORMAT_VERSION = 1
+
+
+def _as_index(a: Any, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise DataError(f"{what}: a boolean mask must have one entry per node ({n}), "
+                            f"got shape {arr.shape}.")
+        return np.flatnonzero(arr)
+    arr = arr.astype(np.int64, copy=False).ravel()
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise DataError(f"{what}: node ids must lie in [0, {n}), got min {arr.min()} "
+                        f"max {arr.max()}.")
+    return arr
+
+
+def _csr_from_pairs(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays from (src, dst, w); duplicate pairs keep the largest weight."""
+    if src.size == 0:
+        return np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    key = src.astype(np.int64) * n + dst.astype(np.int64)
+    order = np.lexsort((-w, key))  # by key, then heaviest first
+    key, w = key[order], w[order]
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key, w = key[first], w[first]
+    rows = key // n
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, (key % n).astype(np.int32), w.astype(np.float32)
+
+
+@register("hypergraph", "csr")
+class HyperGraph(Module):
+    """Array-backed graph of data points: CSR pairwise edges, sparse hyperedges, node arrays.
+
+    Args:
+        indptr: ``int64[n + 1]`` row pointers.
+        indices: ``int32[E]`` neighbour ids, sorted within each row.
+        weights: ``float32[E]`` edge weights (positive).
+        split: ``int8[n]`` 0 train, 1 validation, 2 test.
+        label: ``[n]`` labels (int classes or float targets).
+        store_row: ``int64[n]`` row in the data store of a point node (-1 for cluster nodes).
+        incidence: optional ``(H, n)`` CSR matrix; row ``h`` lists the members of hyperedge ``h``.
+        members: optional ``(member_ptr, member_rows)``: the store rows a cluster node holds.
+        attrs: optional extra per-node arrays (categorical attributes, coordinates...).
+    """
+
+    tags: ClassVar[frozenset[str]] = frozenset({"graph:csr", "graph:hyperedges"})
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                 split: np.ndarray, label: np.ndarray, store_row: np.ndarray,
+                 incidence: sp.csr_matrix | None = None,
+                 members: tuple[np.ndarray, np.ndarray] | None = None,
+                 attrs: dict[str, np.ndarray] | None = None) -> None:
+        self.indptr = indptr
+        self.indices = indices
+        self.weights = weights
+        self.split = split
+        self.label = label
+        self.store_row = store_row
+        self.incidence = incidence
+        self.members = members
+        self.attrs = attrs
+        self.version = 0
+        self.store: DataStore | None = None
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_edges(cls, num_nodes: int, src: Iterable[int] | np.ndarray,
+                   dst: Iterable[int] | np.ndarray,
+                   weights: Iterable[float] | np.ndarray | None = None, *,
+                   symmetric: bool = True, split: np.ndarray | None = None,
+                   label: np.ndarray | None = None, store_row: np.ndarray | None = None,
+                   hyperedges: Sequence[Sequence[int]] | None = None,
+                   attrs: dict[str, np.ndarray] | None = None,
+                   allow_self_loops: bool = False) -> HyperGraph:
+        """Build a graph from an edge list.
+
+        Duplicate edges keep their largest weight. With ``symmetric`` each edge is added in both
+        directions. Missing node arrays default to: all train, label -1, ``store_row = arange``.
+        """
+        n = int(num_nodes)
+        s = np.asarray(src, dtype=np.int64).ravel()
+        d = np.asarray(dst, dtype=np.int64).ravel()
+        if s.shape != d.shape:
+            raise DataError(f"src and dst must have the same length, got {s.size} and {d.size}.")
+        w = (np.ones(s.size, np.float32) if weights is None
+             else np.asarray(weights, dtype=np.float32).ravel())
+        if w.shape != s.shape:
+            raise DataError(f"weights must have one entry per edge ({s.size}), got {w.size}.")
+        if s.size and (min(s.min(), d.min()) < 0 or max(s.max(), d.max()) >= n):
+            raise DataError(f"Edge endpoints must lie in [0, {n}).")
+        if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
+            raise DataError("Edge weights must be finite and non-negative.")
+        if not allow_self_loops:
+            keep = s != d
+            s, d, w = s[keep], d[keep], w[keep]
+        if symmetric:
+            s, d, w = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([w, w])
+        indptr, indices, weights_ = _csr_from_pairs(n, s, d, w)
+        g = cls(
+            indptr, indices, weights_,
+            split=np.zeros(n, np.int8) if split is None else np.asarray(split, np.int8),
+            label=np.full(n, -1, np.int64) if label is None else np.asarray(label),
+            store_row=np.arange(n, dtype=np.int64) if store_row is None
+            else np.asarray(store_row, np.int64),
+            incidence=None if hyperedges is None else incidence_from_lists(hyperedges, n),
+            attrs=attrs,
+        )
+        g.validate()
+        return g
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.indptr.shape[0] - 1)
+
+    @property
+    def num_edges(self) -> int:
+        """Number of directed CSR entries (an undirected edge counts twice)."""
+        return int(self.indices.shape[0])
+
+    @property
+    def num_hyperedges(self) -> int:
+        """Number of hyperedges."""
+        return 0 if self.incidence is None else int(self.incidence.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the graph's arrays, in bytes."""
+        total = sum(a.nbytes for a in (self.indptr, self.indices, self.weights, self.split,
+                                       self.label, self.store_row))
+        if self.incidence is not None:
+            inc = self.incidence
+            total += inc.data.nbytes + inc.indices.nbytes + inc.indptr.nbytes
+        if self.members is not None:
+            total += self.members[0].nbytes + self.members[1].nbytes
+        total += sum(a.nbytes for a in (self.attrs or {}).values())
+        return int(total)
+
+    def degree(self, ids: np.ndarray | Sequence[int] | int | None = None) -> np.ndarray:
+        """Out-degree of ``ids`` (all nodes when ``None``)."""
+        deg = np.diff(self.indptr)
+        return deg if ids is None else deg[np.asarray(ids)]
+
+    def weighted_degree(self) -> np.ndarray:
+        """Sum of out-edge weights per node (``float64``)."""
+        key = ("wdeg", self.version)
+        if key not in self._cache:
+            cw = np.concatenate([[0.0], np.cumsum(self.weights, dtype=np.float64)])
+            self._cache[key] = cw[self.indptr[1:]] - cw[self.indptr[:-1]]
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def neighbors(self, node: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, weights)`` of the out-neighbours of ``node`` (views, not copies)."""
+        lo, hi = self.indptr[node], self.indptr[node + 1]
+        return self.indices[lo:hi], self.weights[lo:hi]
+
+    def has_edge(self, src: int, dst: int) -> bool:
+        """Whether the directed edge ``src -> dst`` exists."""
+        nbrs, _ = self.neighbors(src)
+        pos = np.searchsorted(nbrs, dst)
+        return bool(pos < nbrs.size and nbrs[pos] == dst)
+
+    def edge_list(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(src, dst, weight)`` arrays of every directed edge."""
+        src = np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self.indptr))
+        return src, self.indices.astype(np.int64), self.weights.copy()
+
+    def ids_in_split(self, split: int | str) -> np.ndarray:
+        """Node ids of one split (``0``/``"train"``, ``1``/``"val"``, ``2``/``"test"``)."""
+        code = SPLIT_NAMES.index(split) if isinstance(split, str) else int(split)
+        key = ("split", code, self.version)
+        if key not in self._cache:
+            self._cache[key] = np.flatnonzero(self.split == code)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def train_ids(self) -> np.ndarray:
+        """Ids of training nodes (the only ones a traversal may yield)."""
+        return self.ids_in_split(TRAIN)
+
+    def random_nodes(self, n: int, rng: np.random.Generator, split: int | str | None = None,
+                     replace: bool = True) -> np.ndarray:
+        """``n`` node ids drawn uniformly (from one split if given)."""
+        pool = (np.arange(self.num_nodes) if split is None else self.ids_in_split(split))
+        if pool.size == 0:
+            raise DataError(f"No nodes to draw from (split={split!r}).")
+        return pool[rng.integers(0, pool.size, size=n)] if replace else rng.choice(
+            pool, size=n, replace=False)
+
+    def node_rows(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Store rows for node ids: a point node's row, or one random member of a cluster."""
+        rows = self.store_row[ids]
+        if self.members is None:
+            return rows
+        ptr, member_rows = self.members
+        cluster = rows < 0
+        if np.any(cluster):
+            cid = ids[cluster]
+            size = ptr[cid + 1] - ptr[cid]
+            if np.any(size == 0):
+                raise DataError("A cluster node with no members was asked for data.")
+            gen = rng if rng is not None else np.random.default_rng(0)
+            pick = ptr[cid] + (gen.random(cid.size) * size).astype(np.int64)
+            rows = rows.copy()
+            rows[cluster] = member_rows[pick]
+        return rows
+
+    def is_symmetric(self) -> bool:
+        """Whether every edge ``u -> v`` has a reverse ``v -> u`` with the same weight."""
+        a = self.to_scipy()
+        diff = a - a.T
+        return bool(diff.nnz == 0 or np.abs(diff.data).max() <= 1e-6)
+
+    def to_scipy(self) -> sp.csr_matrix:
+        """The weighted adjacency as a SciPy CSR matrix (shares no memory)."""
+        n = self.num_nodes
+        return sp.csr_matrix((self.weights.copy(), self.indices.copy(), self.indptr.copy()),
+                             shape=(n, n))
+
+    # ------------------------------------------------------------------ views
+    def node(self, node_id: int) -> Node:
+        """A light :class:`Node` view of one node."""
+        from hypergraph.graph._views import Node
+
+        if not 0 <= node_id < self.num_nodes:
+            raise DataError(f"Node id {node_id} out of range [0, {self.num_nodes}).")
+        return Node(self, int(node_id))
+
+    def edges_of(self, node_id: int) -> list[Edge]:
+        """:class:`Edge` views of the out-edges of one node."""
+        from hypergraph.graph._views import Edge
+
+        lo, hi = int(self.indptr[node_id]), int(self.indptr[node_id + 1])
+        return [Edge(self, pos, node_id) for pos in range(lo, hi)]
+
+    def hyperedge(self, index: int) -> HyperEdge:
+        """A :class:`HyperEdge` view of one hyperedge."""
+        from hypergraph.graph._views import HyperEdge
+
+        if not 0 <= index < self.num_hyperedges:
+            raise DataError(f"Hyperedge {index} out of range [0, {self.num_hyperedges}).")
+        return HyperEdge(self, int(index))
+
+    # ------------------------------------------------------------------ mutation
+    def _replace_edges(self, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> None:
+        self.indptr, self.indices, self.weights = _csr_from_pairs(self.num_nodes, src, dst, w)
+        self.version += 1
+
+    def add_edges(self, src: np.ndarray | Sequence[int], dst: np.ndarray | Sequence[int],
+                  weights: np.ndarray | Sequence[float] | None = None, *,
+                  symmetric: bool = True) -> None:
+        """Add edges in bulk (an existing edge keeps the larger weight)."""
+        s = _as_index(src, self.num_nodes, "add_edges src")
+        d = _as_index(dst, self.num_nodes, "add_edges dst")
+        if s.shape != d.shape:
+            raise DataError("add_edges: src and dst must have the same length.")
+        w = np.ones(s.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+        keep = s != d
+        s, d, w = s[keep], d[keep], w[keep]
+        if symmetric:
+            s, d, w = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([w, w])
+        os_, od, ow = self.edge_list()
+        self._replace_edges(np.concatenate([os_, s]), np.concatenate([od, d]),
+                            np.concatenate([ow, w]))
+
+    def remove_edges(self, src: np.ndarray | Sequence[int], dst: np.ndarray | Sequence[int],
+                     *, symmetric: bool = True) -> int:
+        """Remove edges in bulk; returns how many directed entries were removed."""
+        n = self.num_nodes
+        s = _as_index(src, n, "remove_edges src")
+        d = _as_index(dst, n, "remove_edges dst")
+        if symmetric:
+            s, d = np.concatenate([s, d]), np.concatenate([d, s])
+        os_, od, ow = self.edge_list()
+        drop = np.isin(os_ * n + od, s * n + d)
+        if drop.any():
+            self._replace_edges(os_[~drop], od[~drop], ow[~drop])
+        return int(drop.sum())
+
+    def set_weights(self, weights: np.ndarray) -> None:
+        """Replace all edge weights (same order as :attr:`indices`)."""
+        w = np.asarray(weights, dtype=np.float32)
+        if w.shape != self.weights.shape:
+            raise DataError(f"set_weights: expected {self.weights.shape}, got {w.shape}.")
+        if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
+            raise DataError("set_weights: weights must be finite and non-negative.")
+        self.weights = w
+        self.version += 1
+
+    def set_hyperedges(self, hyperedges: Sequence[Sequence[int]] | sp.csr_matrix | None) -> None:
+        """Replace the hyperedges (lists of member ids, or an incidence matrix)."""
+        if hyperedges is None or sp.issparse(hyperedges):
+            self.incidence = None if hyperedges is None else sp.csr_matrix(hyperedges)
+        else:
+            self.incidence = incidence_from_lists(hyperedges, self.num_nodes)
+        self.version += 1
+
+    # ------------------------------------------------------------------ subgraphs
+    def subgraph(self, nodes: np.ndarray | Sequence[int]) -> HyperGraph:
+        """The subgraph induced by ``nodes`` (a boolean mask or ids), re-indexed.
+
+        New node ``j`` is old node ``ids[j]`` where ``ids`` are the given ids in order (sorted
+        when a mask is given); :attr:`attrs` gains ``"parent_id"`` holding ``ids``.
+        """
+        ids = _as_index(nodes, self.num_nodes, "subgraph")
+        if np.unique(ids).size != ids.size:
+            raise DataError("subgraph: node ids must be distinct.")
+        sub = self.to_scipy()[ids][:, ids].tocsr()
+        sub.sort_indices()
+        incidence = None
+        if self.incidence is not None:
+            inc = self.incidence[:, ids].tocsr()
+            incidence = inc[np.diff(inc.indptr) > 0]
+        members = None
+        if self.members is not None:
+            ptr, rows = self.members
+            sizes = ptr[ids + 1] - ptr[ids]
+            new_ptr = np.zeros(ids.size + 1, np.int64)
+            np.cumsum(sizes, out=new_ptr[1:])
+            take = np.concatenate([np.arange(ptr[i], ptr[i + 1]) for i in ids]) if ids.size \
+                else np.zeros(0, np.int64)
+            members = (new_ptr, rows[take.astype(np.int64)])
+        attrs = {k: v[ids] for k, v in (self.attrs or {}).items()}
+        parent = self.attrs.get("parent_id") if self.attrs else None
+        attrs["parent_id"] = ids if parent is None else parent[ids]
+        g = HyperGraph(sub.indptr.astype(np.int64), sub.indices.astype(np.int32),
+                       sub.data.astype(np.float32), self.split[ids].copy(),
+                       self.label[ids].copy(), self.store_row[ids].copy(), incidence=incidence,
+                       members=members, attrs=attrs)
+        g.store = self.store
+        return g
+
+    def split_subgraph(self, split: int | str) -> HyperGraph:
+        """The subgraph of one split (``"train"``, ``"val"``, ``"test"``)."""
+        return self.subgraph(self.ids_in_split(split))
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Check the CSR and node-array invariants; raise :class:`DataError` when broken."""
+        n = self.num_nodes
+        ip, ix, w = self.indptr, self.indices, self.weights
+        if ip.ndim != 1 or n < 0 or ip[0] != 0 or ip[-1] != ix.size:
+            raise DataError("Graph CSR invalid: indptr must start at 0 and end at len(indices).")
+        if np.any(np.diff(ip) < 0):
+            raise DataError("Graph CSR invalid: indptr must be non-decreasing.")
+        if ix.size != w.size:
+            raise DataError("Graph CSR invalid: indices and weights differ in length.")
+        if ix.size and (ix.min() < 0 or ix.max() >= n):
+            raise DataError("Graph CSR invalid: an edge points to a node that does not exist.")
+        if w.size and (not np.all(np.isfinite(w)) or w.min() < 0):
+            raise DataError("Graph CSR invalid: weights must be finite and non-negative.")
+        for name in ("split", "label", "store_row"):
+            arr = getattr(self, name)
+            if arr.shape[0] != n:
+                raise DataError(f"Graph invalid: '{name}' has {arr.shape[0]} entries for {n} "
+                                "nodes.")
+        if n and (self.split.min() < 0 or self.split.max() > 2):
+            raise DataError("Graph invalid: split codes must be 0 (train), 1 (val) or 2 (test).")
+        if self.incidence is not None and self.incidence.shape[1] != n:
+            raise DataError(f"Graph invalid: incidence has {self.incidence.shape[1]} columns "
+                            f"for {n} nodes.")
+        for name, arr in (self.attrs or {}).items():
+            if arr.shape[0] != n:
+                raise DataError(f"Graph invalid: attribute '{name}' has {arr.shape[0]} entries "
+                                f"for {n} nodes.")
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save to one ``.npz`` file (written atomically)."""
+        arrays: dict[str, np.ndarray] = {
+            "format_version": np.array(_FORMAT_VERSION), "indptr": self.indptr,
+            "indices": self.indices, "weights": self.weights, "split": self.split,
+            "label": self.label, "store_row": self.store_row,
+        }
+        if self.incidence is not None:
+            inc = self.incidence.tocsr()
+            arrays |= {"inc_indptr": inc.indptr, "inc_indices": inc.indices,
+                       "inc_data": inc.data, "inc_shape": np.array(inc.shape)}
+        if self.members is not None:
+            arrays |= {"members_ptr": self.members[0], "members_rows": self.members[1]}
+        for name, arr in (self.attrs or {}).items():
+            arrays[f"attr__{name}"] = arr
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> HyperGraph:
+        """Load a graph written by :meth:`save`; malformed files raise :class:`DataError`."""
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"Graph file '{path}' does not exist.")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as err:
+            raise DataError(f"Graph file '{path}' is not a HyperGraph .npz file: {err}") from err
+        missing = {"indptr", "indices", "weights", "split", "label", "store_row"} - set(data)
+        if missing:
+            raise DataError(f"Graph file '{path}' lacks arrays {sorted(missing)}.")
+        incidence = None
+        if "inc_indptr" in data:
+            incidence = sp.csr_matrix((data["inc_data"], data["inc_indices"], data["inc_indptr"]),
+                                      shape=tuple(data["inc_shape"]))
+        members = None
+        if "members_ptr" in data:
+            members = (data["members_ptr"], data["members_rows"])
+        attrs = {k[6:]: v for k, v in data.items() if k.startswith("attr__")} or None
+        g = cls(data["indptr"], data["indices"], data["weights"], data["split"], data["label"],
+                data["store_row"], incidence=incidence, members=members, attrs=attrs)
+        g.validate()
+        return g
+
+    # ------------------------------------------------------------------ interop
+    def to_networkx(self) -> nx.Graph:
+        """A networkx graph (``Graph`` if symmetric, else ``DiGraph``) with node attributes."""
+        import networkx as nx
+
+        g: nx.Graph = nx.Graph() if self.is_symmetric() else nx.DiGraph()
+        for i in range(self.num_nodes):
+            g.add_node(i, split=int(self.split[i]), label=self.label[i].item(),
+                       store_row=int(self.store_row[i]))
+        src, dst, w = self.edge_list()
+        g.add_weighted_edges_from(zip(src.tolist(), dst.tolist(), w.tolist(), strict=True))
+        return g
+
+    @classmethod
+    def from_networkx(cls, g: nx.Graph, weight: str = "weight") -> HyperGraph:
+        """Build from a networkx graph whose nodes are ``0..n-1`` (or relabelled in order).
+
+        Node attributes ``split``, ``label`` and ``store_row`` are read when present.
+        """
+        import networkx as nx
+
+        nodes = list(g.nodes())
+        index = {v: i for i, v in enumerate(nodes)}
+        n = len(nodes)
+        edges = list(g.edges(data=weight, default=1.0))
+        src = np.array([index[u] for u, _, _ in edges], np.int64)
+        dst = np.array([index[v] for _, v, _ in edges], np.int64)
+        w = np.array([x for _, _, x in edges], np.float32)
+        data = g.nodes
+        split = np.array([data[v].get("split", TRAIN) for v in nodes], np.int8)
+        label = np.array([data[v].get("label", -1) for v in nodes])
+        store_row = np.array([data[v].get("store_row", i) for i, v in enumerate(nodes)],
+                             np.int64)
+        return cls.from_edges(n, src, dst, w, symmetric=not isinstance(g, nx.DiGraph),
+                              split=split, label=label, store_row=store_row,
+                              allow_self_loops=True)
+
+    def __repr__(self) -> str:
+        return (f"HyperGraph(nodes={self.num_nodes}, edges={self.num_edges}, "
+                f"hyperedges={self.num_hyperedges})")
+
+
+def incidence_from_lists(hyperedges: Sequence[Sequence[int]], n: int) -> sp.csr_matrix:
+    """A ``(H, n)`` CSR incidence matrix from lists of member ids."""
+    lengths = np.array([len(h) for h in hyperedges], np.int64)
+    indptr = np.zeros(len(hyperedges) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    cols = (np.concatenate([np.asarray(h, np.int64) for h in hyperedges])
+            if len(hyperedges) else np.zeros(0, np.int64))
+    if cols.size and (cols.min() < 0 or cols.max() >= n):
+        raise DataError(f"Hyperedge members must lie in [0, {n}).")
+    inc = sp.csr_matrix((np.ones(cols.size, np.float32), cols, indptr), shape=(len(hyperedges), n))
+    inc.sum_duplicates()
+    return inc

@@ -1,0 +1,120 @@
+"""Light views of graph elements, made on access and never stored.
+
+``Node``, ``Edge`` and ``HyperEdge`` hold a reference to the graph and an index; all facts are
+read from the graph's arrays. The registered node kinds say how a node's data is gathered:
+``point`` nodes hold one store row, ``cluster`` nodes hold many (see ``HyperGraph.members``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from hypergraph.base import Module
+from hypergraph.exceptions import DataError
+from hypergraph.registry import register
+
+if TYPE_CHECKING:
+    from hypergraph.data import Data
+    from hypergraph.graph._hypergraph import HyperGraph
+
+__all__ = ["Edge", "HyperEdge", "Node"]
+
+
+@register("node", "point")
+class Node(Module):
+    """View of one node: its split, label, store rows, neighbours and data."""
+
+    tags: ClassVar[frozenset[str]] = frozenset({"node:point"})
+
+    def __init__(self, graph: HyperGraph, node_id: int) -> None:
+        self.graph = graph
+        self.id = node_id
+
+    @property
+    def split(self) -> str:
+        """``"train"``, ``"val"`` or ``"test"``."""
+        from hypergraph.graph._hypergraph import SPLIT_NAMES
+
+        return SPLIT_NAMES[int(self.graph.split[self.id])]
+
+    @property
+    def label(self) -> Any:
+        """The node's label (a Python scalar)."""
+        return self.graph.label[self.id].item()
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Store rows this node holds (one for a point node, many for a cluster)."""
+        row = int(self.graph.store_row[self.id])
+        if row >= 0 or self.graph.members is None:
+            return np.array([row], np.int64)
+        ptr, members = self.graph.members
+        return members[ptr[self.id]:ptr[self.id + 1]]
+
+    @property
+    def degree(self) -> int:
+        """Number of out-edges."""
+        return int(self.graph.indptr[self.id + 1] - self.graph.indptr[self.id])
+
+    def neighbors(self) -> np.ndarray:
+        """Ids of the out-neighbours."""
+        return self.graph.neighbors(self.id)[0]
+
+    def data(self) -> list[Data]:
+        """:class:`~hypergraph.data.Data` handles of the points this node holds."""
+        from hypergraph.data import Data
+
+        if self.graph.store is None:
+            raise DataError("This graph has no data store attached (graph.store is None).")
+        return [Data(self.graph.store, int(r)) for r in self.rows]
+
+    def __repr__(self) -> str:
+        return f"Node(id={self.id}, split={self.split}, label={self.label}, degree={self.degree})"
+
+
+@register("edge", "pairwise")
+class Edge(Module):
+    """View of one directed CSR entry ``src -> dst`` with its weight."""
+
+    tags: ClassVar[frozenset[str]] = frozenset({"edge:pairwise"})
+
+    def __init__(self, graph: HyperGraph, position: int, src: int) -> None:
+        self.graph = graph
+        self.position = position
+        self.src = src
+
+    @property
+    def dst(self) -> int:
+        """Target node id."""
+        return int(self.graph.indices[self.position])
+
+    @property
+    def weight(self) -> float:
+        """Edge weight."""
+        return float(self.graph.weights[self.position])
+
+    def __repr__(self) -> str:
+        return f"Edge({self.src} -> {self.dst}, weight={self.weight:.4g})"
+
+
+@register("edge", "hyperedge")
+class HyperEdge(Module):
+    """View of one hyperedge: the set of nodes it joins."""
+
+    tags: ClassVar[frozenset[str]] = frozenset({"edge:hyperedge"})
+
+    def __init__(self, graph: HyperGraph, index: int) -> None:
+        self.graph = graph
+        self.index = index
+
+    @property
+    def members(self) -> np.ndarray:
+        """Ids of the nodes this hyperedge joins."""
+        inc = self.graph.incidence
+        assert inc is not None
+        return inc.indices[inc.indptr[self.index]:inc.indptr[self.index + 1]].astype(np.int64)
+
+    def __repr__(self) -> str:
+        return f"HyperEdge({self.index}, members={self.members.tolist()})"

@@ -1,0 +1,160 @@
+"""Modules registered by name, per kind.
+
+``@register("traversal", "random_walk")`` puts a class in the registry; a second class under the
+same kind and name is refused. :func:`resolve` answers unknown names with the valid choices and
+the closest match. Third-party packages add modules through the entry-point group
+``hypergraph.modules`` (each entry point names a module to import, whose import registers its
+classes) or through ``--plugins some.module`` (:func:`load_plugins`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hypergraph.exceptions import HyperGraphError, UnknownNameError
+from hypergraph.logging import get_logger
+
+if TYPE_CHECKING:
+    from hypergraph.base import Module
+
+__all__ = ["KINDS", "all_modules", "load_plugins", "names", "register", "resolve"]
+
+logger = get_logger(__name__)
+
+#: The ten module kinds, in the order a run uses them.
+KINDS: tuple[str, ...] = (
+    "dataset", "data", "dataloader", "hypergraph", "node", "edge",
+    "model", "traversal", "manager", "trainer",
+)
+
+ENTRY_POINT_GROUP = "hypergraph.modules"
+
+_REGISTRY: dict[str, dict[str, type[Module]]] = {kind: {} for kind in KINDS}
+_state = {"builtins": False, "entry_points": False}
+
+T = TypeVar("T", bound="type[Module]")
+
+
+def register(kind: str, name: str) -> Callable[[T], T]:
+    """Class decorator registering a module under ``kind`` and ``name``.
+
+    Raises:
+        UnknownNameError: ``kind`` is not one of :data:`KINDS`.
+        HyperGraphError: another class is already registered under that name.
+    """
+    if kind not in _REGISTRY:
+        raise UnknownNameError("module kind", kind, KINDS)
+
+    def decorator(cls: T) -> T:
+        existing = _REGISTRY[kind].get(name)
+        if existing is not None and existing is not cls:
+            raise HyperGraphError(
+                f"A {kind} named '{name}' is already registered ({existing.__module__}."
+                f"{existing.__qualname__}); refusing to register {cls.__module__}."
+                f"{cls.__qualname__} under the same name. Pick another name."
+            )
+        cls.kind = kind
+        cls.name = name
+        _REGISTRY[kind][name] = cls
+        return cls
+
+    return decorator
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove a registration (for tests and interactive use)."""
+    _REGISTRY.get(kind, {}).pop(name, None)
+
+
+def _ensure_loaded() -> None:
+    if not _state["builtins"]:
+        _state["builtins"] = True
+        importlib.import_module("hypergraph.modules")
+    if not _state["entry_points"]:
+        _state["entry_points"] = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception as err:  # a broken plugin must not break the library
+                logger.warning("Plugin entry point %r failed to load: %s", ep.value, err)
+
+
+def load_plugins(modules: Iterable[str]) -> None:
+    """Import plugin modules by dotted name so that their ``@register`` calls run.
+
+    Raises:
+        HyperGraphError: a module cannot be imported (the message names it and why).
+    """
+    _ensure_loaded()
+    for mod in modules:
+        mod = mod.strip()
+        if not mod:
+            continue
+        try:
+            importlib.import_module(mod)
+        except ImportError as err:
+            raise HyperGraphError(
+                f"Could not import plugin module '{mod}': {err}. Check that it is installed "
+                "or on PYTHONPATH, and give its dotted module name (e.g. my_pkg.modules)."
+            ) from err
+
+
+def resolve(kind: str, name: str) -> type[Module]:
+    """Return the class registered under ``kind``/``name``.
+
+    Raises:
+        UnknownNameError: with the list of valid names and the closest match.
+    """
+    _ensure_loaded()
+    if kind not in _REGISTRY:
+        raise UnknownNameError("module kind", kind, KINDS)
+    try:
+        return _REGISTRY[kind][name]
+    except KeyError:
+        raise UnknownNameError(kind, name, _REGISTRY[kind]) from None
+
+
+def names(kind: str) -> list[str]:
+    """Sorted names registered for ``kind``."""
+    _ensure_loaded()
+    if kind not in _REGISTRY:
+        raise UnknownNameError("module kind", kind, KINDS)
+    return sorted(_REGISTRY[kind])
+
+
+def all_modules(kind: str | None = None) -> list[type[Module]]:
+    """Every registered class (of one kind, or all kinds in :data:`KINDS` order)."""
+    _ensure_loaded()
+    kinds = KINDS if kind is None else (kind,)
+    out: list[type[Module]] = []
+    for k in kinds:
+        if k not in _REGISTRY:
+            raise UnknownNameError("module kind", k, KINDS)
+        out.extend(_REGISTRY[k][n] for n in sorted(_REGISTRY[k]))
+    return out
+
+
+def describe(cls: type[Module]) -> dict[str, Any]:
+    """A JSON-friendly description of one registered module."""
+    return {
+        "kind": cls.kind,
+        "name": cls.name,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+        "tags": sorted(cls.tags),
+        "requires": sorted(cls.requires),
+        "space": {
+            p: {"default": _jsonable(param.default), "range": param.describe(),
+                "searchable": param.searchable, "help": param.help}
+            for p, param in cls.space.items()
+        },
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
