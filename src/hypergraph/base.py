@@ -21,7 +21,7 @@ __all__ = ["Module", "hyperparameter_names"]
 
 def hyperparameter_names(cls: type) -> list[str]:
     """Constructor keyword arguments that have a default (the hyperparameters of ``cls``)."""
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(cls.__init__)  # type: ignore[misc]
     return [
         p.name for p in sig.parameters.values()
         if p.name != "self" and p.default is not inspect.Parameter.empty
@@ -52,12 +52,12 @@ class Module:
             original = cls.__dict__["__init__"]
 
             @functools.wraps(original)
-            def __init__(self: Module, *args: Any, **kw: Any) -> None:
+            def __init__(self: Module, *args: Any, **kw: Any) -> None:  # noqa: N807
                 original(self, *args, **kw)
                 if type(self).__init__ is __init__:
                     self._validate_params()
 
-            cls.__init__ = __init__  # type: ignore[method-assign]
+            cls.__init__ = __init__  # type: ignore[method-assign,assignment]
 
     @classmethod
     def display_name(cls) -> str:

@@ -68,7 +68,8 @@ class RunConfig(BaseModel):
 
     def choice(self, kind: str) -> ModuleChoice:
         """The module chosen for ``kind``."""
-        return getattr(self, kind)  # type: ignore[no-any-return]
+        choice: ModuleChoice = getattr(self, kind)
+        return choice
 
     def to_yaml(self) -> str:
         """YAML that :func:`load_config` reads back into an equal config."""

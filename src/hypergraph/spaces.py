@@ -145,7 +145,7 @@ class Categorical(Param):
         if isinstance(value, list):
             value = tuple(value)
         for choice in self.choices:
-            if value == choice and type(value) is type(choice) or (
+            if (value == choice and type(value) is type(choice)) or (
                 _is_int(value) and _is_int(choice) and value == choice
                 and not isinstance(choice, bool)
             ):

@@ -48,9 +48,10 @@ def problems(combination: Mapping[str, type[Module]]) -> list[str]:
             alts = req.split("|")
             who = sorted({p for alt in alts for p in providers(alt)})
             shown = " or ".join(f"'{a}'" for a in alts)
+            found = ", ".join(who) or "no registered module"
             out.append(
                 f"{kind} '{cls.name}' requires tag {shown}, which no other module of this "
-                f"combination provides; it is provided by: {', '.join(who) or 'no registered module'}."
+                f"combination provides; it is provided by: {found}."
             )
     return out
 

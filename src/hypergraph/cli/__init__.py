@@ -1,4 +1,8 @@
-"""The ``hypergraph`` command line (Typer)."""
+"""The ``hypergraph`` command line (Typer).
+
+Each command group lives in its own module that decorates functions with ``@app.command()``;
+importing it here registers the command.
+"""
 
 from hypergraph.cli._app import app, main
 

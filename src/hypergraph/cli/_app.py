@@ -85,6 +85,7 @@ def train(
     from hypergraph.config import RunConfig, apply_overrides, load_config
     from hypergraph.run import default_run_dir
     from hypergraph.run import train as run_train
+    from hypergraph.trainers import Callback
 
     cfg = load_config(config) if config is not None else RunConfig()
     overrides: list[str] = []
@@ -103,7 +104,7 @@ def train(
     if _state.get("plugins"):
         cfg = cfg.model_copy(update={"plugins": sorted(set(cfg.plugins) | set(_state["plugins"]))})
     out_dir = out if out is not None else default_run_dir(cfg)
-    callbacks = []
+    callbacks: list[Callback] = []
     bar = None
     if progress:
         from hypergraph.cli._progress import RichProgress

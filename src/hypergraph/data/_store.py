@@ -65,7 +65,7 @@ class ArrayStore(DataStore):
         return tuple(self.array.shape[1:])
 
     def get(self, rows: np.ndarray) -> np.ndarray:
-        return self.array[rows]  # type: ignore[no-any-return]
+        return self.array[rows]
 
     def as_array(self) -> np.ndarray:
         return self.array
@@ -147,7 +147,7 @@ class Data:
     @property
     def value(self) -> np.ndarray:
         """The point's features."""
-        return self.store.get(np.array([self.row]))[0]  # type: ignore[no-any-return]
+        return self.store.get(np.array([self.row]))[0]
 
     def __repr__(self) -> str:
         return f"Data(row={self.row}, store={type(self.store).__name__})"

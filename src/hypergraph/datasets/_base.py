@@ -101,8 +101,8 @@ def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
         np.arange(y.shape[0])]
     for idx in groups:
         idx = idx[rng.permutation(idx.size)]
-        n_test = int(round(test_fraction * idx.size))
-        n_val = int(round(val_fraction * idx.size))
+        n_test = round(test_fraction * idx.size)
+        n_val = round(val_fraction * idx.size)
         split[idx[:n_test]] = 2
         split[idx[n_test:n_test + n_val]] = 1
     return split

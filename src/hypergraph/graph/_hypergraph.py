@@ -102,7 +102,7 @@ class HyperGraph(Module):
         self.attrs = attrs
         self.version = 0
         self.store: DataStore | None = None
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -190,7 +190,7 @@ class HyperGraph(Module):
         if key not in self._cache:
             cw = np.concatenate([[0.0], np.cumsum(self.weights, dtype=np.float64)])
             self._cache[key] = cw[self.indptr[1:]] - cw[self.indptr[:-1]]
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def neighbors(self, node: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, weights)`` of the out-neighbours of ``node`` (views, not copies)."""
@@ -214,7 +214,7 @@ class HyperGraph(Module):
         key = ("split", code, self.version)
         if key not in self._cache:
             self._cache[key] = np.flatnonzero(self.split == code)
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def train_ids(self) -> np.ndarray:
         """Ids of training nodes (the only ones a traversal may yield)."""

@@ -179,12 +179,14 @@ class TorchModel(Model):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         self.net_.eval()
-        return self.net_(x)  # type: ignore[no-any-return]
+        out: torch.Tensor = self.net_(x)
+        return out
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         self.net_.eval()
-        return self.net_.body(x)  # type: ignore[no-any-return]
+        out: torch.Tensor = self.net_.body(x)  # type: ignore[operator]
+        return out
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,

@@ -196,7 +196,8 @@ class StandardTrainer(Trainer):
         ctx.manager.load_state_dict(payload["manager"])
         gather.rng.bit_generator.state = payload["gather_rng"]
         torch.set_rng_state(payload["torch_rng"])
-        return payload["best_model"]  # type: ignore[no-any-return]
+        best: bytes | None = payload["best_model"]
+        return best
 
 
 def _serialise(state: dict[str, Any]) -> bytes:
@@ -206,4 +207,6 @@ def _serialise(state: dict[str, Any]) -> bytes:
 
 
 def _deserialise(blob: bytes) -> dict[str, Any]:
-    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)  # type: ignore[no-any-return]
+    state: dict[str, Any] = torch.load(io.BytesIO(blob), map_location="cpu",
+                                       weights_only=False)
+    return state

@@ -70,7 +70,8 @@ class RandomWalkTraversal(Traversal):
         sub = self.graph_.subgraph(self.train_ids_)
         self.table_ = WalkTable(sub.indptr, sub.indices, sub.weights)
         self.n_sub_ = sub.num_nodes
-        if not hasattr(self, "pos_") or self.pos_.max(initial=-1) >= self.n_sub_:
+        pos: np.ndarray | None = getattr(self, "pos_", None)
+        if pos is None or pos.max(initial=-1) >= self.n_sub_:
             self.pos_ = self.rng_.integers(0, self.n_sub_, size=self.walkers)
             self.history_ = np.full((self.walkers, self.no_return), -1, np.int64)
         self.pending_ = np.zeros(0, np.int64)
