@@ -5,6 +5,7 @@ the registry (:func:`~hypergraph.registry.resolve`, :func:`~hypergraph.registry.
 graph (:class:`~hypergraph.graph.HyperGraph`) and the ten module base classes.
 """
 
+from hypergraph.api import from_arrays
 from hypergraph.base import Module
 from hypergraph.config import RunConfig, load_config
 from hypergraph.exceptions import HyperGraphError
@@ -21,6 +22,7 @@ __all__ = [
     "Module",
     "RunConfig",
     "__version__",
+    "from_arrays",
     "get_logger",
     "load_config",
     "register",

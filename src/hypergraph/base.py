@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from pathlib import Path
 from typing import Any, ClassVar
 
 from hypergraph.exceptions import InvalidParameterError, UnknownNameError
@@ -102,6 +103,17 @@ class Module:
             return cls(**params)
         except TypeError as err:
             raise InvalidParameterError(f"Cannot build {cls.display_name()}: {err}") from err
+
+    @classmethod
+    def _contract_params(cls, tmp_dir: Path) -> dict[str, Any]:
+        """Hyperparameters with which the contract-test kit builds this module on tiny data.
+
+        The default (``{}``) builds the module with its defaults. Override it when the defaults
+        cannot work without real input (a file path, a folder of images) or are too large for a
+        quick check: write tiny input files under ``tmp_dir`` (an empty temporary folder) and
+        return the parameters that point at them. See ``docs/contract-tests.md``.
+        """
+        return {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -16,6 +16,7 @@ A run config is YAML (or a mapping) validated by pydantic::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hypergraph.exceptions import ConfigError, UnknownNameError
 
-__all__ = ["DEFAULTS", "ModuleChoice", "RunConfig", "apply_overrides", "load_config"]
+__all__ = ["DEFAULTS", "ModuleChoice", "RunConfig", "YamlLoader", "apply_overrides", "load_config",
+           "load_yaml"]
 
 #: The default combination of ``hypergraph train``.
 DEFAULTS: dict[str, str] = {
@@ -36,6 +38,30 @@ DEFAULTS: dict[str, str] = {
     "trainer": "standard",
 }
 RUN_KINDS = tuple(DEFAULTS)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads YAML 1.2 floats such as ``1e-4`` as numbers.
+
+    Plain PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string, so ``lr: 1e-4`` would
+    be rejected as "not a float".
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with :class:`YamlLoader` (raises ``yaml.YAMLError`` when malformed)."""
+    return yaml.load(text, Loader=YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class ModuleChoice(BaseModel):
@@ -57,6 +83,8 @@ class RunConfig(BaseModel):
     seed: int = 0
     device: str = "auto"
     plugins: list[str] = Field(default_factory=list)
+    #: Run loggers (see ``hypergraph.loggers.LOGGERS``): console, jsonl, csv, wandb.
+    loggers: list[str] = Field(default_factory=lambda: ["jsonl"])
     dataset: ModuleChoice = ModuleChoice(name=DEFAULTS["dataset"])
     dataloader: ModuleChoice = ModuleChoice(name=DEFAULTS["dataloader"])
     model: ModuleChoice = ModuleChoice(name=DEFAULTS["model"])
@@ -82,7 +110,7 @@ def _format_validation(err: ValidationError, source: str) -> str:
         loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = ("unknown key; valid top-level keys: seed, device, plugins, "
+            msg = ("unknown key; valid top-level keys: seed, device, plugins, loggers, "
                    + ", ".join(RUN_KINDS))
         parts.append(f"{loc}: {msg}")
     return f"Invalid run config {source}: " + "; ".join(parts) + "."
@@ -104,10 +132,17 @@ def config_from_mapping(data: Any, source: str = "") -> RunConfig:
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML run config; missing or malformed files raise :class:`ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Config file '{path}' is a folder; give the YAML file inside it "
+                          "(e.g. a run folder's config.yaml).")
     if not path.is_file():
         raise ConfigError(f"Config file '{path}' does not exist.")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Config file '{path}' cannot be read as UTF-8 text: {err}.") from None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -119,7 +154,7 @@ def load_config(path: str | Path) -> RunConfig:
 def parse_value(text: str) -> Any:
     """A ``--set`` value as YAML (``0.01`` -> float, ``[64, 64]`` -> list, ``true`` -> bool)."""
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         return text
 

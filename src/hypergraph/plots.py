@@ -1,39 +1,261 @@
-"""Plots of runs (matplotlib, headless)."""
+"""Plots of runs and graphs (matplotlib, headless).
+
+* :func:`plot_learning_curves` - loss and a validation metric per epoch, several runs overlaid.
+* :func:`plot_graph` - a graph in 2-D (PCA of the features, or a spring layout for small
+  graphs), nodes coloured by label and marked by split, optionally a second panel coloured by
+  how often training visited each node.
+* :func:`load_history` - the epoch records of a run folder.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["plot_learning_curves"]
+import numpy as np
+
+from hypergraph.exceptions import DataError, InvalidParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from hypergraph.graph import HyperGraph
+
+__all__ = ["graph_layout", "load_history", "plot_graph", "plot_learning_curves"]
+
+_SPLIT_MARKERS = (("train", "o"), ("val", "s"), ("test", "^"))
+LAYOUTS = ("auto", "pca", "spring")
 
 
-def plot_learning_curves(histories: Sequence[tuple[str, list[dict[str, Any]]]],
-                         path: str | Path, metric: str = "accuracy") -> Path:
-    """Training loss, validation loss and validation ``metric`` per epoch, one line per run.
-
-    Args:
-        histories: ``(label, history)`` pairs; a history is the list of ``history.jsonl`` lines.
-        path: Where to write the PNG.
-        metric: Validation metric of the right-hand panel.
-    """
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def load_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The epoch records of ``run_dir/history.jsonl``.
+
+    Raises:
+        DataError: the folder holds no readable ``history.jsonl``.
+    """
+    path = Path(run_dir) / "history.jsonl"
+    if not path.is_file():
+        raise DataError(f"'{run_dir}' holds no history.jsonl: it is not a run folder written by "
+                        "`hypergraph train`, or the run has not finished an epoch yet.")
+    records = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise DataError(f"'{path}' line {i} is not valid JSON: {err.msg}.") from None
+    return records
+
+
+def plot_learning_curves(histories: Sequence[tuple[str, list[dict[str, Any]]]],
+                         path: str | Path, metric: str = "accuracy") -> Path:
+    """Training loss, validation loss and validation ``metric`` per epoch, one colour per run.
+
+    Args:
+        histories: ``(label, history)`` pairs; a history is the list of ``history.jsonl`` lines.
+        path: Where to write the PNG.
+        metric: Validation metric of the right-hand panel (``loss``, ``accuracy``, ``r2``...).
+    """
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, history in histories:
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, history) in enumerate(histories):
+        c = colours[i % len(colours)]
         epochs = [h["epoch"] for h in history]
-        axes[0].plot(epochs, [h["train_loss"] for h in history], label=f"{label} train")
-        axes[0].plot(epochs, [h["val"].get("loss") for h in history], "--", label=f"{label} val")
-        axes[1].plot(epochs, [h["val"].get(metric) for h in history], label=label)
-    axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
-    axes[1].set(xlabel="epoch", ylabel=f"val {metric}", title=f"Validation {metric}")
+        axes[0].plot(epochs, [h["train_loss"] for h in history], color=c,
+                     label=f"{label} train")
+        axes[0].plot(epochs, [h["val"].get("loss") for h in history], "--", color=c,
+                     label=f"{label} val")
+        axes[1].plot(epochs, [h["val"].get(metric, math.nan) for h in history], color=c,
+                     label=label)
+        best = [h for h in history if h.get("best")]
+        if best:
+            b = best[-1]
+            axes[1].plot([b["epoch"]], [b["val"].get(metric, math.nan)], "*", color=c,
+                         markersize=10)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="Loss (solid: train, dashed: val)")
+    axes[1].set(xlabel="epoch", ylabel=f"val {metric}", title=f"Validation {metric} (*: best)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    losses = [h["train_loss"] for _, hist in histories for h in hist]
+    if losses and min(losses) > 0 and max(losses) / min(losses) > 100:
+        axes[0].set_yscale("log")  # losses spanning decades stay readable
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def graph_layout(graph: HyperGraph, features: np.ndarray | None = None, layout: str = "auto",
+                 seed: int = 0) -> np.ndarray:
+    """2-D positions ``[nodes, 2]`` of ``graph``'s nodes.
+
+    Args:
+        graph: The graph.
+        features: Per-node features (rows in node order) for ``pca``; ``None`` allows only
+            ``spring``.
+        layout: ``pca`` (first two principal components of the features), ``spring``
+            (force-directed over the edges; slow above a few thousand nodes) or ``auto``
+            (spring up to 500 nodes or without features, else PCA).
+        seed: Seed of the spring layout.
+    """
+    if layout not in LAYOUTS:
+        raise InvalidParameterError(f"The layout must be one of {', '.join(LAYOUTS)}, got "
+                                    f"'{layout}'.")
+    n = graph.num_nodes
+    if layout == "auto":
+        layout = "spring" if n <= 500 or features is None else "pca"
+    if layout == "pca":
+        if features is None:
+            raise DataError("A PCA layout needs the node features in memory; this dataset is "
+                            "file-backed. Use --layout spring.")
+        x = np.asarray(features, np.float64).reshape(n, -1)
+        if x.shape[1] == 1:
+            return np.column_stack([x[:, 0], np.zeros(n)])
+        from sklearn.decomposition import PCA
+
+        pos: np.ndarray = PCA(n_components=2, random_state=seed).fit_transform(x)
+        return pos
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    src, dst, w = graph.edge_list()
+    keep = src < dst
+    g.add_weighted_edges_from(zip(src[keep].tolist(), dst[keep].tolist(),
+                                  w[keep].tolist(), strict=True))
+    placed = nx.spring_layout(g, seed=seed, iterations=60)
+    return np.array([placed[i] for i in range(n)], dtype=np.float64)
+
+
+def node_features(graph: HyperGraph, features: np.ndarray) -> np.ndarray:
+    """Per-node features from per-row ``features``: a point's row, or a cluster's member mean."""
+    rows = graph.store_row
+    out = np.zeros((graph.num_nodes, *features.shape[1:]), np.float64)
+    point = rows >= 0
+    out[point] = features[rows[point]]
+    if graph.members is not None and not point.all():
+        ptr, members = graph.members
+        for i in np.flatnonzero(~point):
+            m = members[ptr[i]:ptr[i + 1]]
+            if m.size:
+                out[i] = features[m].mean(axis=0)
+    return out
+
+
+def plot_graph(graph: HyperGraph, path: str | Path, features: np.ndarray | None = None,
+               visits: np.ndarray | None = None, layout: str = "auto", title: str = "",
+               max_edges: int = 20_000, seed: int = 0, regression: bool | None = None) -> Path:
+    """Draw ``graph``: nodes coloured by label and marked by split (o train, s val, ^ test).
+
+    Args:
+        graph: The graph to draw.
+        path: Where to write the PNG.
+        features: Per-node features (node order) for the PCA layout.
+        visits: Optional per-node training visit counts (a run's ``visits.npy``): adds a panel
+            with training nodes coloured by visits.
+        layout: See :func:`graph_layout`.
+        title: Figure title.
+        max_edges: At most this many (undirected) edges are drawn, a fixed random sample.
+        seed: Seed of the layout and of the edge sample.
+        regression: Colour labels on a continuous scale (default: guessed from the labels).
+    """
+    if visits is not None:
+        visits = np.asarray(visits)
+        if visits.shape != (graph.num_nodes,):
+            raise DataError(f"The visit counts hold {visits.shape[0]} entries but the graph has "
+                            f"{graph.num_nodes} nodes: they come from a different graph.")
+    pos = graph_layout(graph, features, layout, seed)
+    plt = _pyplot()
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    panels = 1 if visits is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 6.5), squeeze=False)
+    src, dst, _ = graph.edge_list()
+    keep = np.flatnonzero(src < dst)
+    if keep.size > max_edges:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, max_edges, replace=False))
+    segments = np.stack([pos[src[keep]], pos[dst[keep]]], axis=1)
+    n = graph.num_nodes
+    size = float(np.clip(20_000 / max(n, 1), 4, 60))
+    label = np.asarray(graph.label)
+    if regression is None:
+        regression = label.dtype.kind == "f"
+    split = np.asarray(graph.split)
+
+    def draw_edges(ax: Axes) -> None:
+        alpha = float(np.clip(12 / max(keep.size, 1) ** 0.5, 0.03, 0.5))  # dense: lighter
+        ax.add_collection(LineCollection(list(segments), colors="0.55", linewidths=0.5, alpha=alpha,
+                                         zorder=1))
+
+    ax = axes[0, 0]
+    draw_edges(ax)
+    if regression:
+        cmap, norm = plt.get_cmap("viridis"), plt.Normalize(float(label.min()),
+                                                           float(label.max()))
+        colours = cmap(norm(label.astype(np.float64)))
+    else:
+        classes = np.unique(label)
+        cmap = plt.get_cmap("tab10" if classes.size <= 10 else "tab20")
+        index = np.searchsorted(classes, label)
+        colours = cmap(index % cmap.N)
+    for code, (_name, marker) in enumerate(_SPLIT_MARKERS):
+        sel = split == code
+        ax.scatter(pos[sel, 0], pos[sel, 1], c=colours[sel], marker=marker,
+                   s=size if code == 0 else size * 1.6,
+                   edgecolors="none" if code == 0 else "black", linewidths=0.4, zorder=2)
+    handles = [Line2D([], [], ls="", marker=m, color="0.3", markeredgecolor="black",
+                      label=f"{name} ({int((split == c).sum())})")
+               for c, (name, m) in enumerate(_SPLIT_MARKERS)]
+    if regression:
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="target")
+    elif classes.size <= 20:
+        handles += [Line2D([], [], ls="", marker="o", color=cmap(i % cmap.N), label=str(c))
+                    for i, c in enumerate(classes.tolist())]
+    ax.legend(handles=handles, fontsize=7, loc="best", ncol=2, framealpha=0.8,
+              title="split / label", title_fontsize=8)
+    ax.set_title(f"Nodes by label and split ({n} nodes, {graph.num_edges // 2} edges"
+                 + (f", {keep.size} drawn" if keep.size < graph.num_edges // 2 else "") + ")")
+
+    if visits is not None:
+        ax2 = axes[0, 1]
+        draw_edges(ax2)
+        train = split == 0
+        other = ~train
+        ax2.scatter(pos[other, 0], pos[other, 1], c="0.8", s=size, marker="x",
+                    linewidths=0.6, zorder=2)
+        order = np.flatnonzero(train)[np.argsort(visits[train], kind="stable")]
+        v = visits[order].astype(np.float64)
+        vmax = max(float(v.max(initial=1)), 1.0)
+        sc = ax2.scatter(pos[order, 0], pos[order, 1], c=v, cmap="magma_r",
+                         norm=plt.Normalize(0, vmax), s=size * (0.5 + 2.0 * v / vmax),
+                         edgecolors="none", zorder=3)
+        fig.colorbar(sc, ax=ax2, label="training visits")
+        unvisited = int((visits[train] == 0).sum())
+        ax2.set_title(f"Training visits (x: val/test; {unvisited} of {int(train.sum())} "
+                      "training nodes never visited)")
+    for a in axes[0]:
+        a.set_xticks([])
+        a.set_yticks([])
+        a.autoscale_view()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -8,6 +8,11 @@ tags before any work; :func:`train` runs it and, given ``out_dir``, writes the r
 * ``history.jsonl`` - one line per epoch.
 * ``metrics.json`` - written last, only when the run completed.
 * ``learning_curve.png``, ``best.pt`` (best-on-validation model), ``last.pt`` (resume point).
+* ``visits.npy`` - training visits per graph node; ``history.csv`` and ``wandb/`` when those
+  loggers are chosen (``RunConfig.loggers``).
+
+:func:`resume` continues a killed run from its ``last.pt`` with the run's ``config.yaml`` and
+ends with the same ``metrics.json`` (timings aside) as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from hypergraph.base import Module
 from hypergraph.config import RUN_KINDS, ModuleChoice, RunConfig
 from hypergraph.dataloaders import Dataloader
 from hypergraph.datasets import Dataset
-from hypergraph.exceptions import HyperGraphError
+from hypergraph.exceptions import ConfigError, DataError, HyperGraphError
 from hypergraph.logging import get_logger
 from hypergraph.managers import GraphManager
 from hypergraph.models import Model, resolve_device
@@ -30,14 +35,13 @@ from hypergraph.rng import RngStreams
 from hypergraph.tags import check_combination
 from hypergraph.trainers import (
     Callback,
-    HistoryWriter,
     TrainContext,
     Trainer,
     write_json_atomic,
 )
 from hypergraph.traversals import Traversal
 
-__all__ = ["Modules", "build", "resolved_config", "train"]
+__all__ = ["Modules", "build", "resolved_config", "resume", "train"]
 
 logger = get_logger(__name__)
 
@@ -54,17 +58,29 @@ class Modules:
     trainer: Trainer
 
 
-def build(config: RunConfig) -> Modules:
+def build(config: RunConfig, *, dataset: Dataset | None = None,
+          model: Model | None = None) -> Modules:
     """Resolve, construct and tag-check the modules of ``config``.
+
+    Args:
+        config: The run config.
+        dataset: A ready dataset instance (e.g. :func:`hypergraph.from_arrays`) used instead
+            of ``config.dataset``.
+        model: A ready model instance (e.g. a wrapped user ``nn.Module``) used instead of
+            ``config.model``.
 
     Raises:
         HyperGraphError: unknown names, invalid hyperparameters or an incompatible combination.
     """
     registry.load_plugins(config.plugins)
-    classes = {kind: registry.resolve(kind, config.choice(kind).name) for kind in RUN_KINDS}
+    given: dict[str, Module] = {k: v for k, v in (("dataset", dataset), ("model", model))
+                                if v is not None}
+    classes = {kind: type(given[kind]) if kind in given
+               else registry.resolve(kind, config.choice(kind).name) for kind in RUN_KINDS}
     check_combination(classes)
     instances: dict[str, Module] = {
-        kind: cls.from_params(config.choice(kind).params) for kind, cls in classes.items()
+        kind: given[kind] if kind in given else cls.from_params(config.choice(kind).params)
+        for kind, cls in classes.items()
     }
     return Modules(**instances)  # type: ignore[arg-type]
 
@@ -98,28 +114,56 @@ def prepare(config: RunConfig, modules: Modules) -> TrainContext:
 
 
 def train(config: RunConfig, out_dir: str | Path | None = None,
-          callbacks: list[Callback] | None = None) -> dict[str, Any]:
+          callbacks: list[Callback] | None = None, resume: bool = False, *,
+          dataset: Dataset | None = None, model: Model | None = None) -> dict[str, Any]:
     """Run one training and return its metrics (also written to ``out_dir`` if given).
 
     The run folder is only created once the config has been validated, so bad input leaves
     nothing behind; ``metrics.json`` is written last, so its presence marks a finished run.
+
+    Args:
+        config: The run.
+        out_dir: Run folder (``None``: keep nothing on disk).
+        callbacks: Extra trainer callbacks (after the loggers of ``config.loggers``).
+        resume: Continue from ``out_dir/last.pt`` instead of starting over (see :func:`resume`);
+            without a ``last.pt`` the run starts from the beginning in the same folder.
+        dataset: A dataset instance used instead of ``config.dataset`` (data that lives in
+            Python, see :func:`hypergraph.from_arrays`).
+        model: A model instance used instead of ``config.model`` (e.g. a wrapped user
+            ``nn.Module``). With either, the written ``config.yaml`` names the module but
+            cannot rebuild it.
     """
-    modules = build(config)
+    from hypergraph.loggers import check_logger_names, make_loggers
+
+    check_logger_names(config.loggers)
+    modules = build(config, dataset=dataset, model=model)
     resolved = resolved_config(config, modules)
+    resolve_device(config.device)  # a bad --device is an input error: fail before the folder
     out = Path(out_dir) if out_dir is not None else None
+    resume_state: dict[str, Any] | None = None
+    if resume:
+        if out is None:
+            raise ConfigError("Resuming needs the run folder to resume (out_dir).")
+        resume_state = _load_checkpoint(out / "last.pt")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in ("metrics.json", "history.jsonl", "learning_curve.png", "best.pt",
-                      "last.pt"):
-            (out / stale).unlink(missing_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # an existing file, a file as parent, no permission...
+            raise ConfigError(f"Cannot create the run folder '{out}': {err.strerror or err}. "
+                              "Give another path with --out.") from None
+        stale = ["metrics.json", "learning_curve.png"]
+        if resume_state is None:
+            stale += ["history.jsonl", "history.csv", "best.pt", "last.pt", "visits.npy"]
+        for name in stale:
+            (out / name).unlink(missing_ok=True)
         (out / "config.yaml").write_text(resolved.to_yaml())
         write_json_atomic(out / "status.json", {"state": "running"})
     try:
         ctx = prepare(resolved, modules)
         ctx.out_dir = out
-        ctx.callbacks = list(callbacks or [])
-        if out is not None:
-            ctx.callbacks.insert(0, HistoryWriter(out / "history.jsonl"))
+        ctx.resume_state = resume_state
+        ctx.callbacks = [*make_loggers(resolved.loggers, out, resolved.model_dump(mode="json")),
+                         *(callbacks or [])]
         result = modules.trainer.fit(ctx)
     except (HyperGraphError, KeyboardInterrupt) as err:
         if out is not None:
@@ -131,6 +175,44 @@ def train(config: RunConfig, out_dir: str | Path | None = None,
     if out is not None:
         _finish(out, result)
     return result
+
+
+def resume(run_dir: str | Path, callbacks: list[Callback] | None = None) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` from its last checkpoint, with its own ``config.yaml``.
+
+    Model, optimiser, traversal and manager state, the graph (if a manager changed it) and
+    every random stream are restored, so the finished run's ``metrics.json`` equals that of an
+    uninterrupted run (``wall_s`` aside) and ``history.jsonl`` holds each epoch once.
+
+    Raises:
+        ConfigError: ``run_dir`` is not a run folder, or the run already completed.
+    """
+    from hypergraph.config import load_config
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"Cannot resume '{run}': it holds no config.yaml, so it is not a run "
+                          "folder written by `hypergraph train`.")
+    if (run / "metrics.json").is_file():
+        raise ConfigError(f"Cannot resume '{run}': the run already completed (metrics.json "
+                          "exists). Start a new run with -c " f"{run / 'config.yaml'}.")
+    config = load_config(run / "config.yaml")
+    if not (run / "last.pt").is_file():
+        logger.warning("'%s' holds no last.pt; the run starts again from the beginning.", run)
+    return train(config, run, callbacks=callbacks, resume=True)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The payload of ``last.pt`` (``None`` when the file does not exist)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise DataError(f"Could not read the checkpoint '{path}' to resume from: {err}") from err
+    return payload
 
 
 def _finish(out: Path, result: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ independent of the optimiser.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,11 +68,12 @@ class Param:
 
 
 def _is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (NumPy integers and integral floats count; bools not)."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
         return True
-    return isinstance(value, float) and value.is_integer()
+    return isinstance(value, numbers.Real) and float(value).is_integer()
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,12 @@ class Float(Param):
     step: float | None = None
 
     def validate(self, value: Any, owner: str, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _bad(owner, name, f"a float in {self.describe()}", value)
-        value = float(value)
-        if math.isnan(value) or not self.low <= value <= self.high:
+        number = float(value)
+        if math.isnan(number) or not self.low <= number <= self.high:
             raise _bad(owner, name, f"a float in {self.describe()}", value)
-        return value
+        return number
 
     def describe(self) -> str:
         extra = " (log)" if self.log else ""
@@ -224,8 +226,21 @@ def validate_value(space: Mapping[str, Param], owner: str, name: str, value: Any
     return space[name].validate(value, owner, name)
 
 
+_SUPPORTED = ("constant", "categorical", "int_uniform", "uniform", "log_uniform_values",
+              "q_uniform", "q_log_uniform_values")
+
 _WANDB_KEYS = {"distribution", "min", "max", "values", "value", "q", "mu", "sigma",
                "probabilities"}
+
+
+def _number(value: Any) -> Any:
+    """``value`` with numeric strings such as ``"1e-4"`` (YAML 1.1 reads them so) made floats."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def from_wandb(spec: Mapping[str, Any], default: Any = None, where: str = "") -> Param:
@@ -260,6 +275,11 @@ def from_wandb(spec: Mapping[str, Any], default: Any = None, where: str = "") ->
         else:
             raise ConfigError(f"{where or 'parameter'}: cannot infer a distribution from "
                               f"{dict(spec)}; give 'value', 'values' or 'min'/'max'.")
+    if dist not in _SUPPORTED:
+        raise ConfigError(
+            f"{where or 'parameter'}: unsupported W&B distribution {dist!r}. Supported: "
+            + ", ".join(_SUPPORTED) + "."
+        )
     try:
         if dist == "constant":
             value = spec["value"]
@@ -268,7 +288,8 @@ def from_wandb(spec: Mapping[str, Any], default: Any = None, where: str = "") ->
         if dist == "categorical":
             values = spec["values"]
             if not isinstance(values, list) or not values:
-                raise ConfigError(f"{where}: 'values' must be a non-empty list, got {values!r}.")
+                raise ConfigError(f"{where or 'parameter'}: 'values' must be a non-empty list, "
+                                  f"got {values!r}.")
             choices = tuple(tuple(v) if isinstance(v, list) else v for v in values)
             return Categorical(default=choices[0] if default is None else default,
                                choices=choices)
@@ -276,24 +297,33 @@ def from_wandb(spec: Mapping[str, Any], default: Any = None, where: str = "") ->
     except KeyError as err:
         raise ConfigError(f"{where or 'parameter'}: distribution '{dist}' needs the key "
                           f"{err.args[0]!r}.") from None
+    low, high = _number(low), _number(high)
     if not isinstance(low, int | float) or not isinstance(high, int | float) or low > high:
         raise ConfigError(f"{where or 'parameter'}: 'min' and 'max' must be numbers with "
                           f"min <= max, got min={low!r}, max={high!r}.")
-    q = spec.get("q")
+    q = _number(spec.get("q"))
+    if q is not None and (not isinstance(q, int | float) or isinstance(q, bool) or q <= 0):
+        raise ConfigError(f"{where or 'parameter'}: 'q' must be a positive number, got {q!r}.")
     if dist == "int_uniform":
+        if not (_is_int(low) and _is_int(high)):
+            raise ConfigError(f"{where or 'parameter'}: int_uniform needs integer 'min' and "
+                              f"'max', got min={low!r}, max={high!r}.")
         return Int(default=int(low) if default is None else default, low=int(low), high=int(high))
     if dist == "uniform":
         return Float(default=float(low) if default is None else default, low=float(low),
                      high=float(high))
     if dist == "log_uniform_values":
         if low <= 0:
-            raise ConfigError(f"{where}: log_uniform_values needs min > 0, got {low!r}.")
+            raise ConfigError(f"{where or 'parameter'}: log_uniform_values needs min > 0, "
+                              f"got {low!r}.")
         return Float(default=float(low) if default is None else default, low=float(low),
                      high=float(high), log=True)
     if dist in ("q_uniform", "q_log_uniform_values"):
         log = dist == "q_log_uniform_values"
+        if log and low <= 0:
+            raise ConfigError(f"{where or 'parameter'}: {dist} needs min > 0, got {low!r}.")
         q = 1 if q is None else q
-        if _is_int(low) and _is_int(high) and _is_int(q):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, q)):
             return Int(default=int(low) if default is None else default, low=int(low),
                        high=int(high), log=log, step=int(q))
         return Float(default=float(low) if default is None else default, low=float(low),

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hypergraph import registry
-from hypergraph.exceptions import HyperGraphError
+from hypergraph.exceptions import ConfigError, HyperGraphError
 
 app = typer.Typer(
     name="hypergraph",
@@ -41,11 +42,11 @@ def _global(
         "--plugins", help="Import a module that registers extra modules (repeatable).")] = None,
 ) -> None:
     _state["debug"] = debug
+    _state["plugins"] = list(plugins or [])  # reset: main() may run several times in-process
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if plugins:
         registry.load_plugins(plugins)
-        _state["plugins"] = list(plugins)
 
 
 def _opt(kind: str) -> Any:
@@ -75,18 +76,35 @@ def train(
         "--out", "-o", help="Run folder (default: runs/<time>-<dataset>-<traversal>-s<seed>).")
                    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue the killed run in this folder from its last checkpoint, "
+        "with its own config.yaml (no other run options).")] = None,
+    logger_: Annotated[list[str] | None, typer.Option(
+        "--logger", help="Add a logger: console, jsonl, csv or wandb (repeatable; jsonl is "
+        "always on).")] = None,
 ) -> None:
     """Train one combination of modules and write a run folder.
 
     With no options this trains an MLP on scikit-learn's digits over a kNN graph. The run folder
     holds config.yaml (pass it back with -c to repeat the run), metrics.json, history.jsonl,
-    learning_curve.png and the best checkpoint.
+    learning_curve.png and the best checkpoint. --resume RUN continues a killed run and ends
+    with the same metrics as an uninterrupted one.
     """
     from hypergraph.config import RunConfig, apply_overrides, load_config
     from hypergraph.run import default_run_dir
+    from hypergraph.run import resume as run_resume
     from hypergraph.run import train as run_train
     from hypergraph.trainers import Callback
 
+    if resume is not None:
+        given = [name for name, value in (
+            ("--config", config), ("--dataset", dataset), ("--dataloader", dataloader),
+            ("--model", model), ("--traversal", traversal), ("--manager", manager),
+            ("--trainer", trainer), ("--set", set_), ("--seed", seed), ("--epochs", epochs),
+            ("--device", device), ("--out", out), ("--logger", logger_)) if value]
+        if given:
+            raise ConfigError(f"--resume reads the run's own config.yaml; it cannot be combined "
+                              f"with {', '.join(given)}.")
     cfg = load_config(config) if config is not None else RunConfig()
     overrides: list[str] = []
     for kind, name in (("dataset", dataset), ("dataloader", dataloader), ("model", model),
@@ -103,7 +121,10 @@ def train(
     cfg = apply_overrides(cfg, overrides)
     if _state.get("plugins"):
         cfg = cfg.model_copy(update={"plugins": sorted(set(cfg.plugins) | set(_state["plugins"]))})
-    out_dir = out if out is not None else default_run_dir(cfg)
+    if logger_:
+        cfg = cfg.model_copy(update={"loggers": list(dict.fromkeys([*cfg.loggers, *logger_]))})
+    out_dir = resume if resume is not None else (out if out is not None
+                                                 else default_run_dir(cfg))
     callbacks: list[Callback] = []
     bar = None
     if progress:
@@ -112,11 +133,12 @@ def train(
         bar = RichProgress(err_console)
         callbacks.append(bar)
     try:
-        result = run_train(cfg, out_dir, callbacks=callbacks)
+        result = (run_resume(out_dir, callbacks=callbacks) if resume is not None
+                  else run_train(cfg, out_dir, callbacks=callbacks))
     finally:
         if bar is not None:
             bar.close()
-    table = Table(title=f"Run {out_dir}", show_header=True)
+    table = Table(title=f"Run {escape(str(out_dir))}", show_header=True)
     table.add_column("split")
     for key in result["test"]:
         table.add_column(key, justify="right")
@@ -126,7 +148,7 @@ def train(
     console.print(f"samples seen: {result['samples_seen']}  steps: {result['steps']}  "
                   f"epochs: {result['epochs']} ({result['stop_reason']})  "
                   f"wall: {result['wall_s']:.1f}s")
-    console.print(f"Run folder: {out_dir}")
+    console.print(f"Run folder: {escape(str(out_dir))}")
 
 
 @app.command()
@@ -151,13 +173,22 @@ def modules(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning input errors into exit code 2."""
+    """Console-script entry point: run the app, turning input errors into exit code 2.
+
+    ``--debug`` is accepted anywhere on the command line (``hypergraph train --debug`` too).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args[1:]:
+        args = [args[0], *[a for a in args[1:] if a != "--debug"]]
+        args.insert(0, "--debug")
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, standalone_mode=True)
     except HyperGraphError as err:
         if _state["debug"]:
             traceback.print_exc()
-        err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+        # escape: a message quoting user input such as 'x[/]' must not be read as rich markup
+        err_console.print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("Interrupted.")

@@ -37,7 +37,9 @@ class RichProgress(Callback):
         self.step_task = self.progress.add_task("steps", total=1, info="")
 
     def on_epoch_start(self, ctx: TrainContext, state: TrainState) -> None:
-        self.progress.reset(self.step_task, total=state.steps_per_epoch, info="")
+        # A run resumed mid-epoch starts with some steps of this epoch already done.
+        self.progress.reset(self.step_task, total=state.steps_per_epoch,
+                            completed=state.epoch_step, info="")
 
     def on_step_end(self, ctx: TrainContext, state: TrainState, ids: np.ndarray) -> None:
         self.progress.advance(self.step_task)
@@ -52,5 +54,6 @@ class RichProgress(Callback):
         self.progress.stop()
 
     def close(self) -> None:
-        """Stop the display (also on errors)."""
-        self.progress.stop()
+        """Stop the display (also on errors); a display never started prints nothing."""
+        if self.progress.live.is_started:
+            self.progress.stop()

@@ -1,6 +1,24 @@
 """Dataloaders: graph builders."""
 
+from hypergraph.dataloaders._attribute import AttributeDataloader, attribute_incidence
 from hypergraph.dataloaders._base import Dataloader, graph_from_pairs
+from hypergraph.dataloaders._cluster import ClusterDataloader, kmeans_groups
+from hypergraph.dataloaders._embedding import builder_vectors, model_embedding, random_projection
 from hypergraph.dataloaders._knn import KNNDataloader, similarity_weights
+from hypergraph.dataloaders._threshold import ThresholdDataloader, threshold_edges
 
-__all__ = ["Dataloader", "KNNDataloader", "graph_from_pairs", "similarity_weights"]
+__all__ = [
+    "AttributeDataloader",
+    "ClusterDataloader",
+    "Dataloader",
+    "KNNDataloader",
+    "ThresholdDataloader",
+    "attribute_incidence",
+    "builder_vectors",
+    "graph_from_pairs",
+    "kmeans_groups",
+    "model_embedding",
+    "random_projection",
+    "similarity_weights",
+    "threshold_edges",
+]

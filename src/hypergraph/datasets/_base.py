@@ -52,6 +52,14 @@ class DatasetBundle:
                             "in memory.")
         return arr
 
+    def embedding_features(self) -> np.ndarray:
+        """A ``[rows, d]`` in-memory float matrix for graph builders.
+
+        The flattened features for in-memory stores; file-backed datasets (tag
+        ``features:embedding``) override this with a cheap summary such as image thumbnails.
+        """
+        return self.features().reshape(len(self), -1)
+
     def check(self) -> None:
         """Raise :class:`DataError` on empty splits, NaN features or bad labels."""
         n = len(self.store)

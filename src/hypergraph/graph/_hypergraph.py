@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from hypergraph.base import Module
 from hypergraph.exceptions import DataError
 from hypergraph.registry import register
+from hypergraph.spaces import Fixed
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -30,11 +31,15 @@ if TYPE_CHECKING:
     from hypergraph.data import DataStore
     from hypergraph.graph._views import Edge, HyperEdge, Node
 
-__all__ = ["SPLIT_NAMES", "TEST", "TRAIN", "VAL", "HyperGraph"]
+__all__ = ["ACTIVE_ATTR", "SPLIT_NAMES", "TEST", "TRAIN", "VAL", "HyperGraph"]
 
 TRAIN, VAL, TEST = 0, 1, 2
+#: Key in :attr:`HyperGraph.attrs` of the optional activity mask (see ``set_active``).
+ACTIVE_ATTR = "_active"
 SPLIT_NAMES = ("train", "val", "test")
 _FORMAT_VERSION = 1
+_SPARSE_TYPES: tuple[type, ...] = tuple(
+    t for t in (getattr(sp, "spmatrix", None), getattr(sp, "sparray", None)) if t is not None)
 
 
 def _as_index(a: Any, n: int, what: str) -> np.ndarray:
@@ -85,6 +90,14 @@ class HyperGraph(Module):
     """
 
     tags: ClassVar[frozenset[str]] = frozenset({"graph:csr", "graph:hyperedges"})
+    # data, not searched over; declared because every keyword default belongs in the space
+    space = {
+        "incidence": Fixed(default=None, types=_SPARSE_TYPES,
+                           help="hyperedge incidence matrix (hyperedges x nodes)"),
+        "members": Fixed(default=None, types=(tuple,),
+                         help="(member_ptr, member_rows) of cluster nodes"),
+        "attrs": Fixed(default=None, types=(dict,), help="extra per-node arrays by name"),
+    }
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                  split: np.ndarray, label: np.ndarray, store_row: np.ndarray,
@@ -217,8 +230,41 @@ class HyperGraph(Module):
         return self._cache[key]
 
     def train_ids(self) -> np.ndarray:
-        """Ids of training nodes (the only ones a traversal may yield)."""
-        return self.ids_in_split(TRAIN)
+        """Ids of training nodes (the only ones a traversal may yield).
+
+        When an activity mask is set (:meth:`set_active`), withdrawn nodes are left out; their
+        split stays ``train``.
+        """
+        active = (self.attrs or {}).get(ACTIVE_ATTR)
+        if active is None:
+            return self.ids_in_split(TRAIN)
+        key = ("train_active", self.version)
+        if key not in self._cache:
+            ids = self.ids_in_split(TRAIN)
+            self._cache[key] = ids[active[ids]]
+        return self._cache[key]
+
+    def active_mask(self) -> np.ndarray | None:
+        """The per-node activity mask set by :meth:`set_active` (``None`` when unset)."""
+        return (self.attrs or {}).get(ACTIVE_ATTR)
+
+    def set_active(self, mask: np.ndarray | None) -> None:
+        """Withdraw nodes from traversal (``False``) or restore them; ``None`` clears the mask.
+
+        The mask is stored in :attr:`attrs` under ``"_active"`` and only affects
+        :meth:`train_ids`; splits and edges are untouched.
+        """
+        attrs = dict(self.attrs or {})
+        if mask is None:
+            attrs.pop(ACTIVE_ATTR, None)
+        else:
+            m = np.asarray(mask)
+            if m.dtype != bool or m.shape != (self.num_nodes,):
+                raise DataError(f"set_active: the mask must be a boolean array with one entry "
+                                f"per node ({self.num_nodes}), got {m.dtype} {m.shape}.")
+            attrs[ACTIVE_ATTR] = m.copy()
+        self.attrs = attrs or None
+        self.version += 1
 
     def random_nodes(self, n: int, rng: np.random.Generator, split: int | str | None = None,
                      replace: bool = True) -> np.ndarray:
@@ -262,10 +308,12 @@ class HyperGraph(Module):
     # ------------------------------------------------------------------ views
     def node(self, node_id: int) -> Node:
         """A light :class:`Node` view of one node."""
-        from hypergraph.graph._views import Node
+        from hypergraph.graph._views import ClusterNode, Node
 
         if not 0 <= node_id < self.num_nodes:
             raise DataError(f"Node id {node_id} out of range [0, {self.num_nodes}).")
+        if self.store_row[node_id] < 0 and self.members is not None:
+            return ClusterNode(self, int(node_id))
         return Node(self, int(node_id))
 
     def edges_of(self, node_id: int) -> list[Edge]:
@@ -297,6 +345,11 @@ class HyperGraph(Module):
         if s.shape != d.shape:
             raise DataError("add_edges: src and dst must have the same length.")
         w = np.ones(s.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+        if w.shape != s.shape:
+            raise DataError(f"add_edges: weights must have one entry per edge ({s.size}), "
+                            f"got {w.size}.")
+        if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
+            raise DataError("add_edges: weights must be finite and non-negative.")
         keep = s != d
         s, d, w = s[keep], d[keep], w[keep]
         if symmetric:
@@ -318,6 +371,26 @@ class HyperGraph(Module):
         if drop.any():
             self._replace_edges(os_[~drop], od[~drop], ow[~drop])
         return int(drop.sum())
+
+    def set_edges(self, src: np.ndarray | Sequence[int], dst: np.ndarray | Sequence[int],
+                  weights: np.ndarray | Sequence[float] | None = None, *,
+                  symmetric: bool = True) -> None:
+        """Replace every pairwise edge at once (duplicates keep the larger weight)."""
+        s = _as_index(src, self.num_nodes, "set_edges src")
+        d = _as_index(dst, self.num_nodes, "set_edges dst")
+        if s.shape != d.shape:
+            raise DataError("set_edges: src and dst must have the same length.")
+        w = np.ones(s.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+        if w.shape != s.shape:
+            raise DataError(f"set_edges: weights must have one entry per edge ({s.size}), "
+                            f"got {w.size}.")
+        if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
+            raise DataError("set_edges: weights must be finite and non-negative.")
+        keep = s != d
+        s, d, w = s[keep], d[keep], w[keep]
+        if symmetric:
+            s, d, w = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([w, w])
+        self._replace_edges(s, d, w)
 
     def set_weights(self, weights: np.ndarray) -> None:
         """Replace all edge weights (same order as :attr:`indices`)."""
@@ -405,6 +478,21 @@ class HyperGraph(Module):
             if arr.shape[0] != n:
                 raise DataError(f"Graph invalid: attribute '{name}' has {arr.shape[0]} entries "
                                 f"for {n} nodes.")
+        active = (self.attrs or {}).get(ACTIVE_ATTR)
+        if active is not None and active.dtype != bool:
+            raise DataError(f"Graph invalid: the activity mask '{ACTIVE_ATTR}' must be boolean.")
+        if self.members is not None:
+            ptr, rows = self.members
+            if ptr.shape != (n + 1,) or (n and (ptr[0] != 0 or ptr[-1] != rows.size
+                                                or np.any(np.diff(ptr) < 0))):
+                raise DataError("Graph invalid: members must be a CSR pair (ptr of n + 1 "
+                                "non-decreasing entries from 0 to len(rows), rows).")
+            empty = (self.store_row < 0) & (np.diff(ptr) == 0)
+            if np.any(empty):
+                raise DataError(f"Graph invalid: cluster nodes {np.flatnonzero(empty)[:5].tolist()}"
+                                " hold no members.")
+        elif n and self.store_row.min() < 0:
+            raise DataError("Graph invalid: nodes with store_row -1 (clusters) need members.")
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:

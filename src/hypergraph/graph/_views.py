@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from hypergraph.data import Data
     from hypergraph.graph._hypergraph import HyperGraph
 
-__all__ = ["Edge", "HyperEdge", "Node"]
+__all__ = ["ClusterNode", "Edge", "HyperEdge", "Node"]
 
 
 @register("node", "point")
@@ -72,6 +72,26 @@ class Node(Module):
 
     def __repr__(self) -> str:
         return f"Node(id={self.id}, split={self.split}, label={self.label}, degree={self.degree})"
+
+
+@register("node", "cluster")
+class ClusterNode(Node):
+    """View of a cluster node (a hypernode): it holds many store rows (``graph.members``).
+
+    ``store_row`` is ``-1`` for such a node; gathering its data draws one random member
+    (:meth:`HyperGraph.node_rows`), evaluation uses every member.
+    """
+
+    tags: ClassVar[frozenset[str]] = frozenset({"node:cluster"})
+
+    @property
+    def size(self) -> int:
+        """Number of data points the cluster holds."""
+        return int(self.rows.size)
+
+    def __repr__(self) -> str:
+        return (f"ClusterNode(id={self.id}, split={self.split}, size={self.size}, "
+                f"degree={self.degree})")
 
 
 @register("edge", "pairwise")

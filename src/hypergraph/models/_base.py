@@ -163,7 +163,8 @@ class TorchModel(Model):
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor,
                    weights: torch.Tensor | None = None) -> torch.Tensor:
-        self.net_.train()
+        if not self.net_.training:  # train() walks every submodule: skip it when already set
+            self.net_.train()
         losses = self._per_sample(self.net_(x), y)
         loss = losses.mean() if weights is None else (losses * weights).mean()
         self.opt_.zero_grad(set_to_none=True)

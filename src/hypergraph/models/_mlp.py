@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 from torch import nn
 
 from hypergraph.models._base import TorchModel
+from hypergraph.models._common import Net, ScheduledTorchModel, flat_size, optim_space
 from hypergraph.registry import register
-from hypergraph.spaces import Categorical, Float, Int
+from hypergraph.spaces import Float, Int
 
 __all__ = ["MLPModel"]
 
-OPTIMIZER = Categorical(default="adam", choices=("adam", "adamw", "sgd"), help="optimiser")
-
-
-class _Net(nn.Module):
-    def __init__(self, body: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.body = body
-        self.head = head
-
-    def forward(self, x):  # type: ignore[no-untyped-def]
-        return self.head(self.body(x))
-
 
 @register("model", "mlp")
-class MLPModel(TorchModel):
+class MLPModel(ScheduledTorchModel):
     """PyTorch MLP (``depth`` hidden layers of ``width`` units) for classification or regression."""
 
     tags: ClassVar[frozenset[str]] = TorchModel.tags | {"task:classification",
@@ -37,26 +25,27 @@ class MLPModel(TorchModel):
         "width": Int(default=256, low=8, high=2048, log=True, help="units per hidden layer"),
         "depth": Int(default=2, low=1, high=6, help="hidden layers"),
         "dropout": Float(default=0.1, low=0.0, high=0.8, help="dropout after each hidden layer"),
-        "lr": Float(default=1e-3, low=1e-5, high=1.0, log=True, help="learning rate"),
-        "weight_decay": Float(default=0.0, low=0.0, high=0.1, help="L2 penalty"),
-        "optimizer": OPTIMIZER,
+        **optim_space(1e-3),
     }
 
     def __init__(self, width: int = 256, depth: int = 2, dropout: float = 0.1,
-                 lr: float = 1e-3, weight_decay: float = 0.0, optimizer: str = "adam") -> None:
+                 lr: float = 1e-3, weight_decay: float = 0.0, optimizer: str = "adam",
+                 scheduler: str = "none", scheduler_steps: int = 1000) -> None:
         self.width = width
         self.depth = depth
         self.dropout = dropout
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.scheduler_steps = scheduler_steps
 
     def build_network(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
         layers: list[nn.Module] = [nn.Flatten()]
-        size = math.prod(input_shape)
+        size = flat_size(input_shape)
         for _ in range(self.depth):
             layers += [nn.Linear(size, self.width), nn.ReLU()]
             if self.dropout > 0:
                 layers.append(nn.Dropout(self.dropout))
             size = self.width
-        return _Net(nn.Sequential(*layers), nn.Linear(size, num_outputs))
+        return Net(nn.Sequential(*layers), nn.Linear(size, num_outputs))

@@ -4,8 +4,10 @@ from hypergraph.trainers._base import BatchGatherer, TrainContext, Trainer
 from hypergraph.trainers._callbacks import (
     Callback,
     CallbackList,
+    Checkpoint,
     EarlyStopping,
     HistoryWriter,
+    PruningCallback,
     TrainState,
     write_json_atomic,
 )
@@ -15,8 +17,10 @@ __all__ = [
     "BatchGatherer",
     "Callback",
     "CallbackList",
+    "Checkpoint",
     "EarlyStopping",
     "HistoryWriter",
+    "PruningCallback",
     "StandardTrainer",
     "TrainContext",
     "TrainState",

@@ -5,23 +5,33 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from hypergraph.exceptions import TrainingError
+from hypergraph.exceptions import DataError, TrainingError
 from hypergraph.graph import TEST, VAL
 from hypergraph.logging import get_logger
 from hypergraph.registry import register
 from hypergraph.spaces import Int
 from hypergraph.trainers._base import BatchGatherer, TrainContext, Trainer
-from hypergraph.trainers._callbacks import CallbackList, EarlyStopping, TrainState
-from hypergraph.traversals import TraversalContext
+from hypergraph.trainers._callbacks import (
+    Callback,
+    CallbackList,
+    Checkpoint,
+    EarlyStopping,
+    TrainState,
+)
+from hypergraph.traversals import Selection, TraversalContext
 
-__all__ = ["StandardTrainer"]
+__all__ = ["CHECKPOINT_FORMAT", "StandardTrainer"]
 
 logger = get_logger(__name__)
+
+#: Version of the ``last.pt`` payload written by :meth:`StandardTrainer.checkpoint_state`.
+CHECKPOINT_FORMAT = 1
 
 
 @register("trainer", "standard")
@@ -31,8 +41,14 @@ class StandardTrainer(Trainer):
     Each epoch runs ``traversal.steps_per_epoch()`` gradient steps, then evaluates on the
     validation nodes, lets the manager update the graph, and calls the callbacks. The model with
     the best validation score (accuracy, or loss for regression) is restored for the final test.
-    Training stops early after ``patience`` epochs without improvement (0 disables it), and at
-    once on a NaN or infinite loss.
+    Training stops early after ``patience`` epochs without improvement (0 disables it), and
+    with a :class:`~hypergraph.exceptions.TrainingError` on a NaN or infinite training or
+    validation loss (the last good checkpoint stays in the run folder).
+
+    With a run folder, a :class:`~hypergraph.trainers.Checkpoint` callback writes ``best.pt``,
+    ``last.pt`` (at epoch ends and every ``checkpoint_every`` steps) and ``visits.npy``
+    (training visits per node). Given ``ctx.resume_state`` (a ``last.pt`` payload), training
+    continues exactly where that checkpoint was taken, mid-epoch included.
     """
 
     tags: ClassVar[frozenset[str]] = frozenset({"trainer:epochs"})
@@ -43,14 +59,18 @@ class StandardTrainer(Trainer):
                         help="epochs without val improvement before stopping (0: never)"),
         "eval_batch_size": Int(default=2048, low=1, high=1_000_000, log=True,
                                help="samples per forward pass when evaluating"),
+        "checkpoint_every": Int(default=0, low=0, high=10_000_000,
+                                help="also write last.pt every N steps inside an epoch "
+                                     "(0: only at epoch ends)"),
     }
 
     def __init__(self, epochs: int = 30, batch_size: int = 64, patience: int = 10,
-                 eval_batch_size: int = 2048) -> None:
+                 eval_batch_size: int = 2048, checkpoint_every: int = 0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
         self.eval_batch_size = eval_batch_size
+        self.checkpoint_every = checkpoint_every
 
     # ------------------------------------------------------------------ helpers
     def _eval_set(self, ctx: TrainContext, gather: BatchGatherer, split: int,
@@ -75,8 +95,15 @@ class StandardTrainer(Trainer):
         task = ctx.bundle.task
         monitor, mode = ("accuracy", "max") if task == "classification" else ("loss", "min")
         state = TrainState(epochs=self.epochs, monitor=monitor, mode=mode)
+        state.visits = np.zeros(ctx.graph.num_nodes, np.int64)
         gather = BatchGatherer(ctx.graph, ctx.bundle, ctx.device,
                                ctx.streams.generator("gather"))
+        self.gather_ = gather
+        self.best_state_: bytes | None = None
+        self.loss_sum_ = torch.zeros((), device=ctx.device, dtype=torch.float64)
+        self.visit_buf_: list[np.ndarray] = []
+        self.lookahead_: Selection | None = None  # next batch, drawn early to prefetch
+        ctx.trainer = self
         val_data = self._eval_set(ctx, gather, VAL)
         test_data = self._eval_set(ctx, gather, TEST)
 
@@ -85,34 +112,71 @@ class StandardTrainer(Trainer):
             state.selection_forward += int(ids.size)
             return ctx.model.losses(x, y).float().cpu().numpy()
 
-        traversal, manager, model = ctx.traversal, ctx.manager, ctx.model
+        traversal, manager = ctx.traversal, ctx.manager
         traversal.setup(ctx.graph, self.batch_size, ctx.streams.generator("traversal"),
                         TraversalContext(score=score, epochs=self.epochs))
         manager.setup(ctx.graph, ctx.streams.generator("manager"))
-        callbacks = CallbackList([*ctx.callbacks, EarlyStopping(self.patience)])
-        best_state: bytes | None = None
+        own: list[Callback] = [EarlyStopping(self.patience)]
+        if ctx.out_dir is not None:
+            own.append(Checkpoint(ctx.out_dir, self.checkpoint_every))
+        callbacks = CallbackList([*ctx.callbacks, *own])
         if ctx.resume_state is not None:
-            best_state = self._restore(ctx, state, gather, ctx.resume_state)
-        feedback = traversal.needs_feedback or manager.needs_feedback
-        callbacks.on_fit_start(ctx, state)
+            self._restore(ctx, state, ctx.resume_state)
+            logger.info("Resuming at epoch %d, step %d", state.epoch + 1, state.step)
+        wall_before = state.wall_s
+        try:
+            callbacks.on_fit_start(ctx, state)
+            self._epochs(ctx, state, callbacks, val_data,
+                         lambda: wall_before + time.perf_counter() - start)
+            if self.best_state_ is not None:
+                ctx.model.load_state_dict(_deserialise(self.best_state_))
+            test = self.evaluate(ctx, test_data)
+            result = {"val": state.best, "test": test, "samples_seen": state.samples_seen,
+                      "selection_forward": state.selection_forward, "steps": state.step,
+                      "epochs": len(state.history), "best_epoch": state.best_epoch + 1,
+                      "stop_reason": state.stop_reason or "completed",
+                      "wall_s": round(wall_before + time.perf_counter() - start, 4)}
+            callbacks.on_fit_end(ctx, state, result)
+        except BaseException as err:
+            callbacks.on_exception(ctx, state, err)
+            raise
+        finally:
+            ctx.trainer = None
+            gather.close()
+        return result
 
-        first_epoch = state.epoch
-        for epoch in range(first_epoch, self.epochs):
-            state.epoch = epoch
-            traversal.on_epoch_start(epoch)
-            state.steps_per_epoch = traversal.steps_per_epoch()
+    def _epochs(self, ctx: TrainContext, state: TrainState, callbacks: CallbackList,
+                val_data: tuple[torch.Tensor, torch.Tensor], clock: Callable[[], float],
+                ) -> None:
+        traversal, manager, model, gather = ctx.traversal, ctx.manager, ctx.model, self.gather_
+        feedback = traversal.needs_feedback or manager.needs_feedback
+        # Stores not held in memory are read one batch ahead on a background thread, when the
+        # next batch does not depend on this step's losses (never across an epoch boundary).
+        ahead = gather.prefetcher is not None and not feedback
+        while state.epoch < self.epochs and not state.stop:
+            epoch = state.epoch
+            if state.epoch_step == 0:  # a fresh epoch (not one resumed mid-way)
+                traversal.on_epoch_start(epoch)
+                state.steps_per_epoch = traversal.steps_per_epoch()
+                state.epoch_loss, state.epoch_count = 0.0, 0
+            self.loss_sum_ = torch.tensor(state.epoch_loss, device=ctx.device,
+                                          dtype=torch.float64)
             callbacks.on_epoch_start(ctx, state)
-            loss_sum = torch.zeros((), device=ctx.device, dtype=torch.float64)
-            count = 0
-            for _ in range(state.steps_per_epoch):
-                sel = traversal.next_batch()
+            while state.epoch_step < state.steps_per_epoch:
+                sel = self.lookahead_ if self.lookahead_ is not None else traversal.next_batch()
+                self.lookahead_ = None
                 x, y = gather(sel.ids)
+                if ahead and state.epoch_step + 1 < state.steps_per_epoch:
+                    self.lookahead_ = traversal.next_batch()
+                    gather.prefetch(self.lookahead_.ids)
                 weights = None if sel.weights is None else torch.from_numpy(
                     np.asarray(sel.weights, np.float32)).to(ctx.device)
                 losses = model.train_step(x, y, weights)
-                loss_sum += losses.sum()
-                count += int(sel.ids.size)
+                self.loss_sum_ += losses.sum()
+                self.visit_buf_.append(sel.ids)
+                state.epoch_count += int(sel.ids.size)
                 state.step += 1
+                state.epoch_step += 1
                 state.samples_seen += int(sel.ids.size)
                 if feedback:
                     host = losses.float().cpu().numpy()
@@ -121,83 +185,101 @@ class StandardTrainer(Trainer):
                     if manager.on_step(ctx.graph, model, sel.ids, host):
                         traversal.on_graph_change(ctx.graph)
                 callbacks.on_step_end(ctx, state, sel.ids)
-            train_loss = float(loss_sum) / max(count, 1)
+            self._flush(state)
+            train_loss = state.epoch_loss / max(state.epoch_count, 1)
             if not math.isfinite(train_loss):
-                raise TrainingError(
-                    f"The training loss became {train_loss} in epoch {epoch + 1}; training "
-                    "stopped. Lower the learning rate or check the data for extreme values. "
-                    + ("The last good checkpoint is kept in the run folder."
-                       if ctx.out_dir else ""))
+                self._diverged(ctx, f"The training loss became {train_loss}", epoch)
             val = self.evaluate(ctx, val_data)
+            if not math.isfinite(val.get("loss", 0.0)):
+                self._diverged(ctx, f"The validation loss became {val['loss']}", epoch)
             if manager.on_epoch_end(ctx.graph, model, epoch):
                 traversal.on_graph_change(ctx.graph)
             improved = state.improved(val)
             if improved:
                 state.best, state.best_epoch = dict(val), epoch
-                best_state = _serialise(model.state_dict())
-            state.wall_s = time.perf_counter() - start
+                self.best_state_ = _serialise(model.state_dict())
+            state.wall_s = clock()
             record = {"epoch": epoch + 1, "step": state.step, "samples_seen": state.samples_seen,
                       "selection_forward": state.selection_forward, "train_loss": train_loss,
                       "val": val, "best": improved, "wall_s": round(state.wall_s, 4)}
             state.history.append(record)
-            state.epoch = epoch + 1
+            state.epoch, state.epoch_step = epoch + 1, 0
+            state.epoch_loss, state.epoch_count = 0.0, 0
+            self.loss_sum_.zero_()
             callbacks.on_epoch_end(ctx, state, record)
-            if improved and ctx.out_dir is not None:
-                model.save(ctx.out_dir / "best.pt")
-            if ctx.out_dir is not None:
-                self.save_checkpoint(ctx, state, gather, best_state)
-            if state.stop:
-                break
 
-        if best_state is not None:
-            model.load_state_dict(_deserialise(best_state))
-        test = self.evaluate(ctx, test_data)
-        result = {"val": state.best, "test": test, "samples_seen": state.samples_seen,
-                  "selection_forward": state.selection_forward, "steps": state.step,
-                  "epochs": len(state.history), "best_epoch": state.best_epoch + 1,
-                  "stop_reason": state.stop_reason or "completed",
-                  "wall_s": round(time.perf_counter() - start, 4)}
-        callbacks.on_fit_end(ctx, state, result)
-        return result
+    def _diverged(self, ctx: TrainContext, what: str, epoch: int) -> None:
+        raise TrainingError(
+            f"{what} in epoch {epoch + 1}; training stopped. Lower the learning rate "
+            "(--set model.lr=...) or check the data for extreme values."
+            + (f" The last good checkpoint (last.pt, best.pt) is kept in {ctx.out_dir}."
+               if ctx.out_dir is not None else ""))
+
+    def _flush(self, state: TrainState) -> None:
+        """Bring device-side accumulators (loss sum, visit ids) into ``state``."""
+        state.epoch_loss = float(self.loss_sum_)
+        if self.visit_buf_:
+            assert state.visits is not None
+            ids = np.concatenate(self.visit_buf_)
+            state.visits += np.bincount(ids, minlength=state.visits.size)
+            self.visit_buf_ = []
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, ctx: TrainContext, state: TrainState, gather: BatchGatherer,
-                        best_state: bytes | None) -> None:
-        """Write ``last.pt``: everything an exact resume needs, at an epoch boundary."""
-        assert ctx.out_dir is not None
-        payload = {
+    def checkpoint_state(self, ctx: TrainContext, state: TrainState) -> dict[str, Any]:
+        """Everything an exact resume needs: model, optimiser, traversal, manager, RNGs, graph."""
+        self._flush(state)
+        graph = ctx.graph
+        payload: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
             "state": state.to_dict(),
             "model": ctx.model.state_dict(),
-            "best_model": best_state,
+            "best_model": self.best_state_,
             "traversal": ctx.traversal.state_dict(),
             "manager": ctx.manager.state_dict(),
-            "gather_rng": gather.rng.bit_generator.state,
+            "gather_rng": self.gather_.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
-            "graph": {"indptr": ctx.graph.indptr, "indices": ctx.graph.indices,
-                      "weights": ctx.graph.weights, "version": ctx.graph.version},
+            "cuda_rng": (torch.cuda.get_rng_state_all() if torch.cuda.is_initialized()
+                         else None),
+            "lookahead": None if self.lookahead_ is None else {
+                "ids": self.lookahead_.ids, "weights": self.lookahead_.weights,
+                "rows": None if self.gather_.ahead is None else self.gather_.ahead[1]},
+            # Only a graph changed by the manager is saved; the built one is rebuilt exactly.
+            "graph": None if graph.version == 0 else {
+                "indptr": graph.indptr, "indices": graph.indices, "weights": graph.weights,
+                "attrs": graph.attrs, "version": graph.version},
         }
-        path = ctx.out_dir / "last.pt"
-        tmp = path.with_name("last.pt.tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        return payload
 
-    def _restore(self, ctx: TrainContext, state: TrainState, gather: BatchGatherer,
-                 payload: dict[str, Any]) -> bytes | None:
+    def save_checkpoint(self, ctx: TrainContext, state: TrainState) -> None:
+        """Write ``last.pt`` now (see :class:`~hypergraph.trainers.Checkpoint`)."""
+        assert ctx.out_dir is not None
+        Checkpoint(ctx.out_dir).save(ctx, state)
+
+    def _restore(self, ctx: TrainContext, state: TrainState, payload: dict[str, Any]) -> None:
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise DataError(f"The checkpoint to resume from has format {payload.get('format')!r}"
+                            f"; this version of HyperGraph reads format {CHECKPOINT_FORMAT}.")
         for key, value in payload["state"].items():
             setattr(state, key, value)
-        state.stop = False
         graph = payload["graph"]
-        if graph["version"] != ctx.graph.version:
-            ctx.graph.indptr, ctx.graph.indices = graph["indptr"], graph["indices"]
-            ctx.graph.weights, ctx.graph.version = graph["weights"], graph["version"]
-            ctx.traversal.on_graph_change(ctx.graph)
+        if graph is not None and graph["version"] != ctx.graph.version:
+            g = ctx.graph
+            g.indptr, g.indices, g.weights = graph["indptr"], graph["indices"], graph["weights"]
+            g.attrs, g.version = graph["attrs"], graph["version"]
+            g._cache.clear()  # cached splits are keyed by version; start clean
+            ctx.traversal.on_graph_change(g)
         ctx.model.load_state_dict(payload["model"])
         ctx.traversal.load_state_dict(payload["traversal"])
         ctx.manager.load_state_dict(payload["manager"])
-        gather.rng.bit_generator.state = payload["gather_rng"]
+        self.gather_.rng.bit_generator.state = payload["gather_rng"]
         torch.set_rng_state(payload["torch_rng"])
-        best: bytes | None = payload["best_model"]
-        return best
+        if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        self.best_state_ = payload["best_model"]
+        ahead = payload.get("lookahead")
+        if ahead is not None:  # the next batch was drawn (and being read) at the checkpoint
+            self.lookahead_ = Selection(ahead["ids"], ahead["weights"])
+            self.gather_.prefetch(self.lookahead_.ids, ahead["rows"])
 
 
 def _serialise(state: dict[str, Any]) -> bytes:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hypergraph.graph import HyperGraph
 from hypergraph.registry import register
-from hypergraph.spaces import Float, Int
+from hypergraph.spaces import Categorical, Float, Int
 from hypergraph.traversals._base import WALKERS, Selection, Traversal
 
 __all__ = ["RandomWalkTraversal", "WalkTable"]
@@ -17,15 +19,38 @@ class WalkTable:
     """Cached arrays for drawing weighted neighbours of many walkers at once.
 
     ``step(pos, u)`` maps walker positions and uniforms in ``[0, 1)`` to a neighbour drawn with
-    probability proportional to edge weight, for all walkers in one vectorised call:
-    O(walkers x log(degree)) through a per-row binary search on the global cumulative weights.
-    Rows with no (or zero-weight) edges return ``-1``.
+    probability proportional to edge weight, for all walkers in one vectorised call, through a
+    binary search on the global cumulative weights (O(log edges) per walker: its cost grows with
+    the graph, through cache misses). ``draw`` is the hot path: O(1) per walker whatever the graph
+    size, by rejection sampling (a uniform neighbour, accepted with probability
+    ``weight / row max weight``) over a few candidates per walker at once; it falls back on
+    ``step`` for the rare walker none of whose candidates is accepted. Rows with no (or
+    zero-weight) edges return ``-1``.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> None:
         self.indptr = indptr
         self.indices = indices
         self.cum = np.concatenate([[0.0], np.cumsum(weights, dtype=np.float64)])
+        n = indptr.shape[0] - 1
+        deg = np.diff(indptr)
+        self.deg = deg
+        self.weights = np.asarray(weights, np.float32)
+        wmax = np.full(n, np.inf, np.float32)  # empty rows: nothing is ever accepted
+        rows = np.flatnonzero(deg > 0)
+        if rows.size:
+            wmax[rows] = np.maximum.reduceat(self.weights, indptr[rows])
+        self.wmax = wmax
+        # Candidates per walker: enough that all are rejected for about 1 walker in 1000.
+        accept = 1.0
+        if rows.size:
+            per_edge = np.repeat(wmax[rows], deg[rows])
+            ratio = np.divide(self.weights, per_edge, out=np.zeros_like(self.weights),
+                              where=per_edge > 0)
+            accept = float(ratio.mean())
+        accept = 0.9 * min(max(accept, 0.05), 1.0)  # 0.9: room for no-return clashes
+        self.tries = int(np.clip(math.ceil(math.log(1e-3) / math.log1p(-accept))
+                                 if accept < 1.0 else 1, 2, 16))
 
     def step(self, pos: np.ndarray, u: np.ndarray) -> np.ndarray:
         """One weighted neighbour per walker (``-1`` at dead ends)."""
@@ -40,16 +65,55 @@ class WalkTable:
         out[dead] = -1
         return out
 
+    def draw(self, pos: np.ndarray, rng: np.random.Generator,
+             avoid: np.ndarray | None = None) -> np.ndarray:
+        """One weighted neighbour per walker, avoiding ``avoid[w]`` where possible.
+
+        Args:
+            pos: Walker positions (row ids).
+            rng: Source of the uniforms.
+            avoid: Optional ``[walkers, h]`` ids each walker should not move to (its recent
+                stops); a walker whose candidates all clash or are rejected takes an exact
+                weighted draw that ignores ``avoid``.
+
+        Returns:
+            ``int64[walkers]`` neighbour ids (``-1`` at dead ends).
+        """
+        w = pos.size
+        if self.indices.size == 0:
+            return np.full(w, -1, np.int64)
+        start = self.indptr[pos]
+        u = rng.random((2, self.tries, w))
+        j = start + (u[0] * self.deg[pos]).astype(np.int64)
+        np.minimum(j, self.indices.size - 1, out=j)
+        cand = self.indices[j]
+        ok = u[1] * self.wmax[pos] < self.weights[j]
+        if avoid is not None:
+            for h in range(avoid.shape[1]):
+                ok &= cand != avoid[:, h]
+        first = ok.argmax(axis=0)
+        cols = np.arange(w)
+        out = cand[first, cols].astype(np.int64)
+        miss = ~ok[first, cols]
+        if miss.any():
+            idx = np.flatnonzero(miss)
+            out[idx] = self.step(pos[idx], rng.random(idx.size))
+        return out
+
 
 @register("traversal", "random_walk")
 class RandomWalkTraversal(Traversal):
     """``walkers`` random walkers moving to weighted random neighbours, all at once.
 
     Each step every walker moves to a neighbour drawn in proportion to edge weight, or teleports
-    to a uniformly random training node (with probability ``teleport``, and always at a dead end).
-    A walker avoids the nodes it stopped at in its last ``no_return`` steps (by redrawing up to
-    three times). The node a walker stops at joins the batch. Walks run on the subgraph induced
-    by the training nodes, so no validation or test node is ever yielded.
+    (warps) to a random training node (with probability ``teleport``, and always at a dead end).
+    Teleport targets are uniform (``teleport_to="uniform"``) or proportional to the node's
+    weighted degree in the training subgraph (``"degree"``). With probability ``restart`` a
+    walker instead returns to the node it started from (random walk with restart). A walker
+    avoids the nodes it stopped at in its last ``no_return`` steps (clashing candidates are
+    redrawn; after a few failed tries it may return). The node a walker stops at joins the
+    batch. Walks run on the subgraph induced by the (active) training nodes, so no validation or
+    test node is ever yielded.
     """
 
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:walk"})
@@ -59,12 +123,19 @@ class RandomWalkTraversal(Traversal):
         "teleport": Float(default=0.05, low=0.0, high=1.0,
                           help="probability of a jump to a random training node per step"),
         "no_return": Int(default=2, low=0, high=64, help="steps a walker avoids revisiting"),
+        "teleport_to": Categorical(default="uniform", choices=("uniform", "degree"),
+                                   help="teleport targets: uniform or by weighted degree"),
+        "restart": Float(default=0.0, low=0.0, high=1.0,
+                         help="probability per step of returning to the walker's start node"),
     }
 
-    def __init__(self, walkers: int = 16, teleport: float = 0.05, no_return: int = 2) -> None:
+    def __init__(self, walkers: int = 16, teleport: float = 0.05, no_return: int = 2,
+                 teleport_to: str = "uniform", restart: float = 0.0) -> None:
         self.walkers = walkers
         self.teleport = teleport
         self.no_return = no_return
+        self.teleport_to = teleport_to
+        self.restart = restart
 
     def _build(self) -> None:
         sub = self.graph_.subgraph(self.train_ids_)
@@ -74,24 +145,44 @@ class RandomWalkTraversal(Traversal):
         if pos is None or pos.max(initial=-1) >= self.n_sub_:
             self.pos_ = self.rng_.integers(0, self.n_sub_, size=self.walkers)
             self.history_ = np.full((self.walkers, self.no_return), -1, np.int64)
+        start: np.ndarray | None = getattr(self, "start_", None)
+        if start is None or start.shape != self.pos_.shape or start.max(initial=-1) >= self.n_sub_:
+            self.start_ = self.pos_.copy()
+        weights = self._teleport_weights(sub)
+        self.teleport_cum_: np.ndarray | None = None
+        if weights is not None and weights.sum() > 0:
+            self.teleport_cum_ = np.cumsum(weights, dtype=np.float64)
         self.pending_ = np.zeros(0, np.int64)
+
+    def _teleport_weights(self, sub: HyperGraph) -> np.ndarray | None:
+        """Teleport probabilities over subgraph nodes (unnormalised); ``None`` for uniform."""
+        if self.teleport_to == "degree":
+            return np.asarray(sub.weighted_degree(), np.float64)
+        return None
+
+    def teleport_targets(self, count: int) -> np.ndarray:
+        """``count`` teleport targets (subgraph ids) drawn per ``teleport_to``."""
+        cum = self.teleport_cum_
+        if cum is None:
+            return self.rng_.integers(0, self.n_sub_, size=count)
+        u = self.rng_.random(count) * cum[-1]
+        return np.minimum(np.searchsorted(cum, u, side="right"), self.n_sub_ - 1)
 
     def walk(self) -> np.ndarray:
         """Advance every walker one step; returns the new positions (subgraph ids)."""
         rng, pos = self.rng_, self.pos_
-        nxt = self.table_.step(pos, rng.random(pos.size))
-        if self.no_return > 0:
-            for _ in range(3):
-                clash = (nxt[:, None] == self.history_).any(axis=1) & (nxt >= 0)
-                if not clash.any():
-                    break
-                nxt[clash] = self.table_.step(pos[clash], rng.random(int(clash.sum())))
+        nxt = self.table_.draw(pos, rng, self.history_ if self.no_return > 0 else None)
         jump = (nxt < 0) | (rng.random(pos.size) < self.teleport)
         if jump.any():
-            nxt[jump] = rng.integers(0, self.n_sub_, size=int(jump.sum()))
+            nxt[jump] = self.teleport_targets(int(jump.sum()))
+        if self.restart > 0:
+            back = rng.random(pos.size) < self.restart
+            nxt[back] = self.start_[back]
         if self.no_return > 0:
-            self.history_ = np.roll(self.history_, 1, axis=1)
-            self.history_[:, 0] = nxt
+            hist = self.history_.copy() if not self.history_.flags.writeable else self.history_
+            hist[:, 1:] = hist[:, :-1]  # shift in place (np.roll allocates and is slow)
+            hist[:, 0] = nxt
+            self.history_ = hist
         self.pos_ = nxt
         return nxt
 
@@ -100,18 +191,23 @@ class RandomWalkTraversal(Traversal):
         parts = [self.pending_]
         have = self.pending_.size
         while have < need:
-            step = self.walk()
+            step = self._stops(self.walk())
             parts.append(step)
             have += step.size
         ids = np.concatenate(parts)
         self.pending_ = ids[need:]
         return Selection(self.train_ids_[ids[:need]])
 
+    def _stops(self, positions: np.ndarray) -> np.ndarray:
+        """Batch entries (subgraph ids) contributed by one step's walker positions."""
+        return positions
+
     def extra_state(self) -> dict[str, Any]:
         return {"pos": self.pos_.copy(), "history": self.history_.copy(),
-                "pending": self.pending_.copy()}
+                "pending": self.pending_.copy(), "start": self.start_.copy()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pos_ = np.asarray(state["pos"])
         self.history_ = np.asarray(state["history"])
         self.pending_ = np.asarray(state["pending"])
+        self.start_ = np.asarray(state.get("start", self.pos_))

@@ -1,0 +1,1 @@
+"""Example third-party modules for HyperGraph (see ``modules``)."""

@@ -1,0 +1,48 @@
+"""Matched-budget benchmarks of traversals: runner, report and plots (``hypergraph bench``)."""
+
+from pathlib import Path
+from typing import Any
+
+from hypergraph.bench._plots import plot_bench
+from hypergraph.bench._report import best_so_far, markdown_report, summarise
+from hypergraph.bench._runner import (
+    DATASETS,
+    METHODS,
+    BenchDataset,
+    BenchMethod,
+    BenchSpec,
+    CurveRecorder,
+    load_results,
+    parse_dataset,
+    parse_method,
+    run_bench,
+    run_cell,
+)
+
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "BenchDataset",
+    "BenchMethod",
+    "BenchSpec",
+    "CurveRecorder",
+    "best_so_far",
+    "load_results",
+    "markdown_report",
+    "parse_dataset",
+    "parse_method",
+    "plot_bench",
+    "run_bench",
+    "run_cell",
+    "summarise",
+    "write_outputs",
+]
+
+
+def write_outputs(results: dict[str, Any], out_dir: str | Path, command: str = "",
+                  ) -> list[Path]:
+    """Write ``report.md`` and the plots next to ``results.json``; returns the paths."""
+    out = Path(out_dir)
+    report = out / "report.md"
+    report.write_text(markdown_report(results, command))
+    return [report, *plot_bench(results, out)]

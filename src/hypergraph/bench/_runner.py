@@ -1,0 +1,305 @@
+"""The matched-budget benchmark runner: traversals x datasets x seeds.
+
+Every cell of the matrix is one :func:`hypergraph.run.train` run with the same model, graph
+builder, batch size and **gradient-step budget**; only the traversal (and the seed) changes.
+A :class:`CurveRecorder` callback evaluates validation and test accuracy every ``eval_every``
+steps and records the compute spent so far:
+
+* ``train_samples``: samples that went through a training step (forward + backward);
+* ``selection_forward``: samples scored forward-only to choose batches (``context.score``);
+* ``overhead_fe``: other selection compute (e.g. RHO-LOSS's irreducible-loss model), converted
+  to forward passes of the main model by parameter count;
+* ``compute`` = ``3 x train_samples + selection_forward + overhead_fe`` in forward-pass
+  equivalents (convention: a backward pass costs about two forward passes);
+* ``wall_s``: seconds since training began, without the recorder's own evaluations.
+
+Results go to ``results.json`` after every cell; cells already there (same settings) are
+skipped, so an interrupted bench resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hypergraph.config import RunConfig
+from hypergraph.exceptions import ConfigError
+from hypergraph.graph import TEST, VAL
+from hypergraph.logging import get_logger
+from hypergraph.trainers import Callback, TrainContext, TrainState, write_json_atomic
+
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "BenchDataset",
+    "BenchMethod",
+    "BenchSpec",
+    "CurveRecorder",
+    "run_bench",
+    "run_cell",
+]
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchDataset:
+    """A dataset arm: registered name, parameters and its gradient-step budget."""
+
+    key: str
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    steps: int = 1200
+
+
+@dataclass(frozen=True)
+class BenchMethod:
+    """A traversal arm: registered name and parameters."""
+
+    key: str
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+#: Dataset presets (``--datasets`` picks by key).
+DATASETS: dict[str, BenchDataset] = {
+    "noisy": BenchDataset("noisy", "synthetic", {"label_noise": 0.3}, steps=600),
+    "redundant": BenchDataset("redundant", "synthetic", {"redundancy": 0.8}, steps=600),
+    "clean": BenchDataset("clean", "synthetic", {}, steps=600),
+    "digits": BenchDataset("digits", "digits", {}, steps=400),
+    "mnist1d": BenchDataset("mnist1d", "mnist1d", {}, steps=800),
+}
+
+#: Method presets (``--methods`` picks by key; ``name:k=v,k=v`` gives ad-hoc variants).
+METHODS: dict[str, BenchMethod] = {
+    "uniform": BenchMethod("uniform", "uniform"),
+    "infobatch": BenchMethod("infobatch", "infobatch"),
+    "rho_loss": BenchMethod("rho_loss", "rho_loss"),
+    "loss_topk": BenchMethod("loss_topk", "loss_topk"),
+    "ivalue": BenchMethod("ivalue", "ivalue"),
+}
+
+
+@dataclass
+class BenchSpec:
+    """Everything shared by the cells of one bench."""
+
+    datasets: list[BenchDataset]
+    methods: list[BenchMethod]
+    seeds: list[int]
+    batch_size: int = 64
+    evals: int = 30
+    model: dict[str, Any] = field(default_factory=lambda: {
+        "name": "mlp", "params": {"width": 128, "depth": 2, "dropout": 0.0, "lr": 1e-3}})
+    dataloader: dict[str, Any] = field(default_factory=lambda: {
+        "name": "knn", "params": {"k": 10}})
+    device: str = "cpu"
+    step_scale: float = 1.0
+
+    def budget(self, dataset: BenchDataset) -> int:
+        """Gradient steps of every cell on ``dataset``."""
+        return max(1, round(dataset.steps * self.step_scale))
+
+    def cell_key(self, dataset: BenchDataset, method: BenchMethod, seed: int) -> str:
+        """Stable key of one cell: names, seed and a hash of every setting that shapes it."""
+        blob = json.dumps({"d": asdict(dataset), "m": asdict(method), "b": self.batch_size,
+                           "e": self.evals, "model": self.model, "dl": self.dataloader,
+                           "steps": self.budget(dataset)}, sort_keys=True)
+        digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+        return f"{dataset.key}|{method.key}|{seed}|{digest}"
+
+
+def parse_method(text: str) -> BenchMethod:
+    """``"ivalue"`` (a preset or a registered name) or ``"key=name:p=v,p=v"`` for a variant."""
+    from hypergraph.config import parse_value
+
+    key, _, rest = text.partition("=") if "=" in text.split(":")[0] else (text, "", text)
+    name, _, params_text = rest.partition(":")
+    if not params_text and name in METHODS:
+        preset = METHODS[name]
+        return BenchMethod(key, preset.name, dict(preset.params))
+    params: dict[str, Any] = {}
+    for item in filter(None, params_text.split(",")):
+        if "=" not in item:
+            raise ConfigError(f"bench method '{text}': parameters must look like p=v, "
+                              f"got '{item}'.")
+        p, v = item.split("=", 1)
+        params[p.strip()] = parse_value(v.strip())
+    return BenchMethod(key if key != text else text, name, params)
+
+
+def parse_dataset(text: str) -> BenchDataset:
+    """A preset key (see :data:`DATASETS`)."""
+    if text not in DATASETS:
+        from hypergraph.exceptions import UnknownNameError
+
+        raise UnknownNameError("bench dataset", text, sorted(DATASETS))
+    return DATASETS[text]
+
+
+# ---------------------------------------------------------------------------- recording
+class CurveRecorder(Callback):
+    """Evaluates val/test accuracy every ``eval_every`` steps and stops at ``budget`` steps."""
+
+    def __init__(self, budget: int, eval_every: int) -> None:
+        self.budget = budget
+        self.eval_every = max(1, eval_every)
+        self.curve: list[dict[str, float]] = []
+        self.eval_s = 0.0
+        self.start = 0.0
+        self.extra: dict[str, Any] = {}
+
+    def _data(self, ctx: TrainContext, split: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = ctx.graph.ids_in_split(split)
+        rows = ctx.graph.node_rows(ids, np.random.default_rng(0))
+        x = torch.from_numpy(np.asarray(ctx.bundle.store.get(rows), np.float32)).to(ctx.device)
+        y = torch.from_numpy(ctx.bundle.y[rows].astype(np.int64)).to(ctx.device)
+        return x, y
+
+    def on_fit_start(self, ctx: TrainContext, state: TrainState) -> None:
+        self.val = self._data(ctx, VAL)
+        self.test = self._data(ctx, TEST)
+        self.params = ctx.model.num_parameters() if hasattr(ctx.model, "num_parameters") else 0
+        self.start = time.perf_counter()
+        self._record(ctx, state)
+
+    def _overhead_fe(self, ctx: TrainContext) -> float:
+        over = getattr(ctx.traversal, "overhead_", None) or {}
+        fwd, params = float(over.get("forward_samples", 0.0)), int(over.get("params", 0))
+        if fwd <= 0 or params <= 0 or self.params <= 0:
+            return 0.0
+        return fwd * params / self.params
+
+    def _record(self, ctx: TrainContext, state: TrainState) -> None:
+        t0 = time.perf_counter()
+        val = ctx.model.evaluate(*self.val)
+        test = ctx.model.evaluate(*self.test)
+        over = self._overhead_fe(ctx)
+        self.curve.append({
+            "step": state.step, "train_samples": state.samples_seen,
+            "selection_forward": state.selection_forward, "overhead_fe": over,
+            "compute": 3.0 * state.samples_seen + state.selection_forward + over,
+            "wall_s": t0 - self.start - self.eval_s,
+            "val_acc": val.get("accuracy", math.nan), "val_loss": val["loss"],
+            "test_acc": test.get("accuracy", math.nan), "test_loss": test["loss"]})
+        self.eval_s += time.perf_counter() - t0
+
+    def on_step_end(self, ctx: TrainContext, state: TrainState, ids: np.ndarray) -> None:
+        if state.step <= self.budget and (state.step % self.eval_every == 0
+                                          or state.step == self.budget):
+            self._record(ctx, state)
+
+    def on_epoch_end(self, ctx: TrainContext, state: TrainState, record: dict[str, Any]) -> None:
+        if state.step >= self.budget:
+            state.stop = True
+            state.stop_reason = "bench budget reached"
+
+    def on_fit_end(self, ctx: TrainContext, state: TrainState, result: dict[str, Any]) -> None:
+        if self.curve[-1]["step"] < min(state.step, self.budget):
+            self._record(ctx, state)
+        self.extra = {"n_train": int(ctx.graph.train_ids().size), "params": self.params,
+                      "overhead": getattr(ctx.traversal, "overhead_", None)}
+
+
+def _train_rows(spec: BenchSpec, dataset: BenchDataset, seed: int) -> int:
+    from hypergraph import registry
+    from hypergraph.rng import RngStreams
+
+    cls = registry.resolve("dataset", dataset.name)
+    bundle = cls.from_params(dataset.params).load(  # type: ignore[attr-defined]
+        RngStreams(seed).generator("dataset"))
+    return int(np.sum(bundle.split == 0))
+
+
+def run_cell(spec: BenchSpec, dataset: BenchDataset, method: BenchMethod, seed: int,
+             ) -> dict[str, Any]:
+    """Train one cell and return its record (curve, totals, settings)."""
+    from hypergraph.run import train
+
+    budget = spec.budget(dataset)
+    per_epoch = max(1, math.ceil(_train_rows(spec, dataset, seed) / spec.batch_size))
+    epochs = math.ceil(budget / per_epoch)
+    if method.name == "infobatch":
+        # InfoBatch's epochs are shorter (pruned); its annealing needs the epoch count, so plan
+        # for epochs of ~65% length (the bench stops every run at the step budget anyway).
+        ratio = float(method.params.get("prune_ratio", 0.5))
+        epochs = math.ceil(budget / max(1.0, per_epoch * (1.0 - 0.7 * ratio)))
+    cfg = RunConfig.model_validate({
+        "seed": seed, "device": spec.device,
+        "dataset": {"name": dataset.name, "params": dict(dataset.params)},
+        "dataloader": spec.dataloader, "model": spec.model,
+        "traversal": {"name": method.name, "params": dict(method.params)},
+        "trainer": {"name": "standard", "params": {"epochs": epochs, "patience": 0,
+                                                   "batch_size": spec.batch_size}},
+    })
+    recorder = CurveRecorder(budget, max(1, budget // max(1, spec.evals)))
+    t0 = time.perf_counter()
+    result = train(cfg, None, callbacks=[recorder])
+    return {"dataset": dataset.key, "method": method.key, "seed": seed,
+            "traversal": method.name, "traversal_params": method.params, "budget": budget,
+            "curve": recorder.curve, "steps_run": result["steps"],
+            "run_wall_s": time.perf_counter() - t0, **recorder.extra}
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """``results.json`` as a dict (an empty skeleton when absent)."""
+    if path.is_file():
+        data: dict[str, Any] = json.loads(path.read_text())
+        data.setdefault("cells", {})
+        return data
+    return {"cells": {}}
+
+
+def run_bench(spec: BenchSpec, out_dir: str | Path,
+              on_cell: Callable[[str, bool], None] | None = None,
+              threads: int | None = 1) -> dict[str, Any]:
+    """Run every missing cell of ``spec``, saving ``results.json`` after each; returns results.
+
+    Args:
+        spec: The matrix and shared settings.
+        out_dir: Folder of ``results.json`` (created).
+        on_cell: Called as ``on_cell(key, skipped)`` after each cell (progress display).
+        threads: torch intra-op threads for the runs (small models run best on one).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    results = load_results(path)
+    results["spec"] = {"batch_size": spec.batch_size, "evals": spec.evals, "model": spec.model,
+                       "dataloader": spec.dataloader, "device": spec.device,
+                       "datasets": [asdict(d) | {"budget": spec.budget(d)}
+                                    for d in spec.datasets],
+                       "methods": [asdict(m) for m in spec.methods], "seeds": spec.seeds}
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        for dataset, method, seed in _cells(spec.datasets, spec.methods, spec.seeds):
+            key = spec.cell_key(dataset, method, seed)
+            if key in results["cells"]:
+                if on_cell:
+                    on_cell(key, True)
+                continue
+            logger.info("bench cell %s", key)
+            results["cells"][key] = run_cell(spec, dataset, method, seed)
+            write_json_atomic(path, results)
+            if on_cell:
+                on_cell(key, False)
+    finally:
+        torch.set_num_threads(old_threads)
+    write_json_atomic(path, results)
+    return results
+
+
+def _cells(datasets: Sequence[BenchDataset], methods: Sequence[BenchMethod],
+           seeds: Sequence[int]) -> list[tuple[BenchDataset, BenchMethod, int]]:
+    return [(d, m, s) for d in datasets for s in seeds for m in methods]

@@ -1,0 +1,80 @@
+"""``hypergraph bench``: traversals x datasets x seeds at matched gradient-step budgets."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hypergraph.cli._app import app, console, err_console
+
+
+@app.command()
+def bench(
+    datasets: Annotated[str, typer.Option(
+        help="Comma-separated dataset presets: noisy (synthetic, 30% flipped train labels), "
+        "redundant (synthetic, 80% near-duplicates), clean (synthetic), digits, mnist1d.")
+    ] = "noisy,redundant,digits",
+    methods: Annotated[str, typer.Option(
+        help="Comma-separated traversals: presets uniform, infobatch, rho_loss, loss_topk, "
+        "ivalue, or variants KEY=NAME:p=v;... (use ';' between a variant's parameters).")
+    ] = "uniform,infobatch,rho_loss,loss_topk,ivalue",
+    seeds: Annotated[int, typer.Option(help="Seeds per cell (0..N-1).")] = 5,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md "
+                                      "and plots (rerunning resumes).")] = Path("bench"),
+    step_scale: Annotated[float, typer.Option(
+        help="Multiply every dataset's step budget (e.g. 0.1 for a smoke run).")] = 1.0,
+    evals: Annotated[int, typer.Option(help="Checkpoints evaluated per run.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Samples per gradient step.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch threads per run.")] = 1,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    # Performance benchmarks (wall time / memory of the framework itself) are a separate
+    # concern: an additive ``--perf`` option belongs here, dispatching before the matrix below.
+) -> None:
+    """Benchmark traversals at matched budgets; write results.json, report.md and plots.
+
+    Every method trains the same model on the same graph for the same number of gradient steps;
+    test accuracy (best-on-validation checkpoint) is recorded against steps, total compute
+    (forward + backward passes, selection included) and wall time. The report gives, per method,
+    the steps and compute needed to reach uniform's final accuracy. Finished cells found in
+    results.json are skipped, so an interrupted bench resumes.
+    """
+    from hypergraph.bench import (
+        BenchSpec,
+        parse_dataset,
+        parse_method,
+        run_bench,
+        write_outputs,
+    )
+    from hypergraph.exceptions import ConfigError
+
+    if seeds < 1 or step_scale <= 0 or evals < 1 or batch_size < 1:
+        raise ConfigError("bench: --seeds, --evals and --batch-size must be >= 1 and "
+                          f"--step-scale > 0; got {seeds}, {evals}, {batch_size}, {step_scale}.")
+    spec = BenchSpec(
+        datasets=[parse_dataset(d.strip()) for d in datasets.split(",") if d.strip()],
+        methods=[parse_method(m.strip().replace(";", ",")) for m in methods.split(",")
+                 if m.strip()],
+        seeds=list(range(seeds)), batch_size=batch_size, evals=evals, device=device,
+        step_scale=step_scale)
+    total = len(spec.datasets) * len(spec.methods) * len(spec.seeds)
+    bar = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
+                   disable=not progress)
+    task = bar.add_task("cells", total=total, info="")
+
+    def on_cell(key: str, skipped: bool) -> None:
+        bar.update(task, advance=1, info=("skipped " if skipped else "") + key.rsplit("|", 1)[0])
+
+    with bar:
+        results = run_bench(spec, out, on_cell=on_cell, threads=threads)
+    command = "hypergraph bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "bench" else ""
+    paths = write_outputs(results, out, command=command)
+    console.print((out / "report.md").read_text())
+    console.print("Wrote " + ", ".join(str(p) for p in [out / "results.json", *paths]))

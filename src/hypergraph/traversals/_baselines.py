@@ -1,0 +1,350 @@
+"""Data-selection baselines re-implemented from their papers, as traversals.
+
+* :class:`InfoBatchTraversal` - Qin et al., *InfoBatch: Lossless Training Speed Up by Unbiased
+  Dynamic Data Pruning*, ICLR 2024.
+* :class:`RhoLossTraversal` - Mindermann et al., *Prioritized Training on Points that are
+  Learnable, Worth Learning, and Not Yet Learnt*, ICML 2022.
+* :class:`LossTopKTraversal` - Loshchilov & Hutter, *Online Batch Selection for Faster Training
+  of Neural Networks*, ICLR 2016 workshop.
+
+Compute that a method spends outside the training steps and the trainer's ``score`` calls (the
+irreducible-loss model of RHO-LOSS) is reported in :attr:`overhead_` as forward passes of a model
+with a stated parameter count, so a benchmark can convert it to forward passes of the main model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hypergraph.exceptions import DataError
+from hypergraph.graph import HyperGraph
+from hypergraph.registry import register
+from hypergraph.spaces import Float, Int
+from hypergraph.traversals._base import Selection, Traversal
+
+__all__ = [
+    "InfoBatchTraversal",
+    "LossTopKTraversal",
+    "RhoLossTraversal",
+    "graph_irreducible_losses",
+    "holdout_irreducible_losses",
+    "infobatch_plan",
+    "rank_probabilities",
+    "rho_select",
+]
+
+
+# ---------------------------------------------------------------------------- pure rules
+def infobatch_plan(scores: np.ndarray, prune_ratio: float, rng: np.random.Generator,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """InfoBatch's per-epoch rule on positions ``0..n-1``.
+
+    Samples whose score (last seen loss) is below the mean are "well learned"; each of them is
+    pruned with probability ``prune_ratio`` and, if kept, its loss weight becomes
+    ``1 / (1 - prune_ratio)`` so the expected gradient is unchanged. Other samples are kept with
+    weight 1.
+
+    Returns:
+        ``(kept positions, their weights)``.
+    """
+    well = scores < scores.mean()
+    pruned = well & (rng.random(scores.size) < prune_ratio)
+    kept = np.flatnonzero(~pruned)
+    weights = np.where(well[kept], 1.0 / (1.0 - prune_ratio), 1.0).astype(np.float32)
+    return kept, weights
+
+
+def rho_select(losses: np.ndarray, irreducible: np.ndarray, k: int) -> np.ndarray:
+    """RHO-LOSS: positions of the ``k`` largest reducible losses ``loss - irreducible``."""
+    reducible = np.asarray(losses, np.float64) - np.asarray(irreducible, np.float64)
+    k = min(k, reducible.size)
+    top = np.argpartition(-reducible, k - 1)[:k]
+    return top[np.argsort(-reducible[top], kind="stable")]
+
+
+def rank_probabilities(n: int, pressure: float) -> np.ndarray:
+    """Loshchilov & Hutter's selection probabilities by loss rank (rank 0 = largest loss).
+
+    ``p(rank r) ∝ exp(-ln(pressure) * r / n)``: the top-ranked sample is ``pressure`` times as
+    likely to be picked as the last one.
+    """
+    p = np.exp(-math.log(pressure) * np.arange(n) / max(n, 1))
+    return p / p.sum()
+
+
+def graph_irreducible_losses(graph: HyperGraph, smoothing: float = 1.0,
+                             num_classes: int | None = None) -> np.ndarray:
+    """Leave-one-out irreducible loss of each node from its neighbours' labels.
+
+    ``-log p_i`` with ``p_i = (sum_j w_ij [y_j = y_i] + smoothing / C) / (sum_j w_ij + smoothing)``
+    over the out-neighbours ``j`` of ``i`` in ``graph``: the cross-entropy of a weighted kNN
+    classifier that never saw node ``i``. A label that disagrees with its neighbourhood (a likely
+    flipped label) gets a high value. Costs one pass over the edges and no model.
+    """
+    n = graph.num_nodes
+    labels = np.asarray(graph.label)
+    classes = int(num_classes or (labels.max(initial=0) + 1))
+    src = np.repeat(np.arange(n), np.diff(graph.indptr))
+    agree = (labels[graph.indices] == labels[src]).astype(np.float64) * graph.weights
+    same = np.bincount(src, weights=agree, minlength=n)
+    total = np.bincount(src, weights=graph.weights.astype(np.float64), minlength=n)
+    p = (same + smoothing / classes) / (total + smoothing)
+    result: np.ndarray = -np.log(p)
+    return result
+
+
+def holdout_irreducible_losses(features: np.ndarray, labels: np.ndarray, num_classes: int,
+                               rng: np.random.Generator, width: int = 32, epochs: int = 10,
+                               lr: float = 3e-3, batch_size: int = 64, folds: int = 2,
+                               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cross-fitted irreducible losses from a small model trained on held-out rows.
+
+    The rows are split into ``folds`` parts; for each part a small MLP (``width`` hidden units,
+    0 for a linear model) is trained on the other parts and scores the held-out part. Every row
+    thus gets the loss of a model that never trained on it, and the main model can still train
+    on every row (the no-extra-holdout variant of RHO-LOSS).
+
+    Returns:
+        ``(losses, overhead)`` where overhead holds ``forward_samples`` (training samples count
+        three forward passes: forward plus a backward of about twice the cost) and ``params``.
+    """
+    import torch
+    from torch import nn
+
+    n, d = features.shape[0], int(np.prod(features.shape[1:]))
+    x_all = torch.from_numpy(np.ascontiguousarray(features.reshape(n, d), np.float32))
+    y_all = torch.from_numpy(np.asarray(labels, np.int64))
+    fold = rng.permutation(n) % max(2, folds)
+    out = np.zeros(n, np.float64)
+    fwd = 0.0
+    params = 0
+    seed = int(rng.integers(0, 2**31 - 1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for f in range(max(2, folds)):
+            fit_rows = np.flatnonzero(fold != f)
+            held = np.flatnonzero(fold == f)
+            layers: list[nn.Module] = (
+                [nn.Linear(d, width), nn.ReLU(), nn.Linear(width, num_classes)] if width > 0
+                else [nn.Linear(d, num_classes)])
+            net = nn.Sequential(*layers)
+            params = sum(p.numel() for p in net.parameters())
+            opt = torch.optim.Adam(net.parameters(), lr=lr)
+            for _ in range(epochs):
+                order = fit_rows[rng.permutation(fit_rows.size)]
+                for i in range(0, order.size, batch_size):
+                    idx = torch.from_numpy(order[i:i + batch_size])
+                    loss = nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                fwd += 3.0 * fit_rows.size
+            with torch.no_grad():
+                idx = torch.from_numpy(held)
+                out[held] = nn.functional.cross_entropy(net(x_all[idx]), y_all[idx],
+                                                        reduction="none").numpy()
+            fwd += held.size
+    return out, {"forward_samples": fwd, "params": int(params),
+                 "what": "irreducible-loss model"}
+
+
+def _train_features(graph: HyperGraph, ids: np.ndarray, who: str) -> np.ndarray:
+    store = graph.store
+    if store is None:
+        raise DataError(f"{who} needs the graph's data store to train its irreducible-loss "
+                        "model; build the graph with a dataloader that attaches it.")
+    if graph.members is not None and np.any(graph.store_row[ids] < 0):
+        raise DataError(f"{who} needs point nodes (one data row per node); this graph holds "
+                        "cluster nodes.")
+    return np.asarray(store.get(graph.store_row[ids]), np.float32)
+
+
+# ---------------------------------------------------------------------------- InfoBatch
+@register("traversal", "infobatch")
+class InfoBatchTraversal(Traversal):
+    """InfoBatch: each epoch, prune a random part of the well-learned samples and rescale the rest.
+
+    A sample's score is its loss when last trained on (all scores start equal, so the first
+    epoch is full). At the start of each epoch, samples scoring below the mean are pruned with
+    probability ``prune_ratio``; the kept ones among them get loss weight
+    ``1 / (1 - prune_ratio)`` (passed to the model through :attr:`Selection.weights`). The
+    remaining samples are visited once in random order, so an epoch has fewer steps. From epoch
+    ``delta x epochs`` on, the full data is used with weight 1 (annealing).
+    """
+
+    needs_feedback: ClassVar[bool] = True
+    tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:epoch",
+                                                "traversal:selection"})
+    requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "sample_weights"})
+    space = {
+        "prune_ratio": Float(default=0.5, low=0.0, high=0.95,
+                             help="probability of pruning a below-mean-loss sample"),
+        "delta": Float(default=0.875, low=0.0, high=1.0,
+                       help="share of epochs that prune; the rest use all data"),
+    }
+
+    def __init__(self, prune_ratio: float = 0.5, delta: float = 0.875) -> None:
+        self.prune_ratio = prune_ratio
+        self.delta = delta
+
+    def _build(self) -> None:
+        n = self.train_ids_.size
+        old = getattr(self, "scores_", None)
+        if old is None or old.size != n:
+            self.scores_ = np.ones(n, np.float64)
+        self.pos_ = np.full(self.graph_.num_nodes, -1, np.int64)
+        self.pos_[self.train_ids_] = np.arange(n)
+        self._plan(-1)
+
+    def _plan(self, epoch: int) -> None:
+        n = self.train_ids_.size
+        if 0 <= epoch < self.delta * self.context_.epochs:
+            kept, weights = infobatch_plan(self.scores_, self.prune_ratio, self.rng_)
+        else:
+            kept, weights = np.arange(n), np.ones(n, np.float32)
+        order = self.rng_.permutation(kept.size)
+        self.order_, self.weights_ = kept[order], weights[order]
+        self.cursor_ = 0
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self._plan(epoch)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(self.order_.size / self.batch_size_))
+
+    def next_batch(self) -> Selection:
+        if self.cursor_ >= self.order_.size:
+            self._plan(-1)
+        sl = slice(self.cursor_, self.cursor_ + self.batch_size_)
+        self.cursor_ += self.batch_size_
+        return Selection(self.train_ids_[self.order_[sl]], self.weights_[sl].copy())
+
+    def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
+        self.scores_[self.pos_[ids]] = losses
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"scores": self.scores_.copy(), "order": self.order_.copy(),
+                "weights": self.weights_.copy(), "cursor": self.cursor_}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.scores_ = np.asarray(state["scores"])
+        self.order_ = np.asarray(state["order"])
+        self.weights_ = np.asarray(state["weights"])
+        self.cursor_ = int(state["cursor"])
+
+
+# ---------------------------------------------------------------------------- RHO-LOSS
+@register("traversal", "rho_loss")
+class RhoLossTraversal(Traversal):
+    """RHO-LOSS: from a uniform big batch, train on the points with the largest reducible loss.
+
+    Before training, a small irreducible-loss (IL) model is trained on held-out training rows
+    (cross-fitted over two halves, so every row gets a loss from a model that never saw it; see
+    :func:`holdout_irreducible_losses`) and its losses are stored: the paper computes them once.
+    Each step draws ``big_batch_factor x batch_size`` training nodes uniformly without
+    replacement, scores them with the current model (``context.score``: counted as selection
+    compute) and keeps the ``batch_size`` with the largest ``loss - irreducible loss``. The IL
+    model's cost is reported in :attr:`overhead_`.
+    """
+
+    tags: ClassVar[frozenset[str]] = frozenset({"traversal:selection"})
+    requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "node:point"})
+    space = {
+        "big_batch_factor": Int(default=10, low=1, high=100,
+                                help="candidates scored per selected sample (n_B / n_b)"),
+        "il_width": Int(default=32, low=0, high=1024,
+                        help="hidden units of the irreducible-loss model (0: linear)"),
+        "il_epochs": Int(default=10, low=1, high=1000, help="epochs of IL model training"),
+    }
+
+    def __init__(self, big_batch_factor: int = 10, il_width: int = 32, il_epochs: int = 10,
+                 ) -> None:
+        self.big_batch_factor = big_batch_factor
+        self.il_width = il_width
+        self.il_epochs = il_epochs
+
+    def _build(self) -> None:
+        ids = self.train_ids_
+        feats = _train_features(self.graph_, ids, self.display_name())
+        classes = int(self.graph_.label.max()) + 1
+        self.irreducible_, self.overhead_ = holdout_irreducible_losses(
+            feats, self.graph_.label[ids], classes, self.rng_, width=self.il_width,
+            epochs=self.il_epochs)
+
+    def next_batch(self) -> Selection:
+        if self.context_.score is None:
+            raise DataError(f"{self.display_name()} needs the trainer's score function "
+                            "(TraversalContext.score) to rank candidates.")
+        n = self.train_ids_.size
+        size = min(n, self.big_batch_factor * self.batch_size_)
+        cand = self.rng_.choice(n, size=size, replace=False)
+        losses = self.context_.score(self.train_ids_[cand])
+        top = rho_select(losses, self.irreducible_[cand], self.batch_size_)
+        return Selection(self.train_ids_[cand[top]])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"irreducible": self.irreducible_.copy()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.irreducible_ = np.asarray(state["irreducible"])
+
+
+# ---------------------------------------------------------------------------- loss rank
+@register("traversal", "loss_topk")
+class LossTopKTraversal(Traversal):
+    """Online batch selection by loss rank (Loshchilov & Hutter).
+
+    Every training node keeps its latest known loss (from the steps it was trained in; unseen
+    nodes rank first). Batches are drawn without replacement with probability decaying
+    exponentially with loss rank: the top node is ``pressure`` times as likely as the last
+    (:func:`rank_probabilities`). With ``recompute_every > 0`` all losses are refreshed by a
+    forward pass every that many epochs (counted as selection compute), as in the paper.
+    """
+
+    needs_feedback: ClassVar[bool] = True
+    tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:selection"})
+    requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss"})
+    space = {
+        "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
+                          help="selection pressure: top-rank / bottom-rank probability"),
+        "recompute_every": Int(default=0, low=0, high=1000,
+                               help="epochs between full loss refreshes (0: never)"),
+    }
+
+    def __init__(self, pressure: float = 100.0, recompute_every: int = 0) -> None:
+        self.pressure = pressure
+        self.recompute_every = recompute_every
+
+    def _build(self) -> None:
+        n = self.train_ids_.size
+        old = getattr(self, "loss_", None)
+        if old is None or old.size != n:
+            self.loss_ = np.full(n, np.inf)
+        self.pos_ = np.full(self.graph_.num_nodes, -1, np.int64)
+        self.pos_[self.train_ids_] = np.arange(n)
+        self.probs_ = rank_probabilities(n, self.pressure)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        every = self.recompute_every
+        if every > 0 and epoch > 0 and epoch % every == 0 and self.context_.score is not None:
+            self.loss_ = np.asarray(self.context_.score(self.train_ids_), np.float64)
+
+    def next_batch(self) -> Selection:
+        n = self.train_ids_.size
+        tie = self.rng_.random(n)
+        order = np.lexsort((tie, -self.loss_))  # rank 0 = largest loss, random tie-break
+        k = min(self.batch_size_, n)
+        ranks = self.rng_.choice(n, size=k, replace=False, p=self.probs_)
+        return Selection(self.train_ids_[order[ranks]])
+
+    def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
+        self.loss_[self.pos_[ids]] = losses
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"loss": self.loss_.copy()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.loss_ = np.asarray(state["loss"])
