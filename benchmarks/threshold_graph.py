@@ -5,7 +5,12 @@ over the same random points; the baseline holds the full ``n x n`` matrix at onc
 (tracemalloc, which sees NumPy allocations) and wall time are measured per repeat with the arms
 interleaved; the script prints min / median / max and the ratios.
 
-Usage: ``.venv/bin/python benchmarks/threshold_graph.py [--n 6000] [--dim 32] [--repeats 3]``
+With ``--approx`` the second arm is instead the approximate path (kNN candidates from the
+``knn`` builder's faiss index, filtered by the threshold) and the script prints its edge recall
+against the exact blockwise graph; no dense matrix is built then, so large ``n`` is fine.
+
+Usage: ``.venv/bin/python benchmarks/threshold_graph.py [--n 6000] [--dim 32] [--repeats 3]
+[--approx]``
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hypergraph.dataloaders import threshold_edges
+from hypergraph.dataloaders import threshold_edges, threshold_edges_knn
 
 
 def dense_baseline(X: np.ndarray, threshold: float, k: int,
@@ -54,7 +59,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--max-degree", type=int, default=20)
+    ap.add_argument("--approx", action="store_true", help="compare with the approximate path")
     args = ap.parse_args()
+    if args.approx:
+        approx_main(args)
+        return
     X = np.random.default_rng(0).normal(size=(args.n, args.dim)).astype(np.float32)
     X[:, 0] += 2.0  # shared direction: many pairs pass the threshold
     res: dict[str, list[tuple[float, float, int]]] = {"blockwise": [], "dense": []}
@@ -78,6 +87,36 @@ def main() -> None:
           f"{max(tim):.2f}")
     if res["blockwise"][0][2] != res["dense"][0][2]:
         print("WARNING: the arms found different edge counts")
+
+
+def approx_main(args: argparse.Namespace) -> None:
+    """Blockwise exact vs approximate (kNN candidates) threshold graphs: time and recall."""
+    X = np.random.default_rng(0).normal(size=(args.n, args.dim)).astype(np.float32)
+    X[:, 0] += 2.0
+    times: dict[str, list[float]] = {"blockwise": [], "approx": []}
+    recalls = []
+    for rep in range(args.repeats):
+        t0 = time.perf_counter()
+        ex = threshold_edges(X, args.threshold, args.max_degree, "cosine",
+                             np.random.default_rng(rep))
+        times["blockwise"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ap = threshold_edges_knn(X, args.threshold, args.max_degree, "cosine",
+                                 np.random.default_rng(rep), mode="approx")
+        times["approx"].append(time.perf_counter() - t0)
+        n = args.n
+        exact = np.unique(ex[0] * n + ex[1])
+        found = np.unique(ap[0] * n + ap[1])
+        recalls.append(float(np.isin(exact, found).mean()))
+    print(f"n={args.n} dim={args.dim} threshold={args.threshold} max_degree={args.max_degree} "
+          f"repeats={args.repeats} (approx)")
+    for arm, t in times.items():
+        print(f"{arm:9s} time s min/med/max {min(t):.3f}/{statistics.median(t):.3f}/{max(t):.3f}")
+    ratio = [a / b for a, b in zip(times["approx"], times["blockwise"], strict=True)]
+    print(f"time approx/blockwise min/med/max {min(ratio):.2f}/{statistics.median(ratio):.2f}/"
+          f"{max(ratio):.2f}")
+    print(f"edge recall of approx vs exact min/med/max {min(recalls):.4f}/"
+          f"{statistics.median(recalls):.4f}/{max(recalls):.4f}")
 
 
 if __name__ == "__main__":

@@ -131,3 +131,19 @@ def test_registry_is_clean_after_unregister(registered: None) -> None:
 def test_unregistered_afterwards() -> None:
     assert "broken_leaky" not in registry.names("traversal")
     assert "broken_dangling" not in registry.names("manager")
+
+
+def test_cli_check_exits_1_naming_the_rule(registered: None) -> None:
+    from typer.testing import CliRunner
+
+    from hypergraph.cli import app
+
+    result = CliRunner().invoke(app, ["check", "traversal:broken_leaky", "--no-smoke", "--json"])
+    assert result.exit_code == 1, result.output
+    import json
+
+    data = json.loads(result.output)
+    failed = [c for m in data["modules"] for c in m["checks"] if c["status"] == "failed"]
+    by_rule = {c["rule"]: c["message"] for c in failed}
+    assert "breaks rule 'yields_only_train_ids'" in by_rule["yields_only_train_ids"]
+    assert "deterministic_by_seed" not in by_rule

@@ -19,6 +19,7 @@ from hypergraph.dataloaders import (
     builder_vectors,
     random_projection,
     threshold_edges,
+    threshold_edges_knn,
 )
 from hypergraph.datasets import Dataset, DatasetBundle
 from hypergraph.datasets._base import in_memory
@@ -318,3 +319,23 @@ def test_attribute_trains_one_epoch(digits_with_attributes: str) -> None:
     result = _one_epoch(dataset=digits_with_attributes, dataloader="attribute",
                         traversal="random_walk")
     assert result["epochs"] == 1
+
+
+def test_threshold_through_knn_search_matches_blockwise() -> None:
+    X = np.random.default_rng(0).normal(size=(1500, 8)).astype(np.float32)
+    X[:, 0] += 1.5
+    for metric in ("cosine", "euclidean"):
+        a = threshold_edges(X, 0.4, 8, metric, np.random.default_rng(0))
+        b = threshold_edges_knn(X, 0.4, 8, metric, np.random.default_rng(0), mode="exact")
+        assert _edge_set(a[0], a[1]) == _edge_set(b[0], b[1])
+        c = threshold_edges_knn(X, 0.4, 8, metric, np.random.default_rng(0), mode="approx")
+        found = _edge_set(c[0], c[1])
+        exact = _edge_set(a[0], a[1])
+        assert len(found & exact) / len(exact) >= 0.9
+        assert found <= _edge_set(*threshold_edges(X, 0.4, 1499, metric,
+                                                   np.random.default_rng(0))[:2])
+    g = ThresholdDataloader(mode="approx", threshold=0.4).build(
+        in_memory("x", X, np.zeros(1500, np.int64), np.zeros(1500, np.int8), "classification",
+                  1), np.random.default_rng(0))
+    g.validate()
+    assert g.is_symmetric() and g.num_edges > 0

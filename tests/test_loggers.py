@@ -56,15 +56,15 @@ def test_csv_matches_jsonl(tmp_path: Path) -> None:
 
 
 def test_csv_and_jsonl_have_each_epoch_once_after_resume(tmp_path: Path) -> None:
-    class Killed(Exception):
+    class KilledError(Exception):
         pass
 
     class KillAt(Callback):
         def on_step_end(self, ctx: TrainContext, state: TrainState, ids: np.ndarray) -> None:
             if state.step == 45:  # epoch 3 (19 steps each); last checkpoint: end of epoch 2
-                raise Killed
+                raise KilledError
 
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         train(small(["csv"]), tmp_path, callbacks=[KillAt()])
     assert len(jsonl(tmp_path)) == 2
     resume(tmp_path)

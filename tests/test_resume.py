@@ -78,7 +78,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-class Killed(Exception):
+class KilledError(Exception):
     """Stands in for a kill: not an input error, so status.json stays 'running'."""
 
 
@@ -88,7 +88,7 @@ class KillAt(Callback):
 
     def on_step_end(self, ctx: TrainContext, state: TrainState, ids: np.ndarray) -> None:
         if state.step == self.step:
-            raise Killed
+            raise KilledError
 
 
 def assert_same_run(run: Path, ref: Path) -> None:
@@ -104,7 +104,7 @@ def test_resume_mid_epoch_in_process(traversal: str, tmp_path: Path,
     cfg = load_config(write_config(tmp_path / "c.yaml", traversal))
     run = tmp_path / "run"
     # Killed at step 95 (epoch 3 of 37 steps): the last checkpoint is from step 90, mid-epoch.
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         train(cfg, run, callbacks=[KillAt(95)])
     payload = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert payload["state"]["step"] == 90 and payload["state"]["epoch_step"] == 90 - 2 * 37
@@ -117,11 +117,11 @@ def test_resume_mid_epoch_in_process(traversal: str, tmp_path: Path,
 def test_resume_at_epoch_end_and_twice(tmp_path: Path, reference: dict[str, Path]) -> None:
     cfg = load_config(write_config(tmp_path / "c.yaml", "random_walk"))
     run = tmp_path / "run"
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         train(cfg, run, callbacks=[KillAt(38)])  # last checkpoint: the end of epoch 1
     payload = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert payload["state"]["epoch"] == 1 and payload["state"]["epoch_step"] == 0
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         resume(run, callbacks=[KillAt(150)])  # killed again, after more checkpoints
     resume(run)
     assert_same_run(run, reference["random_walk"])
@@ -131,7 +131,7 @@ def test_resume_refuses_completed_and_non_runs(tmp_path: Path,
                                                reference: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match="already completed"):
         resume(reference["comprehensive"])
-    with pytest.raises(ConfigError, match="no config.yaml"):
+    with pytest.raises(ConfigError, match=r"no config\.yaml"):
         resume(tmp_path)
 
 

@@ -139,15 +139,15 @@ def test_best_checkpoint_holds_the_best_model(tmp_path: Path) -> None:
 
 
 def test_checkpoint_every_writes_mid_epoch(tmp_path: Path) -> None:
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     class StopAt(Callback):
         def on_step_end(self, ctx: TrainContext, state: TrainState, ids: np.ndarray) -> None:
             if state.step == 8:
-                raise Stop
+                raise StopError
 
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         train(small("trainer.checkpoint_every=3"), tmp_path, callbacks=[StopAt()])
     payload = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
     assert payload["state"]["step"] == 6 and payload["state"]["epoch"] == 0

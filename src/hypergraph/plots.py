@@ -242,14 +242,15 @@ def plot_graph(graph: HyperGraph, path: str | Path, features: np.ndarray | None 
                     linewidths=0.6, zorder=2)
         order = np.flatnonzero(train)[np.argsort(visits[train], kind="stable")]
         v = visits[order].astype(np.float64)
-        vmax = max(float(v.max(initial=1)), 1.0)
+        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+        spread = (v - lo) / (hi - lo) if hi > lo else np.full(v.size, 0.5)
         sc = ax2.scatter(pos[order, 0], pos[order, 1], c=v, cmap="magma_r",
-                         norm=plt.Normalize(0, vmax), s=size * (0.5 + 2.0 * v / vmax),
-                         edgecolors="none", zorder=3)
+                         norm=plt.Normalize(lo if hi > lo else 0.0, max(hi, 1.0)),
+                         s=size * (0.5 + 2.0 * spread), edgecolors="none", zorder=3)
         fig.colorbar(sc, ax=ax2, label="training visits")
         unvisited = int((visits[train] == 0).sum())
-        ax2.set_title(f"Training visits (x: val/test; {unvisited} of {int(train.sum())} "
-                      "training nodes never visited)")
+        ax2.set_title(f"Training visits: {lo:g}-{hi:g} per node, {unvisited} of "
+                      f"{int(train.sum())} never visited (x: val/test)")
     for a in axes[0]:
         a.set_xticks([])
         a.set_yticks([])

@@ -86,6 +86,8 @@ METHODS: dict[str, BenchMethod] = {
     "rho_loss": BenchMethod("rho_loss", "rho_loss"),
     "loss_topk": BenchMethod("loss_topk", "loss_topk"),
     "ivalue": BenchMethod("ivalue", "ivalue"),
+    "ivalue_robust": BenchMethod("ivalue_robust", "ivalue",
+                                 {"signal": "reducible", "trust": 2.0}),
 }
 
 
@@ -110,8 +112,18 @@ class BenchSpec:
         return max(1, round(dataset.steps * self.step_scale))
 
     def cell_key(self, dataset: BenchDataset, method: BenchMethod, seed: int) -> str:
-        """Stable key of one cell: names, seed and a hash of every setting that shapes it."""
-        blob = json.dumps({"d": asdict(dataset), "m": asdict(method), "b": self.batch_size,
+        """Stable key of one cell: names, seed and a hash of every setting that shapes it.
+
+        The traversal's parameters are resolved (defaults filled in), so changing a default
+        re-runs the cells it affects instead of reusing stale ones.
+        """
+        from hypergraph import registry
+
+        resolved = registry.resolve("traversal", method.name).from_params(method.params)
+        params = {k: list(v) if isinstance(v, tuple) else v
+                  for k, v in resolved.get_params().items()}
+        blob = json.dumps({"d": asdict(dataset), "m": [method.key, method.name, params],
+                           "b": self.batch_size,
                            "e": self.evals, "model": self.model, "dl": self.dataloader,
                            "steps": self.budget(dataset)}, sort_keys=True)
         digest = hashlib.sha1(blob.encode()).hexdigest()[:8]

@@ -5,8 +5,8 @@ importing it here registers the command.
 """
 
 import hypergraph.cli._bench
+import hypergraph.cli._check
 import hypergraph.cli._plot  # noqa: F401
 from hypergraph.cli._app import app, main
-import hypergraph.cli._check  # noqa: F401,E402
 
 __all__ = ["app", "main"]

@@ -105,6 +105,9 @@ def train(
         if given:
             raise ConfigError(f"--resume reads the run's own config.yaml; it cannot be combined "
                               f"with {', '.join(given)}.")
+        if (resume / "config.yaml").is_file() and not (resume / "last.pt").is_file():
+            err_console.print(f"{resume} holds no last.pt (killed before its first "
+                              "checkpoint): the run starts again from the beginning.")
     cfg = load_config(config) if config is not None else RunConfig()
     overrides: list[str] = []
     for kind, name in (("dataset", dataset), ("dataloader", dataloader), ("model", model),

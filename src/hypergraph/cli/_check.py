@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -136,6 +137,8 @@ def check(
 
 @app.command("test")
 def test_(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Run config YAML (e.g. a run's config.yaml).")] = None,
     dataset: Annotated[str | None, _opt("dataset")] = None,
     dataloader: Annotated[str | None, _opt("dataloader")] = None,
     model: Annotated[str | None, _opt("model")] = None,
@@ -158,7 +161,7 @@ def test_(
     Stages: load, build graph, traverse, train (a few steps with the manager), validate, test.
     Exit code 1 if a stage fails (later stages are not run).
     """
-    from hypergraph.config import RunConfig, apply_overrides
+    from hypergraph.config import RunConfig, apply_overrides, load_config
     from hypergraph.testing import run_stages
 
     if plugins:
@@ -167,7 +170,8 @@ def test_(
         ("dataset", dataset), ("dataloader", dataloader), ("model", model),
         ("traversal", traversal), ("manager", manager), ("trainer", trainer)) if name]
     overrides += [f"seed={seed}", f"device={device}", *(set_ or [])]
-    cfg = apply_overrides(RunConfig(), overrides)
+    cfg = apply_overrides(load_config(config) if config is not None else RunConfig(),
+                          overrides)
     all_plugins = sorted(set(cfg.plugins) | set(_state.get("plugins") or []) | set(plugins or []))
     cfg = cfg.model_copy(update={"plugins": all_plugins})
     results = run_stages(cfg, max_rows=rows, steps=steps)

@@ -5,7 +5,11 @@ from hypergraph.dataloaders._base import Dataloader, graph_from_pairs
 from hypergraph.dataloaders._cluster import ClusterDataloader, kmeans_groups
 from hypergraph.dataloaders._embedding import builder_vectors, model_embedding, random_projection
 from hypergraph.dataloaders._knn import KNNDataloader, similarity_weights
-from hypergraph.dataloaders._threshold import ThresholdDataloader, threshold_edges
+from hypergraph.dataloaders._threshold import (
+    ThresholdDataloader,
+    threshold_edges,
+    threshold_edges_knn,
+)
 
 __all__ = [
     "AttributeDataloader",
@@ -21,4 +25,5 @@ __all__ = [
     "random_projection",
     "similarity_weights",
     "threshold_edges",
+    "threshold_edges_knn",
 ]

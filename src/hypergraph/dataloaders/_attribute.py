@@ -139,7 +139,7 @@ class AttributeDataloader(Dataloader):
         inc, _ = attribute_incidence(bundle.attrs, self._columns(bundle), n, self.min_size)
         if self.pairwise == "knn":
             X = builder_vectors(bundle, self.features, self.embed_dim, rng, self.display_name())
-            ids, dist = KNNDataloader(k=self.k, metric=self.metric).neighbours(X)
+            ids, dist = KNNDataloader(k=self.k, metric=self.metric).neighbours(X, rng)
             src = np.repeat(np.arange(n), ids.shape[1])
             dst, w = ids.ravel(), similarity_weights(dist.ravel(), self.metric)
         elif self.pairwise == "comembers":

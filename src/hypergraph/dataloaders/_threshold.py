@@ -13,7 +13,7 @@ from hypergraph.graph import HyperGraph
 from hypergraph.registry import register
 from hypergraph.spaces import Categorical, Float, Int
 
-__all__ = ["ThresholdDataloader", "threshold_edges"]
+__all__ = ["ThresholdDataloader", "threshold_edges", "threshold_edges_knn"]
 
 #: Similarity entries computed at once (rows per block x n): 2**22 float32 = 16 MiB, plus the
 #: int64 top-k selection over the block (32 MiB).
@@ -88,6 +88,33 @@ def threshold_edges(X: np.ndarray, threshold: float, max_degree: int, metric: st
     return src, dst, np.clip(sim, 1e-6, 1.0).astype(np.float32)
 
 
+def threshold_edges_knn(X: np.ndarray, threshold: float, max_degree: int, metric: str,
+                        rng: np.random.Generator, symmetrize: str = "union",
+                        mode: str = "approx") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of :func:`threshold_edges` found through a k-nearest-neighbour search.
+
+    A row's ``max_degree`` most similar rows are its ``max_degree`` nearest neighbours (both
+    similarities fall as the distance grows), so the threshold graph is the kNN graph with
+    ``k = max_degree`` filtered by similarity. With ``mode="approx"`` the search is the ``knn``
+    builder's approximate index, which scales to millions of rows.
+    """
+    from hypergraph.dataloaders._knn import KNNDataloader
+
+    X = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=np.float32)
+    n = X.shape[0]
+    ids, dist = KNNDataloader(k=max_degree, metric=metric, mode=mode).neighbours(X, rng)
+    src = np.repeat(np.arange(n, dtype=np.int64), ids.shape[1])
+    dst = ids.ravel().astype(np.int64)
+    d = dist.ravel().astype(np.float64)
+    sim = 1.0 - d if metric == "cosine" else np.exp(-(d**2) / _euclidean_scale(X, rng))
+    keep = sim >= threshold
+    src, dst, sim = src[keep], dst[keep], sim[keep]
+    if symmetrize == "mutual" and src.size:
+        mutual = np.isin(src * n + dst, dst * n + src)
+        src, dst, sim = src[mutual], dst[mutual], sim[mutual]
+    return src, dst, np.clip(sim, 1e-6, 1.0).astype(np.float32)
+
+
 @register("dataloader", "threshold")
 class ThresholdDataloader(Dataloader):
     """Edges between points whose similarity passes ``threshold``, at most ``max_degree`` each.
@@ -95,8 +122,11 @@ class ThresholdDataloader(Dataloader):
     Each point links to its ``max_degree`` most similar points among those with similarity
     >= ``threshold`` (cosine, or a Gaussian kernel of the Euclidean distance scaled by the median
     squared distance); the graph is symmetrised (``union``) or keeps only mutual choices
-    (``mutual``). Computed in row blocks: memory ``O(block x n)``, time ``O(n^2 d)``. Points
-    with no similar neighbour stay isolated (walkers teleport away from them).
+    (``mutual``). Exact search runs in row blocks: memory ``O(block x n)``, time ``O(n^2 d)``.
+    Above ``approx_threshold`` rows (``mode="auto"``) or with ``mode="approx"`` the candidates
+    come from the ``knn`` builder's approximate index instead (the top ``max_degree`` by
+    similarity are the ``max_degree`` nearest neighbours). Points with no similar neighbour
+    stay isolated (walkers teleport away from them).
     """
 
     tags: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "graph:symmetric",
@@ -105,28 +135,40 @@ class ThresholdDataloader(Dataloader):
     space = {
         "threshold": Float(default=0.5, low=0.0, high=1.0,
                            help="minimum similarity of an edge"),
-        "max_degree": Int(default=20, low=1, high=1000, log=True,
+        "max_degree": Int(default=20, low=1, high=200, log=True,
                           help="most similar neighbours kept per node"),
         "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
                               help="cosine similarity or Gaussian kernel of Euclidean distance"),
         "symmetrize": Categorical(default="union", choices=("union", "mutual"),
                                   help="keep an edge chosen by either end, or by both"),
+        "mode": Categorical(default="auto", choices=("auto", "exact", "approx"),
+                            help="exact blockwise search, approximate kNN candidates, or auto: "
+                                 "approximate above approx_threshold rows"),
+        "approx_threshold": Int(default=50_000, low=0, high=1_000_000_000,
+                                help="rows above which mode=auto searches approximately"),
         "features": FEATURES,
         "embed_dim": EMBED_DIM,
     }
 
     def __init__(self, threshold: float = 0.5, max_degree: int = 20, metric: str = "cosine",
-                 symmetrize: str = "union", features: str = "raw", embed_dim: int = 32) -> None:
+                 symmetrize: str = "union", mode: str = "auto", approx_threshold: int = 50_000,
+                 features: str = "raw", embed_dim: int = 32) -> None:
         self.threshold = threshold
         self.max_degree = max_degree
         self.metric = metric
         self.symmetrize = symmetrize
+        self.mode = mode
+        self.approx_threshold = approx_threshold
         self.features = features
         self.embed_dim = embed_dim
 
     def edges(self, X: np.ndarray, rng: np.random.Generator,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Directed edges of the threshold graph over the rows of ``X``."""
+        n = X.shape[0]
+        if self.mode == "approx" or (self.mode == "auto" and n > self.approx_threshold):
+            return threshold_edges_knn(X, self.threshold, self.max_degree, self.metric, rng,
+                                       self.symmetrize)
         return threshold_edges(X, self.threshold, self.max_degree, self.metric, rng,
                                self.symmetrize)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from hypergraph.dataloaders._embedding import model_embedding
 from hypergraph.dataloaders._knn import KNNDataloader, similarity_weights
-from hypergraph.dataloaders._threshold import threshold_edges
+from hypergraph.dataloaders._threshold import ThresholdDataloader
 from hypergraph.exceptions import DataError
 from hypergraph.graph import HyperGraph
 from hypergraph.logging import get_logger
@@ -31,7 +31,8 @@ class ReembedManager(GraphManager):
     Each point node is embedded by the current model (the penultimate layer; features only,
     no labels), then the edges are replaced by a symmetrised kNN graph (``method="knn"``, ``k``
     neighbours) or a threshold graph (``"threshold"``: similarity >= ``threshold``, at most
-    ``k`` per node) over those embeddings. Hyperedges, node arrays and splits are untouched.
+    ``k`` per node) over those embeddings; both switch to approximate search on large graphs
+    as the ``knn`` and ``threshold`` builders do. Hyperedges, node arrays and splits are untouched.
     """
 
     tags: ClassVar[frozenset[str]] = frozenset({"manager:dynamic"})
@@ -73,11 +74,12 @@ class ReembedManager(GraphManager):
         """Replace the pairwise edges by a graph over the current embeddings."""
         E = self.embeddings(graph, model)
         if self.method == "knn":
-            ids, dist = KNNDataloader(k=self.k, metric=self.metric).neighbours(E)
+            ids, dist = KNNDataloader(k=self.k, metric=self.metric).neighbours(E, self.rng_)
             src = np.repeat(np.arange(E.shape[0]), ids.shape[1])
             dst, w = ids.ravel(), similarity_weights(dist.ravel(), self.metric)
         else:
-            src, dst, w = threshold_edges(E, self.threshold, self.k, self.metric, self.rng_)
+            src, dst, w = ThresholdDataloader(threshold=self.threshold, max_degree=self.k,
+                                              metric=self.metric).edges(E, self.rng_)
         graph.set_edges(src, dst, w, symmetric=True)
         logger.info("reembed: rebuilt %d edges from the model's embedding", graph.num_edges)
 

@@ -93,7 +93,7 @@ def _ring(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fixture_graph(variant: str = "standard", cluster: bool = False,
-                  seed: int = 0) -> HyperGraph:
+                  seed: int = 0, task: str = "classification") -> HyperGraph:
     """A tiny graph for traversal checks.
 
     Variants:
@@ -107,6 +107,7 @@ def fixture_graph(variant: str = "standard", cluster: bool = False,
         cluster: Make every node a cluster holding three data rows (``store_row == -1`` and
             ``members`` set), for modules that require ``node:cluster``.
         seed: Fixes weights and chords.
+        task: ``"classification"`` (int labels 0..2) or ``"regression"`` (float labels).
     """
     rng = np.random.default_rng(seed)
     if variant == "single_node":
@@ -134,7 +135,9 @@ def fixture_graph(variant: str = "standard", cluster: bool = False,
     else:
         raise ValueError(f"Unknown fixture graph variant '{variant}'; valid: {GRAPH_VARIANTS}.")
     w = rng.uniform(0.1, 1.0, size=src.size).astype(np.float32)
-    label = (np.arange(n) % 3).astype(np.int64)
+    label: np.ndarray = (np.arange(n) % 3).astype(np.int64)
+    if task == "regression":
+        label = rng.normal(size=n).astype(np.float32)
     per = 3 if cluster else 1
     rows = n * per
     X = rng.random((rows, FEATURES)).astype(np.float32)

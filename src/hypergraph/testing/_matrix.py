@@ -256,7 +256,7 @@ def unbuildable(module: type[Module]) -> str:
     or a dataset without such a hook whose ``load`` fails for want of input (a path, a folder)
     or of an optional package.
     """
-    from hypergraph.testing._checks import (
+    from hypergraph.testing._core import (
         CheckEnv,
         SkipCheck,
         _has_own_hook,

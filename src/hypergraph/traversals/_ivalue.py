@@ -46,14 +46,16 @@ _NEVER = -(10**12)
 
 def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alpha: float,
                      hops: int, prior_mean: float = 0.0, prior_weight: float = 1.0,
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     self_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Confidence-weighted diffusion of node observations over a graph.
 
     With ``A`` the row-normalised adjacency, ``num_0 = conf * obs`` and ``den_0 = conf``, each hop
     computes ``num = num_0 + alpha * A @ num`` and ``den = den_0 + alpha * A @ den``. The estimate
     is ``(num + prior_weight * prior_mean) / (den + prior_weight)`` and the uncertainty
     ``prior_weight / (den + prior_weight)`` (1 where no confident mass arrived, near 0 for a node
-    just observed with full confidence and observed neighbours).
+    just observed with full confidence and observed neighbours). ``self_weight`` scales a node's
+    own observation in its *own* estimate (its neighbours always see it in full): 0 values a node
+    by its neighbourhood only, which ignores an outlying loss such as a flipped label's.
 
     Args:
         adj: Row-normalised ``(n, n)`` adjacency (rows sum to 1 or 0).
@@ -63,6 +65,7 @@ def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alph
         hops: Number of diffusion steps.
         prior_mean: Value assumed with no evidence.
         prior_weight: Pseudo-confidence of the prior.
+        self_weight: Weight of a node's own observation in its estimate.
 
     Returns:
         ``(estimate, uncertainty)``.
@@ -73,6 +76,8 @@ def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alph
     for _ in range(hops):
         num = num0 + alpha * (adj @ num)
         den = den0 + alpha * (adj @ den)
+    num = num - (1.0 - self_weight) * num0
+    den = den - (1.0 - self_weight) * den0
     est = (num + prior_weight * prior_mean) / (den + prior_weight)
     unc = prior_weight / (den + prior_weight)
     return est, unc
@@ -96,7 +101,7 @@ class IValueTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
     space = {
-        "signal": Categorical(default="reducible", choices=("loss", "gain", "reducible"),
+        "signal": Categorical(default="loss", choices=("loss", "gain", "reducible"),
                               help="value measured at each visit"),
         "irreducible": Categorical(default="graph", choices=("graph", "holdout"),
                                    help="source of the irreducible loss (signal=reducible)"),
@@ -113,24 +118,30 @@ class IValueTraversal(Traversal):
                       help="probability a walker warps instead of moving to a neighbour"),
         "explore": Float(default=0.1, low=0.0, high=1.0,
                          help="share of warps drawn uniformly (coverage floor)"),
-        "return_delay": Float(default=0.25, low=0.0, high=10.0,
+        "return_delay": Float(default=0.0, low=0.0, high=10.0,
                               help="epochs before a picked node may be picked again"),
         "refresh": Int(default=4, low=1, high=100_000, log=True,
                        help="batches between value propagations"),
         "hops": Int(default=2, low=0, high=20, help="diffusion steps per propagation"),
         "alpha": Float(default=0.5, low=0.0, high=1.0, help="weight of neighbours per hop"),
+        "trust": Float(default=0.0, low=0.0, high=10.0,
+                       help="weight of log label agreement with graph neighbours in the logits"),
+        "self_weight": Float(default=1.0, low=0.0, high=1.0,
+                             help="weight of a node's own observation vs its neighbourhood"),
         "staleness": Float(default=2.0, low=0.01, high=1000.0, log=True,
                            help="epochs for an observation's confidence to fall by 1/e"),
         "bonus": Float(default=0.5, low=0.0, high=10.0,
                        help="exploration bonus per unit of uncertainty (in value std units)"),
     }
 
-    def __init__(self, signal: str = "reducible", irreducible: str = "graph",
+    def __init__(self, signal: str = "loss", irreducible: str = "graph",
                  irreducible_weight: float = 1.0, walkers: int = 64, transform: str = "rank",
                  pressure: float = 100.0, temperature: float = 0.5, warp: float = 0.5,
                  explore: float = 0.1,
-                 return_delay: float = 0.25, refresh: int = 4, hops: int = 2,
-                 alpha: float = 0.5, staleness: float = 2.0, bonus: float = 0.5) -> None:
+                 return_delay: float = 0.0, refresh: int = 4, hops: int = 2,
+                 alpha: float = 0.5, trust: float = 0.0, self_weight: float = 1.0,
+                 staleness: float = 2.0,
+                 bonus: float = 0.5) -> None:
         self.signal = signal
         self.irreducible = irreducible
         self.irreducible_weight = irreducible_weight
@@ -144,6 +155,8 @@ class IValueTraversal(Traversal):
         self.refresh = refresh
         self.hops = hops
         self.alpha = alpha
+        self.trust = trust
+        self.self_weight = self_weight
         self.staleness = staleness
         self.bonus = bonus
 
@@ -161,6 +174,8 @@ class IValueTraversal(Traversal):
         self._pad_neighbours(sub.indptr, sub.indices, sub.weights)
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
+        # log-probability of each node's label under its neighbours' labels (free, from the graph)
+        self.log_agree_ = -graph_irreducible_losses(sub) if self.trust > 0 else np.zeros(n)
         if self.signal == "reducible":
             if self.irreducible == "graph":
                 self.irr_ = graph_irreducible_losses(sub)
@@ -204,16 +219,19 @@ class IValueTraversal(Traversal):
         age = (self.step_ - self.t_obs_) / (self.staleness * self.steps_per_epoch())
         conf = np.where(self.t_obs_ > _NEVER, np.exp(-age), 0.0)
         est, unc = propagate_values(self.adj_, self.obs_, conf, self.alpha, self.hops,
-                                    prior_mean=0.0, prior_weight=0.5)
+                                    prior_mean=0.0, prior_weight=0.5,
+                                    self_weight=self.self_weight)
         if self.transform == "rank":
             # quantile in [0, 1] (1 = most valuable); odds top/bottom = pressure
             q = np.empty(est.size)
             q[np.argsort(est, kind="stable")] = np.arange(est.size) / max(est.size - 1, 1)
             self.logits_ = math.log(self.pressure) * (q + self.bonus * np.sqrt(unc))
+            self.logits_ += self.trust * self.log_agree_
         else:
             std = float(est.std())
             z = (est - est.mean()) / std if std > 1e-12 else np.zeros_like(est)
             self.logits_ = (z + self.bonus * np.sqrt(unc)) / self.temperature
+            self.logits_ += self.trust * self.log_agree_
         p = np.exp(self.logits_ - self.logits_.max())
         p = (1.0 - self.explore) * p / p.sum() + self.explore / self.n_
         self.cum_ = np.cumsum(p)

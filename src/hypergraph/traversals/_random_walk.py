@@ -41,7 +41,8 @@ class WalkTable:
         if rows.size:
             wmax[rows] = np.maximum.reduceat(self.weights, indptr[rows])
         self.wmax = wmax
-        # Candidates per walker: enough that all are rejected for about 1 walker in 1000.
+        # Candidates per walker: enough that all are rejected for about 1 walker in 1000 (the
+        # exact fallback costs more than a few extra candidates for everyone).
         accept = 1.0
         if rows.size:
             per_edge = np.repeat(wmax[rows], deg[rows])
@@ -50,7 +51,7 @@ class WalkTable:
             accept = float(ratio.mean())
         accept = 0.9 * min(max(accept, 0.05), 1.0)  # 0.9: room for no-return clashes
         self.tries = int(np.clip(math.ceil(math.log(1e-3) / math.log1p(-accept))
-                                 if accept < 1.0 else 1, 2, 16))
+                                 if accept < 1.0 else 1, 2, 12))
 
     def step(self, pos: np.ndarray, u: np.ndarray) -> np.ndarray:
         """One weighted neighbour per walker (``-1`` at dead ends)."""
@@ -83,7 +84,7 @@ class WalkTable:
         if self.indices.size == 0:
             return np.full(w, -1, np.int64)
         start = self.indptr[pos]
-        u = rng.random((2, self.tries, w))
+        u = rng.random((2, self.tries, w), dtype=np.float32)
         j = start + (u[0] * self.deg[pos]).astype(np.int64)
         np.minimum(j, self.indices.size - 1, out=j)
         cand = self.indices[j]

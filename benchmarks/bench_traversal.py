@@ -1,0 +1,103 @@
+"""Target 2: the cost of a traversal step does not grow with the graph.
+
+Time per step (one batch of 64 from 64 walkers) of ``random_walk`` and ``ivalue`` on random
+graphs of 10^4, 10^5 and 10^6 nodes with mean degree 10 (built with ``HyperGraph.from_edges``
+from 5 random out-edges per node, symmetrised, random weights in [0.1, 1]). For traversals that
+learn from losses (IValue) every step includes ``feedback`` with random losses, so value
+propagation (every ``refresh`` steps) is included, amortised. Sizes are interleaved within each
+repeat; the ratio largest / smallest is computed per repeat.
+
+Run alone: ``python benchmarks/bench_traversal.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _common  # noqa: F401  (puts src/ on the path)
+import numpy as np
+from _common import Row, table
+
+import hypergraph.modules  # noqa: F401  (registers every module)
+from hypergraph import registry
+from hypergraph.exceptions import UnknownNameError
+from hypergraph.graph import HyperGraph
+from hypergraph.traversals import Traversal
+
+WALKERS = 64
+
+
+def random_graph(n: int, degree: int = 10, seed: int = 0) -> HyperGraph:
+    """A random graph with mean degree ``degree`` (``degree / 2`` random out-edges, symmetrised)."""
+    rng = np.random.default_rng(seed)
+    src = np.repeat(np.arange(n, dtype=np.int64), degree // 2)
+    dst = rng.integers(0, n, src.size)
+    w = rng.uniform(0.1, 1.0, src.size).astype(np.float32)
+    label = rng.integers(0, 10, n)
+    return HyperGraph.from_edges(n, src, dst, w, label=label)
+
+
+def make_traversal(name: str) -> Traversal | None:
+    try:
+        cls = registry.resolve("traversal", name)
+    except UnknownNameError:
+        return None
+    return cls(walkers=WALKERS)  # type: ignore[call-arg]
+
+
+def time_steps(trav: Traversal, steps: int, rng: np.random.Generator) -> float:
+    """Microseconds per ``next_batch`` (+ ``feedback`` when the traversal learns)."""
+    losses = rng.random(WALKERS).astype(np.float32) + 0.1
+    fb = trav.needs_feedback
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        sel = trav.next_batch()
+        if fb:
+            trav.feedback(sel.ids, losses[: sel.ids.size])
+    return (time.perf_counter() - t0) / steps * 1e6
+
+
+def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
+    """Per-step cost at each size and the largest / smallest ratio."""
+    sizes = (1_000, 10_000) if quick else (10_000, 100_000, 1_000_000)
+    reps = repeats or (2 if quick else 5)
+    steps = 200 if quick else 2000
+    graphs = {n: random_graph(n) for n in sizes}
+    rows: list[Row] = []
+    for name in ("random_walk", "ivalue"):
+        proto = make_traversal(name)
+        if proto is None:
+            rows.append(Row(f"2 {name}", "step time ratio", [], "<= 1.3", False, 1.3,
+                            note=f"traversal '{name}' not registered"))
+            continue
+        travs: dict[int, Traversal] = {}
+        setup_s: dict[int, float] = {}
+        for n, g in graphs.items():
+            t = proto.clone()
+            t0 = time.perf_counter()
+            t.setup(g, WALKERS, np.random.default_rng(1))  # type: ignore[attr-defined]
+            setup_s[n] = time.perf_counter() - t0
+            time_steps(t, steps // 10, np.random.default_rng(2))  # warm-up
+            travs[n] = t
+        per: dict[int, list[float]] = {n: [] for n in sizes}
+        rng = np.random.default_rng(3)
+        for _ in range(reps):
+            for n in sizes:
+                per[n].append(time_steps(travs[n], steps, rng))
+        for n in sizes:
+            rows.append(Row(f"2 {name} n={n:.0e}", "us per step (64 walkers)", per[n],
+                            note=f"setup {setup_s[n]:.2f} s, mean degree 10"))
+        big, small = sizes[-1], sizes[0]
+        ratio = [a / b for a, b in zip(per[big], per[small], strict=True)]
+        rows.append(Row(f"2 {name} n={big:.0e} / n={small:.0e}", "step time ratio", ratio,
+                        "<= 1.3", False, 1.3, note="per repeat, sizes interleaved"))
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    print(table(run(args.quick, args.repeats)))
