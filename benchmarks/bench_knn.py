@@ -16,6 +16,7 @@ Run alone: ``python benchmarks/bench_knn.py [--quick] [--n N]``.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -62,7 +63,10 @@ def run(quick: bool = False, repeats: int | None = None, n: int | None = None) -
     """Build time, recall, bytes per edge, save/load time (one build: it is the costly one)."""
     import faiss
 
-    n = n or (20_000 if quick else 1_000_000)
+    n = n or (5_000 if quick else 1_000_000)
+    # every core (another suite may have lowered the shared OpenMP thread count)
+    faiss.omp_set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                              else (os.cpu_count() or 1))
     k = 10
     X = clustered(n)
     y = np.zeros(n, np.int64)

@@ -4,8 +4,9 @@ Each size runs in a fresh subprocess (so peaks do not mix): ``n`` rows of 32 flo
 10 classes, a graph with 10 random out-edges per node symmetrised like a k=10 kNN graph (built
 by ``HyperGraph.from_edges``, the code path of every builder), and one epoch of HyperGraph's
 trainer (default MLP, ``comprehensive`` traversal, batch 4096, 2 % validation, 2 % test).
-Peak resident memory is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at the end of the run;
-a run with ``n = 0`` (imports only) gives the fixed cost. Linearity: the peak at each middle
+Peak resident memory is the process's high-water mark (``VmHWM`` of ``/proc/self/status``,
+else ``ru_maxrss``) at the end of the run; a run with ``n = 0`` (imports only) gives the fixed
+cost. Linearity: the peak at each middle
 size is compared with the straight line through the smallest and largest sizes.
 
 Run alone: ``python benchmarks/bench_memory.py [--quick]``.
@@ -36,6 +37,14 @@ from hypergraph.trainers import StandardTrainer, TrainContext
 from hypergraph.traversals import ComprehensiveTraversal
 
 def rss():
+    # VmHWM: peak RSS of this process image (ru_maxrss would keep the parent's peak across
+    # fork + exec)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 n = {n}
@@ -82,9 +91,9 @@ def measure(n: int) -> dict[str, float]:
 
 def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
     """Peak RSS per size, bytes per node, linearity and the 10^6 figure."""
-    sizes = (10_000, 30_000, 100_000) if quick else (100_000, 300_000, 1_000_000)
+    sizes = (2_000, 8_000) if quick else (100_000, 300_000, 1_000_000)
     reps = repeats or 1
-    base = [measure(0)["peak"] for _ in range(reps)]
+    base = [measure(0)["peak"] for _ in range(1 if quick else reps)]
     peaks: dict[int, list[float]] = {n: [] for n in sizes}
     detail: dict[int, dict[str, float]] = {}
     for _ in range(reps):

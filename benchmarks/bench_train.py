@@ -164,7 +164,7 @@ def traversal_arms() -> dict[str, Traversal | None]:
 
 def run_memory_path(quick: bool, repeats: int) -> list[Row]:
     """Ratios of the in-memory data path, for the default MLP and a linear model."""
-    n = 3000 if quick else 40_000
+    n = 1500 if quick else 40_000
     epochs = 1
     bundle = make_data(n, 32, 10)
     graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
@@ -219,7 +219,7 @@ def run_file_path(quick: bool, repeats: int) -> list[Row]:
     from hypergraph.datasets._images import ImageLoader
     from hypergraph.graph import HyperGraph
 
-    n = 400 if quick else 3000
+    n = 150 if quick else 3000
     side = 28
     rng = np.random.default_rng(0)
     X = rng.random((n, side, side)).astype(np.float32)
@@ -287,9 +287,13 @@ def _file_run(bundle: DatasetBundle, graph: Any, traversal: Traversal,
 
 def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
     """All target-1 rows."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    reps = repeats or (2 if quick else 5)
-    return run_memory_path(quick, reps) + run_file_path(quick, reps)
+    try:
+        reps = repeats or (2 if quick else 5)
+        return run_memory_path(quick, reps) + run_file_path(quick, reps)
+    finally:
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

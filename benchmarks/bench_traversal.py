@@ -62,7 +62,7 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
     """Per-step cost at each size and the largest / smallest ratio."""
     sizes = (1_000, 10_000) if quick else (10_000, 100_000, 1_000_000)
     reps = repeats or (2 if quick else 5)
-    steps = 200 if quick else 2000
+    steps = 100 if quick else 2000
     graphs = {n: random_graph(n) for n in sizes}
     rows: list[Row] = []
     for name in ("random_walk", "ivalue"):

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
-from _common import Row, machine, table  # noqa: E402
+import _common
+from _common import Row, machine, table
 
 SUITES = ("train", "traversal", "knn", "memory")
 

@@ -68,7 +68,7 @@ def test_cli_check_unknown_name_exits_2() -> None:
 def test_cli_check_with_smoke_prints_matrix(plugin: None) -> None:
     result = CliRunner().invoke(app, ["check", "stride"])
     assert result.exit_code == 0, result.output
-    assert "traversal x dataset" in result.output
+    assert "dataset x traversal" in result.output
     assert "OK" in result.output
 
 

@@ -62,15 +62,18 @@ def _print_matrix(report: object) -> None:
             if other == kind or (other in focus_kinds and order.index(other) < order.index(kind)):
                 continue
             cols = registry.all_modules(other)
-            if len(cols) < 1:
+            if not cols:
                 continue
-            table = Table(title=f"{kind} x {other}", title_justify="left", pad_edge=False)
-            table.add_column(kind)
-            for c in cols:
+            left, top, lk, tk = rows, cols, kind, other
+            if len(top) > len(left):  # keep the table narrow: the longer list goes down
+                left, top, lk, tk = cols, rows, other, kind
+            table = Table(title=f"{lk} x {tk}", title_justify="left", pad_edge=False)
+            table.add_column(lk)
+            for c in top:
                 table.add_column(c.name, justify="center")
-            for m in rows:
+            for m in left:
                 row = [m.name]
-                for c in cols:
+                for c in top:
                     p = cells.get((f"{m.kind}:{m.name}", f"{c.kind}:{c.name}"))
                     row.append(_MARK.get(p.status, p.status) if p else "")
                 table.add_row(*row)

@@ -59,16 +59,37 @@ def _as_index(a: Any, n: int, what: str) -> np.ndarray:
 def _csr_from_pairs(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray,
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR arrays from (src, dst, w); duplicate pairs keep the largest weight."""
-    if src.size == 0:
+    return _csr_from_keys(n, _pair_keys(n, np.asarray(src), np.asarray(dst)), w)
+
+
+def _pair_keys(n: int, src: np.ndarray, dst: np.ndarray, keep: np.ndarray | None = None,
+               both: bool = False) -> np.ndarray:
+    """``int64`` keys ``src * n + dst`` of the kept pairs (and of the reversed ones if ``both``)."""
+    s = src if keep is None else src[keep]
+    m = s.shape[0]
+    key = np.empty(2 * m if both else m, np.int64)
+    np.multiply(s, n, out=key[:m], casting="unsafe")
+    del s
+    d = dst if keep is None else dst[keep]
+    key[:m] += d
+    if both:
+        np.multiply(d, n, out=key[m:], casting="unsafe")
+        del d
+        key[m:] += src if keep is None else src[keep]
+    return key
+
+
+def _csr_from_keys(n: int, key: np.ndarray, w: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays from pair keys (``src * n + dst``, consumed in place) and weights."""
+    if key.size == 0:
         return np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
-    # One int64 key per pair (row-major), sorted once; few temporaries, since at 10^6 nodes
-    # with 2 x 10^7 edges every extra array of the edge count costs 80-160 MB.
-    key = np.multiply(src, n, dtype=np.int64)
-    key += dst
+    # Sorted once, with few temporaries: at 10^6 nodes and 2 x 10^7 edges every extra array of
+    # the edge count costs 80-160 MB.
     order = np.argsort(key)
-    key = key[order]
     w = np.asarray(w, np.float32)[order]
     del order
+    key.sort()  # equals key[order] (ties are equal keys), without a second array
     first = np.empty(key.size, dtype=bool)
     first[0] = True
     np.not_equal(key[1:], key[:-1], out=first[1:])
@@ -155,12 +176,17 @@ class HyperGraph(Module):
             raise DataError(f"Edge endpoints must lie in [0, {n}).")
         if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
             raise DataError("Edge weights must be finite and non-negative.")
-        if not allow_self_loops:
-            keep = s != d
-            s, d, w = s[keep], d[keep], w[keep]
+        keep = None if allow_self_loops else s != d
+        if keep is not None and keep.all():
+            keep = None
+        # Pair keys straight from the inputs (no concatenated copies of src and dst): at 10^6
+        # nodes and 10^7 pairs each such copy would cost 80-160 MB.
+        key = _pair_keys(n, s, d, keep, both=symmetric)
+        if keep is not None:
+            w = w[keep]
         if symmetric:
-            s, d, w = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([w, w])
-        indptr, indices, weights_ = _csr_from_pairs(n, s, d, w)
+            w = np.concatenate([w, w])
+        indptr, indices, weights_ = _csr_from_keys(n, key, w)
         g = cls(
             indptr, indices, weights_,
             split=np.zeros(n, np.int8) if split is None else np.asarray(split, np.int8),
