@@ -46,16 +46,26 @@ def make_traversal(name: str) -> Traversal | None:
     return cls(walkers=WALKERS)  # type: ignore[call-arg]
 
 
-def time_steps(trav: Traversal, steps: int, rng: np.random.Generator) -> float:
-    """Microseconds per ``next_batch`` (+ ``feedback`` when the traversal learns)."""
+def time_steps(trav: Traversal, steps: int, rng: np.random.Generator,
+               budget_s: float = 3.0, min_steps: int = 64) -> float:
+    """Microseconds per ``next_batch`` (+ ``feedback`` when the traversal learns).
+
+    Runs ``steps`` steps, or fewer (at least ``min_steps``, a multiple of 16 so that periodic
+    work such as IValue's propagation is fully amortised) once ``budget_s`` has passed.
+    """
     losses = rng.random(WALKERS).astype(np.float32) + 0.1
     fb = trav.needs_feedback
     t0 = time.perf_counter()
-    for _ in range(steps):
-        sel = trav.next_batch()
-        if fb:
-            trav.feedback(sel.ids, losses[: sel.ids.size])
-    return (time.perf_counter() - t0) / steps * 1e6
+    done = 0
+    while done < steps:
+        for _ in range(16):
+            sel = trav.next_batch()
+            if fb:
+                trav.feedback(sel.ids, losses[: sel.ids.size])
+        done += 16
+        if done >= min_steps and time.perf_counter() - t0 > budget_s:
+            break
+    return (time.perf_counter() - t0) / done * 1e6
 
 
 def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
@@ -78,7 +88,7 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
             t0 = time.perf_counter()
             t.setup(g, WALKERS, np.random.default_rng(1))  # type: ignore[attr-defined]
             setup_s[n] = time.perf_counter() - t0
-            time_steps(t, steps // 10, np.random.default_rng(2))  # warm-up
+            time_steps(t, 32, np.random.default_rng(2), budget_s=0.0, min_steps=32)  # warm-up
             travs[n] = t
         per: dict[int, list[float]] = {n: [] for n in sizes}
         rng = np.random.default_rng(3)

@@ -80,3 +80,8 @@ def test_cli_smoke_writes_results_report_plots_and_resumes(tmp_path: Path) -> No
                      evals=4, step_scale=0.05)
     run_bench(spec, out, on_cell=lambda key, skip: skipped.append(skip))
     assert skipped == [True, True, True]
+    # a changed setting of one arm re-runs that arm and drops its stale cell
+    spec.methods[1] = parse_method("ivalue=ivalue:pressure=10.0")
+    skipped.clear()
+    data = run_bench(spec, out, on_cell=lambda key, skip: skipped.append(skip))
+    assert skipped == [True, False, True] and len(data["cells"]) == 3

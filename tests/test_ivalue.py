@@ -49,7 +49,8 @@ def _drive(t: IValueTraversal, steps: int, rng: np.random.Generator) -> list[np.
     return out
 
 
-@pytest.mark.parametrize("signal", ["loss", "gain", "reducible"])
+@pytest.mark.parametrize(
+    "signal", ["loss", "gain", "reducible", "uncertainty", "variance", "gated"])
 def test_only_training_nodes_and_every_one_eventually(signal: str) -> None:
     g = _grid()
     train = set(g.train_ids().tolist())

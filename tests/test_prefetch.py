@@ -110,3 +110,61 @@ def test_file_store_training_prefetches_and_matches_memory(tmp_path: Path,
     steps = results[1]["steps"]
     # every step but the first of each epoch was read in the background
     assert stats[1]["hits"] == steps - 2
+
+
+class _KilledError(Exception):
+    pass
+
+
+class _Losses(Callback):
+    """Collects every epoch's training loss (the finest record of which batches were used)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_fit_end(self, ctx, state, result):  # type: ignore[no-untyped-def]
+        self.losses = [rec["train_loss"] for rec in state.history]
+
+
+class _KillAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, ctx, state, ids):  # type: ignore[no-untyped-def]
+        if state.step == self.step:
+            raise _KilledError
+
+
+def test_file_store_resume_mid_epoch_is_exact(tmp_path: Path) -> None:
+    """The batch drawn early for prefetching is saved in checkpoints: resume stays exact."""
+    X, y, split = _data()
+    n = X.shape[0]
+    rng = np.random.default_rng(2)
+    g = HyperGraph.from_edges(n, rng.integers(0, n, 300), rng.integers(0, n, 300),
+                              split=split, label=y)
+    paths = _files(tmp_path, X)
+
+    def fit(out: Path, callbacks: list[Callback], resume: dict | None = None) -> dict:  # type: ignore[type-arg]
+        model = MLPModel(width=16, depth=1)
+        model.setup((6,), 2, "classification", "cpu", seed=0)
+        bundle = DatasetBundle(FileStore(paths, np.load, (6,), cache_size=0), y, split,
+                               "classification", 2)
+        ctx = TrainContext(bundle, g, model, RandomWalkTraversal(walkers=4), StaticManager(),
+                           RngStreams(0), torch.device("cpu"), out_dir=out,
+                           callbacks=callbacks, resume_state=resume)
+        return StandardTrainer(epochs=3, batch_size=16, patience=0,
+                               checkpoint_every=2).fit(ctx)
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "run").mkdir()
+    ref_losses = _Losses()
+    ref = fit(tmp_path / "ref", [ref_losses])
+    with pytest.raises(_KilledError):
+        fit(tmp_path / "run", [_KillAt(9)])  # steps per epoch: 6; checkpoint at step 8
+    payload = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert payload["state"]["step"] == 8 and payload["lookahead"] is not None
+    losses = _Losses()
+    resumed = fit(tmp_path / "run", [losses], resume=payload)
+    for key in ("val", "test", "samples_seen", "steps"):
+        assert resumed[key] == ref[key], key
+    assert losses.losses == ref_losses.losses and len(losses.losses) == 3

@@ -11,10 +11,12 @@ steps and records the compute spent so far:
   to forward passes of the main model by parameter count;
 * ``compute`` = ``3 x train_samples + selection_forward + overhead_fe`` in forward-pass
   equivalents (convention: a backward pass costs about two forward passes);
-* ``wall_s``: seconds since training began, without the recorder's own evaluations.
+* ``wall_s``: seconds since training began, without the recorder's own evaluations, plus the
+  seconds a traversal reports for work done in its setup (``overhead_["wall_s"]``).
 
 Results go to ``results.json`` after every cell; cells already there (same settings) are
-skipped, so an interrupted bench resumes where it stopped.
+skipped, so an interrupted bench resumes where it stopped. A cell of the same arm (dataset,
+method key, seed) run with other settings is dropped and run again.
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ METHODS: dict[str, BenchMethod] = {
     "rho_loss": BenchMethod("rho_loss", "rho_loss"),
     "loss_topk": BenchMethod("loss_topk", "loss_topk"),
     "ivalue": BenchMethod("ivalue", "ivalue"),
-    "ivalue_robust": BenchMethod("ivalue_robust", "ivalue",
-                                 {"signal": "reducible", "trust": 2.0}),
+    "ivalue_loss": BenchMethod("ivalue_loss", "ivalue", {"signal": "loss"}),
+    # no loss prioritisation; sampling weighted by graph label agreement (a label-noise filter)
+    "ivalue_noise": BenchMethod("ivalue_noise", "ivalue", {"pressure": 1.0, "trust": 1.0}),
 }
 
 
@@ -196,11 +199,12 @@ class CurveRecorder(Callback):
         val = ctx.model.evaluate(*self.val)
         test = ctx.model.evaluate(*self.test)
         over = self._overhead_fe(ctx)
+        setup_s = float((getattr(ctx.traversal, "overhead_", None) or {}).get("wall_s", 0.0))
         self.curve.append({
             "step": state.step, "train_samples": state.samples_seen,
             "selection_forward": state.selection_forward, "overhead_fe": over,
             "compute": 3.0 * state.samples_seen + state.selection_forward + over,
-            "wall_s": t0 - self.start - self.eval_s,
+            "wall_s": t0 - self.start - self.eval_s + setup_s,
             "val_acc": val.get("accuracy", math.nan), "val_loss": val["loss"],
             "test_acc": test.get("accuracy", math.nan), "test_loss": test["loss"]})
         self.eval_s += time.perf_counter() - t0
@@ -297,6 +301,9 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
     try:
         for dataset, method, seed in _cells(spec.datasets, spec.methods, spec.seeds):
             key = spec.cell_key(dataset, method, seed)
+            arm = key.rsplit("|", 1)[0]
+            for stale in [k for k in results["cells"] if k.rsplit("|", 1)[0] == arm and k != key]:
+                del results["cells"][stale]  # the arm's settings changed: its old cell is void
             if key in results["cells"]:
                 if on_cell:
                     on_cell(key, True)

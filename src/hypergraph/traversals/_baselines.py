@@ -82,12 +82,20 @@ def graph_irreducible_losses(graph: HyperGraph, smoothing: float = 1.0,
     ``-log p_i`` with ``p_i = (sum_j w_ij [y_j = y_i] + smoothing / C) / (sum_j w_ij + smoothing)``
     over the out-neighbours ``j`` of ``i`` in ``graph``: the cross-entropy of a weighted kNN
     classifier that never saw node ``i``. A label that disagrees with its neighbourhood (a likely
-    flipped label) gets a high value. Costs one pass over the edges and no model.
+    flipped label) gets a high value. Costs one pass over the edges and no model. With float
+    (regression) labels: the squared error of the neighbours' weighted mean label.
     """
     n = graph.num_nodes
     labels = np.asarray(graph.label)
-    classes = int(num_classes or (labels.max(initial=0) + 1))
     src = np.repeat(np.arange(n), np.diff(graph.indptr))
+    if labels.dtype.kind == "f":  # regression: squared error of the neighbours' weighted mean
+        w = graph.weights.astype(np.float64)
+        total = np.bincount(src, weights=w, minlength=n)
+        mean = np.bincount(src, weights=w * labels[graph.indices], minlength=n)
+        pred = np.where(total > 0, mean / np.maximum(total, 1e-30), labels.mean())
+        sq: np.ndarray = (labels - pred) ** 2
+        return sq
+    classes = int(num_classes or (labels.max(initial=0) + 1))
     agree = (labels[graph.indices] == labels[src]).astype(np.float64) * graph.weights
     same = np.bincount(src, weights=agree, minlength=n)
     total = np.bincount(src, weights=graph.weights.astype(np.float64), minlength=n)
@@ -97,7 +105,7 @@ def graph_irreducible_losses(graph: HyperGraph, smoothing: float = 1.0,
 
 
 def holdout_irreducible_losses(features: np.ndarray, labels: np.ndarray, num_classes: int,
-                               rng: np.random.Generator, width: int = 32, epochs: int = 10,
+                               rng: np.random.Generator, width: int = 32, epochs: int = 40,
                                lr: float = 3e-3, batch_size: int = 64, folds: int = 2,
                                ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cross-fitted irreducible losses from a small model trained on held-out rows.
@@ -109,14 +117,26 @@ def holdout_irreducible_losses(features: np.ndarray, labels: np.ndarray, num_cla
 
     Returns:
         ``(losses, overhead)`` where overhead holds ``forward_samples`` (training samples count
-        three forward passes: forward plus a backward of about twice the cost) and ``params``.
+        three forward passes: forward plus a backward of about twice the cost), ``params`` and
+        ``wall_s`` (seconds spent).
     """
+    import time
+
     import torch
     from torch import nn
 
+    t0 = time.perf_counter()
     n, d = features.shape[0], int(np.prod(features.shape[1:]))
     x_all = torch.from_numpy(np.ascontiguousarray(features.reshape(n, d), np.float32))
-    y_all = torch.from_numpy(np.asarray(labels, np.int64))
+    regression = np.asarray(labels).dtype.kind == "f"
+    y_all = torch.from_numpy(np.asarray(labels, np.float32 if regression else np.int64))
+    outputs = 1 if regression else num_classes
+
+    def per_sample(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if regression:
+            return nn.functional.mse_loss(out.reshape(-1), y, reduction="none")
+        return nn.functional.cross_entropy(out, y, reduction="none")
+
     fold = rng.permutation(n) % max(2, folds)
     out = np.zeros(n, np.float64)
     fwd = 0.0
@@ -128,8 +148,8 @@ def holdout_irreducible_losses(features: np.ndarray, labels: np.ndarray, num_cla
             fit_rows = np.flatnonzero(fold != f)
             held = np.flatnonzero(fold == f)
             layers: list[nn.Module] = (
-                [nn.Linear(d, width), nn.ReLU(), nn.Linear(width, num_classes)] if width > 0
-                else [nn.Linear(d, num_classes)])
+                [nn.Linear(d, width), nn.ReLU(), nn.Linear(width, outputs)] if width > 0
+                else [nn.Linear(d, outputs)])
             net = nn.Sequential(*layers)
             params = sum(p.numel() for p in net.parameters())
             opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -137,18 +157,17 @@ def holdout_irreducible_losses(features: np.ndarray, labels: np.ndarray, num_cla
                 order = fit_rows[rng.permutation(fit_rows.size)]
                 for i in range(0, order.size, batch_size):
                     idx = torch.from_numpy(order[i:i + batch_size])
-                    loss = nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
+                    loss = per_sample(net(x_all[idx]), y_all[idx]).mean()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
                 fwd += 3.0 * fit_rows.size
             with torch.no_grad():
                 idx = torch.from_numpy(held)
-                out[held] = nn.functional.cross_entropy(net(x_all[idx]), y_all[idx],
-                                                        reduction="none").numpy()
+                out[held] = per_sample(net(x_all[idx]), y_all[idx]).numpy()
             fwd += held.size
     return out, {"forward_samples": fwd, "params": int(params),
-                 "what": "irreducible-loss model"}
+                 "wall_s": time.perf_counter() - t0, "what": "irreducible-loss model"}
 
 
 def _train_features(graph: HyperGraph, ids: np.ndarray, who: str) -> np.ndarray:
@@ -257,10 +276,10 @@ class RhoLossTraversal(Traversal):
                                 help="candidates scored per selected sample (n_B / n_b)"),
         "il_width": Int(default=32, low=0, high=1024,
                         help="hidden units of the irreducible-loss model (0: linear)"),
-        "il_epochs": Int(default=10, low=1, high=1000, help="epochs of IL model training"),
+        "il_epochs": Int(default=40, low=1, high=1000, help="epochs of IL model training"),
     }
 
-    def __init__(self, big_batch_factor: int = 10, il_width: int = 32, il_epochs: int = 10,
+    def __init__(self, big_batch_factor: int = 10, il_width: int = 32, il_epochs: int = 40,
                  ) -> None:
         self.big_batch_factor = big_batch_factor
         self.il_width = il_width
@@ -269,7 +288,7 @@ class RhoLossTraversal(Traversal):
     def _build(self) -> None:
         ids = self.train_ids_
         feats = _train_features(self.graph_, ids, self.display_name())
-        classes = int(self.graph_.label.max()) + 1
+        classes = max(1, int(np.max(self.graph_.label, initial=0)) + 1)
         self.irreducible_, self.overhead_ = holdout_irreducible_losses(
             feats, self.graph_.label[ids], classes, self.rng_, width=self.il_width,
             epochs=self.il_epochs)

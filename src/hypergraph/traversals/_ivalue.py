@@ -5,9 +5,10 @@ i.i.d. ones; predicted values uncorrelated with the gain actually realised):
 
 * **Values are measured, not predicted.** Every training step already computes each sample's
   loss; the trainer hands those losses back (``feedback``) and the traversal turns them into a
-  per-node signal: the loss, the loss change since the node's last visit (``gain``), or the
-  reducible loss (loss minus an irreducible loss: from the node's neighbours' labels, or from a
-  small model trained on held-out rows).
+  per-node signal: the label-probability uncertainty ``p(1 - p)`` (default), the loss, the
+  loss change since the node's last visit (``gain``), its spread over visits, or the reducible
+  loss (loss minus an irreducible loss: from the node's neighbours' labels, or from a small
+  model trained on held-out rows).
 * **The whole graph is valued without a forward pass over it.** Every ``refresh`` batches the
   observations, weighted by a confidence that decays with their age, are diffused ``hops``
   times over the row-normalised training subgraph (:func:`propagate_values`): a node never seen
@@ -88,10 +89,13 @@ class IValueTraversal(Traversal):
     """Walkers steered by per-node information value measured from training losses.
 
     See the module docstring for the design. ``signal`` picks the value measured at each visit:
-    ``loss`` (the sample's training loss), ``gain`` (its loss drop since its previous visit) or
-    ``reducible`` (loss minus irreducible loss; ``irreducible`` says whose: ``graph`` = the
-    leave-one-out cross-entropy of its neighbours' labels, free; ``holdout`` = a small model
-    trained on held-out training rows, cross-fitted, its compute reported in ``overhead_``).
+    ``uncertainty`` (``p(1 - p)`` with ``p = exp(-loss)`` the probability given to the node's
+    label: high when neither learnt nor contradicted, so flipped labels score low), ``loss``
+    (the sample's training loss), ``gain`` (its loss drop since its previous visit),
+    ``variance`` (spread of ``p`` over the node's visits, as in Active Bias) or ``reducible``
+    (loss minus irreducible loss; ``irreducible`` says whose: ``graph`` = the leave-one-out
+    cross-entropy of its neighbours' labels, free; ``holdout`` = a small model trained on
+    held-out training rows, cross-fitted, its compute reported in ``overhead_``).
     Observations are centred on a running mean of the signal, so values stay comparable as the
     loss falls over training.
     """
@@ -101,7 +105,9 @@ class IValueTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
     space = {
-        "signal": Categorical(default="loss", choices=("loss", "gain", "reducible"),
+        "signal": Categorical(default="uncertainty",
+                              choices=("loss", "gain", "reducible", "uncertainty", "variance",
+                                       "gated"),
                               help="value measured at each visit"),
         "irreducible": Categorical(default="graph", choices=("graph", "holdout"),
                                    help="source of the irreducible loss (signal=reducible)"),
@@ -134,7 +140,7 @@ class IValueTraversal(Traversal):
                        help="exploration bonus per unit of uncertainty (in value std units)"),
     }
 
-    def __init__(self, signal: str = "loss", irreducible: str = "graph",
+    def __init__(self, signal: str = "uncertainty", irreducible: str = "graph",
                  irreducible_weight: float = 1.0, walkers: int = 64, transform: str = "rank",
                  pressure: float = 100.0, temperature: float = 0.5, warp: float = 0.5,
                  explore: float = 0.1,
@@ -175,7 +181,9 @@ class IValueTraversal(Traversal):
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
         # log-probability of each node's label under its neighbours' labels (free, from the graph)
-        self.log_agree_ = -graph_irreducible_losses(sub) if self.trust > 0 else np.zeros(n)
+        need_agree = self.trust > 0 or self.signal == "gated"
+        self.log_agree_ = -graph_irreducible_losses(sub) if need_agree else np.zeros(n)
+        self.agrees_ = self.log_agree_ >= np.median(self.log_agree_)
         if self.signal == "reducible":
             if self.irreducible == "graph":
                 self.irr_ = graph_irreducible_losses(sub)
@@ -183,7 +191,7 @@ class IValueTraversal(Traversal):
                 feats = _train_features(self.graph_, self.train_ids_, self.display_name())
                 self.irr_, self.overhead_ = holdout_irreducible_losses(
                     feats, self.graph_.label[self.train_ids_],
-                    int(self.graph_.label.max()) + 1, self.rng_)
+                    max(1, int(np.max(self.graph_.label, initial=0)) + 1), self.rng_)
         old = getattr(self, "obs_", None)
         if old is None or old.size != n:
             self.obs_ = np.zeros(n)
@@ -194,6 +202,9 @@ class IValueTraversal(Traversal):
             self.pos_ = self.rng_.integers(0, n, size=self.walkers)
             self.step_ = 0
             self.mu_ = math.nan
+            self.p_sum_ = np.zeros(n)
+            self.p_sq_ = np.zeros(n)
+            self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
         self._refresh()
 
     def _pad_neighbours(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
@@ -299,12 +310,36 @@ class IValueTraversal(Traversal):
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
         s = self.pos_of_[ids]
         losses = np.asarray(losses, np.float64)
+        prev_all = self.last_loss_[s]
+        seen_all = np.isfinite(prev_all)
+        if seen_all.any():
+            x, y = prev_all[seen_all], prev_all[seen_all] - losses[seen_all]
+            batch = np.array([1.0, x.mean(), y.mean(), (x * x).mean(), (y * y).mean(),
+                              (x * y).mean()])
+            self.moments_ = 0.95 * self.moments_ + 0.05 * batch
         if self.signal == "gain":
             prev = self.last_loss_[s]
             seen = np.isfinite(prev)
             sig, s_obs = (prev - losses)[seen], s[seen]
         elif self.signal == "reducible":
             sig, s_obs = losses - self.irreducible_weight * self.irr_[s], s
+        elif self.signal == "gated":
+            # loss where the label agrees with the graph neighbourhood (upper half), else the
+            # bounded uncertainty p(1 - p): a confidently contradicted label there is likely wrong
+            p = np.exp(-losses)
+            sig, s_obs = np.where(self.agrees_[s], losses, p * (1.0 - p)), s
+        elif self.signal == "uncertainty":
+            p = np.exp(-losses)  # probability the model gives the node's label
+            sig, s_obs = p * (1.0 - p), s
+        elif self.signal == "variance":
+            # Active Bias: spread of the label probability over the node's visits
+            p = np.exp(-losses)
+            self.p_sum_[s] += p
+            self.p_sq_[s] += p * p
+            k = self.visits_[s] + 1.0
+            mean = self.p_sum_[s] / k
+            var = np.maximum(self.p_sq_[s] / k - mean * mean, 0.0)
+            sig, s_obs = np.sqrt(var + mean * (1.0 - mean) / (k + 1.0)), s
         else:
             sig, s_obs = losses, s
         if sig.size:
@@ -319,6 +354,16 @@ class IValueTraversal(Traversal):
             self._refresh()
 
     # ------------------------------------------------------------------ inspection / state
+    def gain_correlation(self) -> float:
+        """Running correlation between a node's loss at its previous visit and the loss drop
+        realised since (NaN before any revisit): positive when high loss means learnable."""
+        w, mx, my, mxx, myy, mxy = self.moments_
+        if w <= 0:
+            return math.nan
+        mx, my, mxx, myy, mxy = mx / w, my / w, mxx / w, myy / w, mxy / w
+        var = (mxx - mx * mx) * (myy - my * my)
+        return float((mxy - mx * my) / math.sqrt(var)) if var > 1e-18 else math.nan
+
     def values(self) -> dict[str, np.ndarray]:
         """Current estimate, uncertainty and visit count per training node (train order)."""
         return {"value": self.est_.copy(), "uncertainty": self.unc_.copy(),
@@ -328,11 +373,15 @@ class IValueTraversal(Traversal):
         return {"obs": self.obs_.copy(), "t_obs": self.t_obs_.copy(),
                 "last_loss": self.last_loss_.copy(), "last_pick": self.last_pick_.copy(),
                 "visits": self.visits_.copy(), "pos": self.pos_.copy(), "step": self.step_,
-                "mu": self.mu_, "irr": self.irr_.copy(), "logits": self.logits_.copy(),
+                "mu": self.mu_, "irr": self.irr_.copy(), "moments": self.moments_.copy(),
+                "p_sum": self.p_sum_.copy(), "p_sq": self.p_sq_.copy(),
+                "logits": self.logits_.copy(),
                 "cum": self.cum_.copy(), "est": self.est_.copy(), "unc": self.unc_.copy()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "pos", "irr", "logits",
+        for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "pos", "irr", "moments",
+                    "p_sum", "p_sq",
+                    "logits",
                     "cum", "est", "unc"):
             setattr(self, f"{key}_", np.asarray(state[key]))
         self.step_ = int(state["step"])

@@ -1,0 +1,114 @@
+"""Profiles behind the missed performance targets (cProfile; prints the top functions).
+
+* ``trainer``: one epoch of HyperGraph's trainer (``random_walk`` or another traversal,
+  logreg model so that the framework's share is visible) on 40,000 rows: where the time
+  of a training step goes.
+* ``interleave``: the cost of one ``random_walk`` batch alone, and when every batch is followed
+  by a training step (CPU caches and branch predictors then hold the model's code, not NumPy's).
+* ``ivalue``: IValue's ``next_batch`` + ``feedback`` on a 10^5-node graph (value propagation
+  included): which parts grow with the graph.
+
+Run: ``python benchmarks/profile_hot_paths.py [trainer|interleave|ivalue] [--top N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+
+import _common  # noqa: F401  (puts src/ on the path)
+import numpy as np
+import torch
+
+import hypergraph.modules  # noqa: F401
+from hypergraph import registry
+
+
+def _stats(prof: cProfile.Profile, top: int) -> str:
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def trainer(top: int, traversal: str = "random_walk") -> None:
+    import bench_train as bt
+
+    from hypergraph.dataloaders import KNNDataloader
+
+    torch.set_num_threads(1)
+    bundle = bt.make_data(40_000, 32, 10)
+    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
+    params = {"walkers": bt.BATCH} if traversal == "random_walk" else {}
+    trav = registry.resolve("traversal", traversal)(**params)
+    bt.hypergraph_loop(bundle, graph, trav.clone(), 1, "logreg")  # warm-up
+    prof = cProfile.Profile()
+    prof.enable()
+    bt.hypergraph_loop(bundle, graph, trav.clone(), 1, "logreg")
+    prof.disable()
+    print(f"# trainer, traversal {traversal}, logreg, 40,000 rows, 1 epoch\n")
+    print(_stats(prof, top))
+
+
+def interleave(top: int) -> None:
+    import bench_train as bt
+
+    from hypergraph.dataloaders import KNNDataloader
+    from hypergraph.trainers import BatchGatherer
+
+    del top
+    torch.set_num_threads(1)
+    bundle = bt.make_data(40_000, 32, 10)
+    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
+    trav = registry.resolve("traversal", "random_walk")(walkers=bt.BATCH)
+    trav.setup(graph, bt.BATCH, np.random.default_rng(1))
+    model = bt.new_model((32,), 10, "logreg")
+    gather = BatchGatherer(graph, bundle, torch.device("cpu"), np.random.default_rng(0))
+    x, y = torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
+    print("# random_walk next_batch (64 walkers), microseconds per call\n")
+    for mode in ("alone", "+ gather", "+ train step", "+ gather + train step"):
+        spent, steps = 0.0, 2000
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            sel = trav.next_batch()
+            spent += time.perf_counter() - t0
+            if "gather" in mode:
+                gather(sel.ids)
+            if "train" in mode:
+                model.train_step(x, y)
+        print(f"- next_batch {mode}: {spent / steps * 1e6:.1f} us")
+
+
+def ivalue(top: int) -> None:
+    import bench_traversal as bt
+
+    graph = bt.random_graph(100_000)
+    trav = bt.make_traversal("ivalue")
+    if trav is None:
+        print("traversal 'ivalue' is not registered")
+        return
+    trav.setup(graph, bt.WALKERS, np.random.default_rng(1))
+    bt.time_steps(trav, 32, np.random.default_rng(2), budget_s=0.0, min_steps=32)
+    prof = cProfile.Profile()
+    prof.enable()
+    bt.time_steps(trav, 400, np.random.default_rng(2), budget_s=1e9)
+    prof.disable()
+    print("# ivalue, 10^5 nodes, 400 steps of next_batch + feedback\n")
+    print(_stats(prof, top))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", nargs="?", default="all",
+                        choices=("all", "trainer", "interleave", "ivalue"))
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--traversal", default="random_walk", help="for 'trainer'")
+    args = parser.parse_args()
+    if args.what in ("all", "trainer"):
+        trainer(args.top, args.traversal)
+    if args.what in ("all", "interleave"):
+        interleave(args.top)
+    if args.what in ("all", "ivalue"):
+        ivalue(args.top)
