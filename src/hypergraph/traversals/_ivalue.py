@@ -132,6 +132,9 @@ class IValueTraversal(Traversal):
         "alpha": Float(default=0.5, low=0.0, high=1.0, help="weight of neighbours per hop"),
         "trust": Float(default=0.0, low=0.0, high=10.0,
                        help="weight of log label agreement with graph neighbours in the logits"),
+        "contra": Float(default=0.0, low=0.0, high=20.0,
+                        help="weight of log model-confirmed label agreement with train "
+                        "neighbours in the logits (label-noise filter)"),
         "self_weight": Float(default=1.0, low=0.0, high=1.0,
                              help="weight of a node's own observation vs its neighbourhood"),
         "staleness": Float(default=2.0, low=0.01, high=1000.0, log=True,
@@ -145,8 +148,8 @@ class IValueTraversal(Traversal):
                  pressure: float = 100.0, temperature: float = 0.5, warp: float = 0.5,
                  explore: float = 0.1,
                  return_delay: float = 0.0, refresh: int = 4, hops: int = 2,
-                 alpha: float = 0.5, trust: float = 0.0, self_weight: float = 1.0,
-                 staleness: float = 2.0,
+                 alpha: float = 0.5, trust: float = 0.0, contra: float = 0.0,
+                 self_weight: float = 1.0, staleness: float = 2.0,
                  bonus: float = 0.5) -> None:
         self.signal = signal
         self.irreducible = irreducible
@@ -162,6 +165,7 @@ class IValueTraversal(Traversal):
         self.hops = hops
         self.alpha = alpha
         self.trust = trust
+        self.contra = contra
         self.self_weight = self_weight
         self.staleness = staleness
         self.bonus = bonus
@@ -178,6 +182,15 @@ class IValueTraversal(Traversal):
                           np.diff(sub.indptr))
         self.adj_ = sp.csr_matrix((sub.weights * scale, sub.indices, sub.indptr), shape=(n, n))
         self._pad_neighbours(sub.indptr, sub.indices, sub.weights)
+        labels = np.asarray(sub.label)
+        if labels.dtype.kind in "iub":
+            same = labels[sub.indices] == np.repeat(labels, np.diff(sub.indptr))
+        else:  # regression: no label agreement
+            same = np.ones(sub.indices.size, bool)
+        self.adj_same_ = sp.csr_matrix((self.adj_.data * same, sub.indices, sub.indptr),
+                                       shape=(n, n))
+        self.adj_diff_ = sp.csr_matrix((self.adj_.data * ~same, sub.indices, sub.indptr),
+                                       shape=(n, n))
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
         # log-probability of each node's label under its neighbours' labels (free, from the graph)
@@ -243,10 +256,32 @@ class IValueTraversal(Traversal):
             z = (est - est.mean()) / std if std > 1e-12 else np.zeros_like(est)
             self.logits_ = (z + self.bonus * np.sqrt(unc)) / self.temperature
             self.logits_ += self.trust * self.log_agree_
+        if self.contra > 0:
+            self.logits_ += self.contra * np.log(self.model_agreement())
         p = np.exp(self.logits_ - self.logits_.max())
         p = (1.0 - self.explore) * p / p.sum() + self.explore / self.n_
         self.cum_ = np.cumsum(p)
         self.est_, self.unc_ = est, unc
+
+    def model_agreement(self, smoothing: float = 0.25) -> np.ndarray:
+        """How much the trained model's confident neighbours support each node's label.
+
+        With ``p_j = exp(-loss_j)`` the probability the model gave neighbour ``j``'s label at
+        its last visit (0 for a node never visited) and ``A`` the row-normalised training
+        subgraph, ``support_i = sum_j A_ij [y_j = y_i] p_j`` and
+        ``against_i = sum_j A_ij [y_j != y_i] p_j``; the agreement is
+        ``(support_i + s) / (support_i + against_i + s)`` with ``s = smoothing``. It is near 1
+        where confident neighbours share the label or where the model is confident nowhere
+        nearby (a hard, not a noisy, region), and near 0 where the model confidently
+        predicts the neighbours' other labels all around the node: a likely flipped label.
+        Uses training labels and training losses only.
+        """
+        p = np.where(np.isfinite(self.last_loss_), np.exp(-np.nan_to_num(self.last_loss_)),
+                     0.0)
+        support = self.adj_same_ @ p
+        against = self.adj_diff_ @ p
+        out: np.ndarray = (support + smoothing) / (support + against + smoothing)
+        return out
 
     # ------------------------------------------------------------------ walking
     def _warp(self, k: int, blocked: np.ndarray) -> np.ndarray:
