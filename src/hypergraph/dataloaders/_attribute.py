@@ -94,7 +94,8 @@ class AttributeDataloader(Dataloader):
 
     tags: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "graph:symmetric",
                                                 "graph:hyperedges", "node:point"})
-    requires: ClassVar[frozenset[str]] = frozenset({"data:attributes", "features:vector"})
+    requires: ClassVar[frozenset[str]] = frozenset(
+        {"data:attributes", "features:vector|features:embedding"})
     space = {
         "columns": Fixed(default=(), types=(tuple, list, str),
                          help="attribute columns to use (empty: all the dataset provides)"),

@@ -87,7 +87,7 @@ class ClusterDataloader(Dataloader):
 
     tags: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "graph:symmetric",
                                                 "node:cluster"})
-    requires: ClassVar[frozenset[str]] = frozenset({"features:vector"})
+    requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
         "cluster_size": Int(default=16, low=1, high=100_000, log=True,
                             help="average training points per cluster node"),

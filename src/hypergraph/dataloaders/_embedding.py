@@ -45,13 +45,14 @@ def builder_vectors(bundle: DatasetBundle, features: str, embed_dim: int,
     """The ``float32`` matrix (one row per data row) a builder compares.
 
     Args:
-        bundle: The dataset (its features must be held in memory).
+        bundle: The dataset: its in-memory features, or its `embedding_features()` (e.g.
+            image thumbnails) when the data is file-backed.
         features: ``"raw"`` or ``"random_projection"``.
         embed_dim: Projection width for ``"random_projection"``.
         rng: Generator the projection is drawn from.
         owner: Module name used in error messages.
     """
-    X = bundle.features().reshape(len(bundle), -1).astype(np.float32, copy=False)
+    X = bundle.embedding_features().reshape(len(bundle), -1).astype(np.float32, copy=False)
     if features == "raw":
         return X
     if features == "random_projection":

@@ -83,7 +83,7 @@ class KNNDataloader(Dataloader):
 
     tags: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "graph:symmetric",
                                                 "node:point"})
-    requires: ClassVar[frozenset[str]] = frozenset({"features:vector"})
+    requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
         "k": Int(default=10, low=1, high=200, help="neighbours per node before symmetrising"),
         "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),

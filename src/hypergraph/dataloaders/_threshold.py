@@ -131,7 +131,7 @@ class ThresholdDataloader(Dataloader):
 
     tags: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "graph:symmetric",
                                                 "node:point"})
-    requires: ClassVar[frozenset[str]] = frozenset({"features:vector"})
+    requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
         "threshold": Float(default=0.5, low=0.0, high=1.0,
                            help="minimum similarity of an edge"),

@@ -132,6 +132,12 @@ class IValueTraversal(Traversal):
         "alpha": Float(default=0.5, low=0.0, high=1.0, help="weight of neighbours per hop"),
         "trust": Float(default=0.0, low=0.0, high=10.0,
                        help="weight of log label agreement with graph neighbours in the logits"),
+        "peak": Float(default=0.5, low=0.01, high=0.99,
+                      help="signal=uncertainty: label probability p where the value p^a (1 - p) "
+                      "peaks (a = peak / (1 - peak); 0.5 gives p (1 - p))"),
+        "sweep": Float(default=0.0, low=0.0, high=1.0,
+                       help="share of each batch taken from a shuffled pass over the training "
+                       "nodes (without replacement) instead of the walkers"),
         "contra": Float(default=0.0, low=0.0, high=20.0,
                         help="weight of log model-confirmed label agreement with train "
                         "neighbours in the logits (label-noise filter)"),
@@ -148,7 +154,8 @@ class IValueTraversal(Traversal):
                  pressure: float = 100.0, temperature: float = 0.5, warp: float = 0.5,
                  explore: float = 0.1,
                  return_delay: float = 0.0, refresh: int = 4, hops: int = 2,
-                 alpha: float = 0.5, trust: float = 0.0, contra: float = 0.0,
+                 alpha: float = 0.5, trust: float = 0.0, peak: float = 0.5,
+                 sweep: float = 0.0, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
                  bonus: float = 0.5) -> None:
         self.signal = signal
@@ -165,6 +172,8 @@ class IValueTraversal(Traversal):
         self.hops = hops
         self.alpha = alpha
         self.trust = trust
+        self.peak = peak
+        self.sweep = sweep
         self.contra = contra
         self.self_weight = self_weight
         self.staleness = staleness
@@ -217,6 +226,8 @@ class IValueTraversal(Traversal):
             self.mu_ = math.nan
             self.p_sum_ = np.zeros(n)
             self.p_sq_ = np.zeros(n)
+            self.perm_ = self.rng_.permutation(n)
+            self.cursor_ = 0
             self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
         self._refresh()
 
@@ -317,6 +328,20 @@ class IValueTraversal(Traversal):
         self.pos_ = nxt
         return nxt
 
+    def _sweep(self, k: int) -> np.ndarray:
+        """The next ``k`` distinct nodes of a shuffled pass (a new shuffle at its end)."""
+        out = self.perm_[self.cursor_:self.cursor_ + k]
+        self.cursor_ += out.size
+        if out.size < k:
+            self.perm_ = self.rng_.permutation(self.n_)
+            rest = self.perm_[~np.isin(self.perm_, out)][:k - out.size]
+            self.cursor_ = 0
+            # the new pass starts with the nodes not just taken; those taken come back later
+            self.perm_ = np.concatenate([rest, self.perm_[~np.isin(self.perm_, rest)]])
+            self.cursor_ = rest.size
+            out = np.concatenate([out, rest])
+        return out
+
     def next_batch(self) -> Selection:
         need = min(self.batch_size_, self.n_)
         blocked = (self.step_ - self.last_pick_) <= self._delay()
@@ -324,6 +349,13 @@ class IValueTraversal(Traversal):
             blocked[:] = False
         chosen: list[np.ndarray] = []
         have = 0
+        k_sweep = min(round(self.sweep * need), need)
+        if k_sweep:
+            taken = self._sweep(k_sweep)
+            taken = taken[~blocked[taken]]
+            chosen.append(taken)
+            blocked[taken] = True
+            have += taken.size
         for attempt in range(64):
             # all walkers step once per batch; missing places are filled by extra warps
             nxt = self._walk(blocked) if attempt == 0 else self._warp(2 * (need - have), blocked)
@@ -365,7 +397,8 @@ class IValueTraversal(Traversal):
             sig, s_obs = np.where(self.agrees_[s], losses, p * (1.0 - p)), s
         elif self.signal == "uncertainty":
             p = np.exp(-losses)  # probability the model gives the node's label
-            sig, s_obs = p * (1.0 - p), s
+            a = self.peak / (1.0 - self.peak)
+            sig, s_obs = p ** a * (1.0 - p), s
         elif self.signal == "variance":
             # Active Bias: spread of the label probability over the node's visits
             p = np.exp(-losses)
@@ -410,6 +443,7 @@ class IValueTraversal(Traversal):
                 "visits": self.visits_.copy(), "pos": self.pos_.copy(), "step": self.step_,
                 "mu": self.mu_, "irr": self.irr_.copy(), "moments": self.moments_.copy(),
                 "p_sum": self.p_sum_.copy(), "p_sq": self.p_sq_.copy(),
+                "perm": self.perm_.copy(), "cursor": self.cursor_,
                 "logits": self.logits_.copy(),
                 "cum": self.cum_.copy(), "est": self.est_.copy(), "unc": self.unc_.copy()}
 
@@ -419,5 +453,7 @@ class IValueTraversal(Traversal):
                     "logits",
                     "cum", "est", "unc"):
             setattr(self, f"{key}_", np.asarray(state[key]))
+        self.perm_ = np.asarray(state["perm"])
+        self.cursor_ = int(state["cursor"])
         self.step_ = int(state["step"])
         self.mu_ = float(state["mu"])
