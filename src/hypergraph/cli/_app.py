@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hypergraph import registry
+from hypergraph.config import RunConfig
 from hypergraph.exceptions import ConfigError, HyperGraphError
 
 app = typer.Typer(
@@ -52,6 +53,27 @@ def _global(
 def _opt(kind: str) -> Any:
     return typer.Option(help=f"{kind.capitalize()} module (see `hypergraph modules --kind "
                         f"{kind}`).", rich_help_panel="Modules")
+
+
+def cli_config(config: Path | None, names: dict[str, str | None], overrides: list[str],
+               plugins: list[str] | None = None) -> RunConfig:
+    """The run config of a command: ``-c`` file (or defaults), module names, ``--set`` values.
+
+    Args:
+        config: Path of a run config YAML, or ``None`` for the defaults.
+        names: ``kind -> module name`` given as options (``None`` = keep the config's).
+        overrides: Further ``KEY=VALUE`` overrides (``seed=``, ``kind.param=``...).
+        plugins: Plugin modules named on this command, added to the config's and the global ones.
+    """
+    from hypergraph.config import RunConfig, apply_overrides, load_config
+
+    cfg = load_config(config) if config is not None else RunConfig()
+    named = [f"{kind}.name={name}" for kind, name in names.items() if name is not None]
+    cfg = apply_overrides(cfg, [*named, *overrides])
+    extra = set(_state.get("plugins") or []) | set(plugins or [])
+    if extra:
+        cfg = cfg.model_copy(update={"plugins": sorted(set(cfg.plugins) | extra)})
+    return cfg
 
 
 @app.command()
@@ -90,7 +112,6 @@ def train(
     learning_curve.png and the best checkpoint. --resume RUN continues a killed run and ends
     with the same metrics as an uninterrupted one.
     """
-    from hypergraph.config import RunConfig, apply_overrides, load_config
     from hypergraph.run import default_run_dir
     from hypergraph.run import resume as run_resume
     from hypergraph.run import train as run_train
@@ -108,22 +129,12 @@ def train(
         if (resume / "config.yaml").is_file() and not (resume / "last.pt").is_file():
             err_console.print(f"{resume} holds no last.pt (killed before its first "
                               "checkpoint): the run starts again from the beginning.")
-    cfg = load_config(config) if config is not None else RunConfig()
-    overrides: list[str] = []
-    for kind, name in (("dataset", dataset), ("dataloader", dataloader), ("model", model),
-                       ("traversal", traversal), ("manager", manager), ("trainer", trainer)):
-        if name is not None:
-            overrides.append(f"{kind}.name={name}")
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    if device is not None:
-        overrides.append(f"device={device}")
-    if epochs is not None:
-        overrides.append(f"trainer.epochs={epochs}")
-    overrides += list(set_ or [])
-    cfg = apply_overrides(cfg, overrides)
-    if _state.get("plugins"):
-        cfg = cfg.model_copy(update={"plugins": sorted(set(cfg.plugins) | set(_state["plugins"]))})
+    extra = [f"seed={seed}"] if seed is not None else []
+    extra += [f"device={device}"] if device is not None else []
+    extra += [f"trainer.epochs={epochs}"] if epochs is not None else []
+    cfg = cli_config(config, {"dataset": dataset, "dataloader": dataloader, "model": model,
+                              "traversal": traversal, "manager": manager, "trainer": trainer},
+                     [*extra, *(set_ or [])])
     if logger_:
         cfg = cfg.model_copy(update={"loggers": list(dict.fromkeys([*cfg.loggers, *logger_]))})
     out_dir = resume if resume is not None else (out if out is not None

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from hypergraph import registry
-from hypergraph.cli._app import _opt, _state, app, console, err_console
+from hypergraph.cli._app import _opt, app, cli_config, console, err_console
 from hypergraph.tags import COMBINATION_KINDS
 
 _MARK = {"pass": "[green]✓[/]", "fail": "[bold red]✗[/]", "skipped": "[yellow]s[/]",
@@ -164,19 +164,13 @@ def test_(
     Stages: load, build graph, traverse, train (a few steps with the manager), validate, test.
     Exit code 1 if a stage fails (later stages are not run).
     """
-    from hypergraph.config import RunConfig, apply_overrides, load_config
     from hypergraph.testing import run_stages
 
     if plugins:
         registry.load_plugins(plugins)
-    overrides = [f"{kind}.name={name}" for kind, name in (
-        ("dataset", dataset), ("dataloader", dataloader), ("model", model),
-        ("traversal", traversal), ("manager", manager), ("trainer", trainer)) if name]
-    overrides += [f"seed={seed}", f"device={device}", *(set_ or [])]
-    cfg = apply_overrides(load_config(config) if config is not None else RunConfig(),
-                          overrides)
-    all_plugins = sorted(set(cfg.plugins) | set(_state.get("plugins") or []) | set(plugins or []))
-    cfg = cfg.model_copy(update={"plugins": all_plugins})
+    cfg = cli_config(config, {"dataset": dataset, "dataloader": dataloader, "model": model,
+                              "traversal": traversal, "manager": manager, "trainer": trainer},
+                     [f"seed={seed}", f"device={device}", *(set_ or [])], plugins)
     results = run_stages(cfg, max_rows=rows, steps=steps)
     failed = any(r.status == "fail" for r in results)
     if as_json:

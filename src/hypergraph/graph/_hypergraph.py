@@ -377,24 +377,32 @@ class HyperGraph(Module):
         self.indptr, self.indices, self.weights = _csr_from_pairs(self.num_nodes, src, dst, w)
         self.version += 1
 
-    def add_edges(self, src: np.ndarray | Sequence[int], dst: np.ndarray | Sequence[int],
-                  weights: np.ndarray | Sequence[float] | None = None, *,
-                  symmetric: bool = True) -> None:
-        """Add edges in bulk (an existing edge keeps the larger weight)."""
-        s = _as_index(src, self.num_nodes, "add_edges src")
-        d = _as_index(dst, self.num_nodes, "add_edges dst")
+    def _checked_edges(self, what: str, src: np.ndarray | Sequence[int],
+                       dst: np.ndarray | Sequence[int],
+                       weights: np.ndarray | Sequence[float] | None, symmetric: bool,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validated ``(src, dst, weights)`` without self-loops, mirrored when ``symmetric``."""
+        s = _as_index(src, self.num_nodes, f"{what} src")
+        d = _as_index(dst, self.num_nodes, f"{what} dst")
         if s.shape != d.shape:
-            raise DataError("add_edges: src and dst must have the same length.")
+            raise DataError(f"{what}: src and dst must have the same length.")
         w = np.ones(s.size, np.float32) if weights is None else np.asarray(weights, np.float32)
         if w.shape != s.shape:
-            raise DataError(f"add_edges: weights must have one entry per edge ({s.size}), "
+            raise DataError(f"{what}: weights must have one entry per edge ({s.size}), "
                             f"got {w.size}.")
         if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
-            raise DataError("add_edges: weights must be finite and non-negative.")
+            raise DataError(f"{what}: weights must be finite and non-negative.")
         keep = s != d
         s, d, w = s[keep], d[keep], w[keep]
         if symmetric:
             s, d, w = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([w, w])
+        return s, d, w
+
+    def add_edges(self, src: np.ndarray | Sequence[int], dst: np.ndarray | Sequence[int],
+                  weights: np.ndarray | Sequence[float] | None = None, *,
+                  symmetric: bool = True) -> None:
+        """Add edges in bulk (an existing edge keeps the larger weight)."""
+        s, d, w = self._checked_edges("add_edges", src, dst, weights, symmetric)
         os_, od, ow = self.edge_list()
         self._replace_edges(np.concatenate([os_, s]), np.concatenate([od, d]),
                             np.concatenate([ow, w]))
@@ -417,21 +425,7 @@ class HyperGraph(Module):
                   weights: np.ndarray | Sequence[float] | None = None, *,
                   symmetric: bool = True) -> None:
         """Replace every pairwise edge at once (duplicates keep the larger weight)."""
-        s = _as_index(src, self.num_nodes, "set_edges src")
-        d = _as_index(dst, self.num_nodes, "set_edges dst")
-        if s.shape != d.shape:
-            raise DataError("set_edges: src and dst must have the same length.")
-        w = np.ones(s.size, np.float32) if weights is None else np.asarray(weights, np.float32)
-        if w.shape != s.shape:
-            raise DataError(f"set_edges: weights must have one entry per edge ({s.size}), "
-                            f"got {w.size}.")
-        if not np.all(np.isfinite(w)) or (w.size and w.min() < 0):
-            raise DataError("set_edges: weights must be finite and non-negative.")
-        keep = s != d
-        s, d, w = s[keep], d[keep], w[keep]
-        if symmetric:
-            s, d, w = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([w, w])
-        self._replace_edges(s, d, w)
+        self._replace_edges(*self._checked_edges("set_edges", src, dst, weights, symmetric))
 
     def set_weights(self, weights: np.ndarray) -> None:
         """Replace all edge weights (same order as :attr:`indices`)."""

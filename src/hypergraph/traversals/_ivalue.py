@@ -107,7 +107,7 @@ class IValueTraversal(Traversal):
     space = {
         "signal": Categorical(default="uncertainty",
                               choices=("loss", "gain", "reducible", "uncertainty", "variance",
-                                       "gated"),
+                                       "gated", "learnable"),
                               help="value measured at each visit"),
         "irreducible": Categorical(default="graph", choices=("graph", "holdout"),
                                    help="source of the irreducible loss (signal=reducible)"),
@@ -192,6 +192,7 @@ class IValueTraversal(Traversal):
         self.adj_ = sp.csr_matrix((sub.weights * scale, sub.indices, sub.indptr), shape=(n, n))
         self._pad_neighbours(sub.indptr, sub.indices, sub.weights)
         labels = np.asarray(sub.label)
+        self.classes_ = int(labels.max(initial=1)) + 1 if labels.dtype.kind in "iub" else 2
         if labels.dtype.kind in "iub":
             same = labels[sub.indices] == np.repeat(labels, np.diff(sub.indptr))
         else:  # regression: no label agreement
@@ -395,6 +396,11 @@ class IValueTraversal(Traversal):
             # bounded uncertainty p(1 - p): a confidently contradicted label there is likely wrong
             p = np.exp(-losses)
             sig, s_obs = np.where(self.agrees_[s], losses, p * (1.0 - p)), s
+        elif self.signal == "learnable":
+            # the loss while the model gives the label more than chance (1 / classes), else
+            # the bounded p (1 - p): a label the model contradicts is not worth chasing
+            p = np.exp(-losses)
+            sig, s_obs = np.where(p > 1.0 / self.classes_, losses, p * (1.0 - p)), s
         elif self.signal == "uncertainty":
             p = np.exp(-losses)  # probability the model gives the node's label
             a = self.peak / (1.0 - self.peak)
