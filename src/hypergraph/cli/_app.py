@@ -51,8 +51,10 @@ def _global(
 
 
 def _opt(kind: str) -> Any:
-    return typer.Option(help=f"{kind.capitalize()} module (see `hypergraph modules --kind "
-                        f"{kind}`).", rich_help_panel="Modules")
+    from hypergraph.config import DEFAULTS
+
+    return typer.Option(help=f"{kind.capitalize()} module; default {DEFAULTS[kind]} (choices: "
+                        f"`hypergraph modules --kind {kind}`).", rich_help_panel="Modules")
 
 
 def cli_config(config: Path | None, names: dict[str, str | None], overrides: list[str],

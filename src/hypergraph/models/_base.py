@@ -166,11 +166,26 @@ class TorchModel(Model):
         if not self.net_.training:  # train() walks every submodule: skip it when already set
             self.net_.train()
         losses = self._per_sample(self.net_(x), y)
-        loss = losses.mean() if weights is None else (losses * weights).mean()
+        # The gradient of mean(losses * weights) with respect to losses is weights / n: handing
+        # it to backward directly skips the mean (and its backward node), with gradients
+        # bit-identical to ``loss.mean().backward()``.
+        grad = self._mean_grad(losses)
+        if weights is not None:
+            grad = grad * weights
         self.opt_.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.backward(grad)
         self.opt_.step()
         return losses.detach()
+
+    def _mean_grad(self, losses: torch.Tensor) -> torch.Tensor:
+        """``ones(n) / n`` like ``losses`` (cached: batches mostly share one size)."""
+        cached: torch.Tensor | None = getattr(self, "mean_grad_", None)
+        if (cached is None or cached.shape != losses.shape or cached.device != losses.device
+                or cached.dtype != losses.dtype):
+            n = losses.shape[0]
+            cached = torch.ones(n, dtype=losses.dtype, device=losses.device) / max(n, 1)
+            self.mean_grad_ = cached
+        return cached
 
     @torch.no_grad()
     def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -382,8 +382,7 @@ class IValueTraversal(Traversal):
         seen_all = np.isfinite(prev_all)
         if seen_all.any():
             x, y = prev_all[seen_all], prev_all[seen_all] - losses[seen_all]
-            batch = np.array([1.0, x.mean(), y.mean(), (x * x).mean(), (y * y).mean(),
-                              (x * y).mean()])
+            batch = np.array([x.size, x.sum(), y.sum(), x @ x, y @ y, x @ y]) / x.size
             self.moments_ = 0.95 * self.moments_ + 0.05 * batch
         if self.signal == "gain":
             prev = self.last_loss_[s]
