@@ -1,14 +1,21 @@
 """Target 1: the training data path costs nothing over a hand-written PyTorch loop.
 
-Arms, all training the same MLP (HyperGraph's ``mlp`` model: its network and optimiser) on the
-same data with the same batch size, timed over the training steps only (validation excluded on
-every side), samples/s:
+Arms, all training the same model (HyperGraph's model: its network and optimiser) on the
+same data with the same batch size and the same number of samples (one epoch of the training
+rows), with one torch thread, timed over the training steps only (validation excluded on every
+side), samples/s:
 
+* ``model``: the model step alone on one fixed pre-gathered batch (no data path at all): the
+  floor every arm's per-batch overhead is measured from;
 * ``hand``: a loop over pre-loaded tensors with ``randperm`` slicing (the baseline);
-* ``dataloader``: ``torch.utils.data.DataLoader`` over a ``TensorDataset`` with shuffle;
+* ``dataloader``: ``torch.utils.data.DataLoader`` over a ``TensorDataset`` with shuffle
+  (defaults: ``num_workers=0``, default collate);
 * HyperGraph's ``StandardTrainer`` with the ``comprehensive``, ``random_walk`` (walkers =
   batch size, so one walk step per batch) and ``ivalue`` traversals (IValue with its defaults,
   value propagation and per-step loss feedback included).
+
+This runs at three model sizes (the default ``mlp``, a small MLP and a linear model), so that
+the reader sees how the ratios depend on the share of the model step in a batch's time.
 
 A second part trains on a file-backed image store (PNG files decoded by PIL on every read, no
 cache) with the background prefetch thread, and reports the share of training time the model
@@ -20,6 +27,7 @@ Run alone: ``python benchmarks/bench_train.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +54,12 @@ BATCH = 64
 
 
 class StepTimer(Callback):
-    """Times the training steps of each epoch (from epoch start to its last step)."""
+    """Times the training steps of each epoch (from epoch start to its last step).
+
+    Also counted: the traversal's ``on_epoch_start`` (the epoch's shuffle, which the hand loop
+    times as its ``randperm``) and the trainer's epoch-end ``_flush`` (the bulk loss sum and
+    visit count of the steps), which run just outside that window; validation is not counted.
+    """
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -60,6 +73,21 @@ class StepTimer(Callback):
         pf = ctx.trainer.gather_.prefetcher  # type: ignore[attr-defined]
         self._pf = pf
         self._pf0 = dict(pf.stats()) if pf is not None else {}
+        self._count(ctx.traversal, "on_epoch_start")
+        self._count(ctx.trainer, "_flush")
+
+    def _count(self, obj: Any, name: str) -> None:
+        """Add the time of every call of ``obj.name`` to ``seconds``."""
+        inner = getattr(obj, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        setattr(obj, name, timed)
 
     def on_epoch_start(self, ctx: TrainContext, state: TrainState) -> None:
         self._t0, self._s0 = time.perf_counter(), state.samples_seen
@@ -87,18 +115,50 @@ def make_data(n: int, d: int, classes: int, seed: int = 0) -> DatasetBundle:
     return in_memory("bench", X, y, split, "classification", classes)
 
 
-def new_model(d: int | tuple[int, ...], classes: int, name: str = "mlp") -> Any:
-    """A set-up model of registered kind ``name`` with its default hyperparameters."""
-    model = MLPModel() if name == "mlp" else registry.resolve("model", name)()
+#: (label, registered model name, hyperparameters): the model sizes the data path is run with.
+MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("MLP 256x2", "mlp", {}),
+    ("small MLP 64x1", "mlp", {"width": 64, "depth": 1}),
+    ("linear (logreg)", "logreg", {}),
+)
+
+
+def new_model(d: int | tuple[int, ...], classes: int, name: str = "mlp",
+              params: dict[str, Any] | None = None) -> Any:
+    """A set-up model of registered kind ``name`` (default hyperparameters unless ``params``)."""
+    model = MLPModel(**(params or {})) if name == "mlp" else registry.resolve(
+        "model", name)(**(params or {}))
     shape = (d,) if isinstance(d, int) else d
     model.setup(shape, classes, "classification", "cpu", seed=0)
     return model
 
 
-def hand_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp") -> float:
+def model_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
+               params: dict[str, Any] | None = None) -> float:
+    """samples/s of the model step alone: the same steps on one fixed batch, no data path."""
+    X = bundle.features()
+    model = new_model(X.shape[1:], bundle.num_classes, model_name, params)
+    net, opt = model.net_, model.opt_
+    n = int(np.count_nonzero(bundle.split == 0))
+    xb = torch.from_numpy(X[:BATCH]).contiguous()
+    yb = torch.from_numpy(bundle.y[:BATCH]).contiguous()
+    net.train()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for i in range(0, n, BATCH):
+            size = min(BATCH, n - i)
+            loss = nn.functional.cross_entropy(net(xb[:size]), yb[:size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return epochs * n / (time.perf_counter() - t0)
+
+
+def hand_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
+              params: dict[str, Any] | None = None) -> float:
     """samples/s of the hand-written loop over pre-loaded tensors."""
     X = bundle.features()
-    model = new_model(X.shape[1:], bundle.num_classes, model_name)
+    model = new_model(X.shape[1:], bundle.num_classes, model_name, params)
     net, opt = model.net_, model.opt_
     train = torch.from_numpy(np.flatnonzero(bundle.split == 0))
     Xt = torch.from_numpy(X)[train].contiguous()
@@ -117,12 +177,13 @@ def hand_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp") -> fl
     return epochs * n / (time.perf_counter() - t0)
 
 
-def dataloader_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp") -> float:
+def dataloader_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
+                    params: dict[str, Any] | None = None) -> float:
     """samples/s of ``DataLoader(TensorDataset, shuffle=True)``."""
     from torch.utils.data import DataLoader, TensorDataset
 
     X = bundle.features()
-    model = new_model(X.shape[1:], bundle.num_classes, model_name)
+    model = new_model(X.shape[1:], bundle.num_classes, model_name, params)
     net, opt = model.net_, model.opt_
     train = torch.from_numpy(np.flatnonzero(bundle.split == 0))
     ds = TensorDataset(torch.from_numpy(X)[train], torch.from_numpy(bundle.y)[train])
@@ -139,9 +200,10 @@ def dataloader_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp")
 
 
 def hypergraph_loop(bundle: DatasetBundle, graph: Any, traversal: Traversal,
-                    epochs: int, model_name: str = "mlp") -> tuple[float, StepTimer]:
+                    epochs: int, model_name: str = "mlp", params: dict[str, Any] | None = None,
+                    ) -> tuple[float, StepTimer]:
     """samples/s of HyperGraph's trainer (training steps only) and the timer callback."""
-    model = new_model(bundle.store.item_shape, bundle.num_classes, model_name)
+    model = new_model(bundle.store.item_shape, bundle.num_classes, model_name, params)
     timer = StepTimer()
     ctx = TrainContext(bundle, graph, model, traversal, StaticManager(), RngStreams(0),
                        torch.device("cpu"), callbacks=[timer])
@@ -162,43 +224,66 @@ def traversal_arms() -> dict[str, Traversal | None]:
     return arms
 
 
+def _us(sps: float) -> float:
+    """Microseconds per batch of ``BATCH`` at ``sps`` samples/s."""
+    return BATCH * 1e6 / sps
+
+
 def run_memory_path(quick: bool, repeats: int) -> list[Row]:
-    """Ratios of the in-memory data path, for the default MLP and a linear model."""
+    """Ratios of the in-memory data path at each model size of ``MODELS``.
+
+    Besides the ratios, every note gives each arm's overhead per batch over the model step
+    alone (median over repeats, microseconds), and the DataLoader row the best ratio any data
+    path could reach against it: ``(model + DataLoader overhead) / model``.
+    """
     n = 1500 if quick else 40_000
     epochs = 1
     bundle = make_data(n, 32, 10)
     graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
     rows: list[Row] = []
-    for model_name, label in (("mlp", "MLP 256x2"), ("logreg", "linear (logreg)")):
+    for label, model_name, params in MODELS:
         arms = traversal_arms()
-        speed: dict[str, list[float]] = {k: [] for k in ("hand", "dataloader", *arms)}
+        speed: dict[str, list[float]] = {k: [] for k in ("model", "hand", "dataloader", *arms)}
+        model_loop(bundle, epochs, model_name, params)  # warm-up: first steps of a new shape
         for _ in range(repeats):  # interleaved: A B C ... A B C ...
-            speed["hand"].append(hand_loop(bundle, epochs, model_name))
-            speed["dataloader"].append(dataloader_loop(bundle, epochs, model_name))
+            speed["model"].append(model_loop(bundle, epochs, model_name, params))
+            speed["hand"].append(hand_loop(bundle, epochs, model_name, params))
+            speed["dataloader"].append(dataloader_loop(bundle, epochs, model_name, params))
             for name, trav in arms.items():
                 if trav is not None:
                     speed[name].append(hypergraph_loop(
-                        bundle, graph, trav.clone(), epochs, model_name)[0])  # type: ignore[arg-type]
+                        bundle, graph, trav.clone(), epochs, model_name,  # type: ignore[arg-type]
+                        params)[0])
+        # overhead per batch over the model step alone, per repeat (same repeat's model run)
+        over = {name: statistics.median(_us(a) - _us(m) for a, m in zip(
+            v, speed["model"], strict=True)) for name, v in speed.items() if v}
+        step = statistics.median(_us(m) for m in speed["model"])
         hand = speed["hand"]
         tag = f"[{label}]"
         rows.append(Row(f"1a {tag}", "hand loop samples/s", hand,
-                        note=f"{n} rows x 32 features, 10 classes, batch {BATCH}, 1 torch thread"))
+                        note=f"{n} rows x 32 features, 10 classes, batch {BATCH}, 1 torch "
+                             f"thread; model step alone {step:.0f} us/batch, hand loop "
+                             f"overhead {over['hand']:.0f} us/batch"))
         for name, goal in (("comprehensive", 0.95), ("random_walk", 0.9), ("ivalue", 0.9)):
             if arms[name] is None:
                 rows.append(Row(f"1a {tag} {name} / hand", "samples/s ratio", [], f">= {goal}",
                                 True, goal, note="traversal 'ivalue' not registered"))
                 continue
             ratio = [a / b for a, b in zip(speed[name], hand, strict=True)]
-            cost = [BATCH * 1e6 * (1 / a - 1 / b) for a, b in zip(speed[name], hand,
-                                                                  strict=True)]
-            extra = {"random_walk": "walkers 64 = batch",
-                     "ivalue": "defaults, loss feedback every step"}.get(name, "")
-            med = sorted(cost)[len(cost) // 2]
+            cost = [_us(a) - _us(b) for a, b in zip(speed[name], hand, strict=True)]
+            extra = {"random_walk": "walkers 64 = batch; ",
+                     "ivalue": "defaults, loss feedback every step; "}.get(name, "")
             rows.append(Row(f"1a {tag} {name} / hand", "samples/s ratio", ratio, f">= {goal}",
-                            True, goal, note=f"{extra}; overhead {med:.0f} us/step".lstrip("; ")))
+                            True, goal, note=f"{extra}overhead {over[name]:.0f} us/batch "
+                            f"({statistics.median(cost):+.0f} vs hand)"))
         ratio = [a / b for a, b in zip(speed["comprehensive"], speed["dataloader"], strict=True)]
+        ceiling = (step + over["dataloader"]) / step
         rows.append(Row(f"1b {tag} comprehensive / DataLoader", "samples/s ratio", ratio,
-                        ">= 1.5", True, 1.5, note="DataLoader(TensorDataset, shuffle=True)"))
+                        ">= 1.5", True, 1.5,
+                        note=f"DataLoader(TensorDataset, shuffle=True, num_workers=0): overhead "
+                             f"{over['dataloader']:.0f} us/batch vs comprehensive "
+                             f"{over['comprehensive']:.0f}; ceiling with a free data path "
+                             f"{ceiling:.2f}"))
     return rows
 
 

@@ -5,10 +5,13 @@
   of a training step goes.
 * ``interleave``: the cost of one ``random_walk`` batch alone, and when every batch is followed
   by a training step (CPU caches and branch predictors then hold the model's code, not NumPy's).
+* ``walk_ahead``: ``random_walk`` batches per burst of walk steps (``WALK_AHEAD``) against the
+  cost of a batch inside a loop of training steps; and, for bursts of 16, the time of each walk
+  step of a burst and of each training step after it (where the cold-cache penalty falls).
 * ``ivalue``: IValue's ``next_batch`` + ``feedback`` on a 10^5-node graph (value propagation
   included): which parts grow with the graph.
 
-Run: ``python benchmarks/profile_hot_paths.py [trainer|interleave|ivalue] [--top N]``.
+Run: ``python benchmarks/profile_hot_paths.py [trainer|interleave|walk_ahead|ivalue] [--top N]``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,53 @@ def interleave(top: int) -> None:
         print(f"- next_batch {mode}: {spent / steps * 1e6:.1f} us")
 
 
+def walk_ahead(top: int) -> None:
+    import bench_train as bt
+
+    import hypergraph.traversals._random_walk as rw
+    from hypergraph.dataloaders import KNNDataloader
+
+    del top
+    torch.set_num_threads(1)
+    bundle = bt.make_data(40_000, 32, 10)
+    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
+    model = bt.new_model((32,), 10, "logreg")
+    x, y = torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
+    default = rw.WALK_AHEAD
+    print("# random_walk (64 walkers, batch 64), logreg train step after every batch\n")
+    try:
+        for ahead in (1, 4, 8, 16, 32, 64):
+            rw.WALK_AHEAD = ahead
+            trav = rw.RandomWalkTraversal(walkers=bt.BATCH)
+            trav.setup(graph, bt.BATCH, np.random.default_rng(1))
+            spent, steps = 0.0, 2048
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                trav.next_batch()
+                spent += time.perf_counter() - t0
+                model.train_step(x, y)
+            print(f"- WALK_AHEAD {ahead:2d}: next_batch {spent / steps * 1e6:.1f} us per batch")
+    finally:
+        rw.WALK_AHEAD = default
+    trav = rw.RandomWalkTraversal(walkers=bt.BATCH)
+    trav.setup(graph, bt.BATCH, np.random.default_rng(1))
+    walk = np.zeros(16)
+    train = np.zeros(16)
+    rounds = 100
+    for _ in range(rounds):
+        for k in range(16):
+            t0 = time.perf_counter()
+            trav.walk()
+            walk[k] += time.perf_counter() - t0
+        for k in range(16):
+            t0 = time.perf_counter()
+            model.train_step(x, y)
+            train[k] += time.perf_counter() - t0
+    print("\n# bursts of 16 walk steps, then 16 train steps (us, by position in the burst)\n")
+    print("- walk step:  " + " ".join(f"{v / rounds * 1e6:.0f}" for v in walk))
+    print("- train step: " + " ".join(f"{v / rounds * 1e6:.0f}" for v in train))
+
+
 def ivalue(top: int) -> None:
     import bench_traversal as bt
 
@@ -102,7 +152,7 @@ def ivalue(top: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", default="all",
-                        choices=("all", "trainer", "interleave", "ivalue"))
+                        choices=("all", "trainer", "interleave", "walk_ahead", "ivalue"))
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--traversal", default="random_walk", help="for 'trainer'")
     args = parser.parse_args()
@@ -110,5 +160,7 @@ if __name__ == "__main__":
         trainer(args.top, args.traversal)
     if args.what in ("all", "interleave"):
         interleave(args.top)
+    if args.what in ("all", "walk_ahead"):
+        walk_ahead(args.top)
     if args.what in ("all", "ivalue"):
         ivalue(args.top)

@@ -50,7 +50,7 @@ def _drive(t: IValueTraversal, steps: int, rng: np.random.Generator) -> list[np.
 
 
 @pytest.mark.parametrize(
-    "signal", ["loss", "gain", "reducible", "uncertainty", "variance", "gated"])
+    "signal", ["loss", "gain", "reducible", "uncertainty", "variance", "gated", "learnable"])
 def test_only_training_nodes_and_every_one_eventually(signal: str) -> None:
     g = _grid()
     train = set(g.train_ids().tolist())
@@ -100,3 +100,77 @@ def test_high_value_region_is_visited_more() -> None:
     v = t.values()
     in_hot = np.isin(train, list(hot))
     assert v["value"][in_hot].mean() > v["value"][~in_hot].mean()
+
+
+# ---------------------------------------------------------------------------- second iteration
+def _path3(labels: list[int]) -> HyperGraph:
+    """Path 0 - 1 - 2, all training nodes, unit weights."""
+    return HyperGraph.from_edges(3, [0, 1], [1, 2], label=np.array(labels))
+
+
+def test_sweep_one_is_a_shuffled_pass_without_replacement() -> None:
+    g = _grid()
+    n = g.train_ids().size
+    t = IValueTraversal(sweep=1.0, walkers=4)
+    t.setup(g, 8, np.random.default_rng(0))
+    batches = _drive(t, -(-n // 8), np.random.default_rng(1))
+    first = np.concatenate(batches[: n // 8])
+    assert np.unique(first).size == first.size  # no node twice within a pass
+    assert set(np.concatenate(batches).tolist()) == set(g.train_ids().tolist())  # full pass
+    assert all(np.unique(b).size == b.size == 8 for b in batches)
+
+
+def test_sweep_share_of_each_batch() -> None:
+    # sweep 0.5 with batch 8: 4 places from the pass, 4 from value warps, never a duplicate
+    g = _grid()
+    t = IValueTraversal(sweep=0.5, walkers=4)
+    t.setup(g, 8, np.random.default_rng(0))
+    before = t.cursor_
+    sel = t.next_batch()
+    assert t.cursor_ - before == 4
+    np.testing.assert_array_equal(sel.ids[:4], t.train_ids_[t.perm_[before:before + 4]])
+    assert np.unique(sel.ids).size == 8
+
+
+def test_peak_signal_matches_hand_computation() -> None:
+    g = _path3([0, 0, 1])
+    t = IValueTraversal(signal="uncertainty", peak=0.25, walkers=1, sweep=0.0)
+    t.setup(g, 3, np.random.default_rng(0))
+    p = np.array([0.5, 0.25, 0.9])
+    t.feedback(np.arange(3), -np.log(p))
+    sig = p ** (1.0 / 3.0) * (1.0 - p)  # a = 0.25 / 0.75; peaks at p = 0.25
+    np.testing.assert_allclose(t.obs_, sig - sig.mean())
+    t2 = IValueTraversal(signal="uncertainty", walkers=1)  # peak 0.5: p (1 - p)
+    t2.setup(g, 3, np.random.default_rng(0))
+    t2.feedback(np.arange(3), -np.log(p))
+    sig2 = p * (1.0 - p)
+    np.testing.assert_allclose(t2.obs_, sig2 - sig2.mean())
+
+
+def test_learnable_signal_drops_labels_below_chance() -> None:
+    g = _path3([0, 1, 2])  # three classes: chance = 1/3
+    t = IValueTraversal(signal="learnable", walkers=1)
+    t.setup(g, 3, np.random.default_rng(0))
+    p = np.array([0.6, 0.1, 0.34])
+    t.feedback(np.arange(3), -np.log(p))
+    sig = np.array([-np.log(0.6), 0.1 * 0.9, -np.log(0.34)])
+    np.testing.assert_allclose(t.obs_, sig - sig.mean())
+
+
+def test_model_agreement_matches_hand_computation() -> None:
+    # row-normalised path: A[0] = [0, 1, 0], A[1] = [.5, 0, .5], A[2] = [0, 1, 0]
+    g = _path3([0, 0, 1])
+    t = IValueTraversal(walkers=1)
+    t.setup(g, 3, np.random.default_rng(0))
+    t.last_loss_ = -np.log(np.array([0.8, 0.5, 1.0]))
+    t.last_loss_[2] = np.nan  # node 2 never visited: contributes nothing
+    # node 0: support 1 * .5 (node 1, same label), against 0 -> 1
+    # node 1: support .5 * .8, against .5 * 0 (unvisited) -> 1
+    # node 2 (label 1): support 0, against 1 * .5 -> (0 + .25) / (.5 + .25) = 1/3
+    np.testing.assert_allclose(t.model_agreement(), [1.0, 1.0, 1.0 / 3.0])
+    # with contra > 0 the contradicted node gets a lower logit (ln(1/3) * contra)
+    c = IValueTraversal(walkers=1, contra=2.0, pressure=1.0, bonus=0.0)
+    c.setup(g, 3, np.random.default_rng(0))
+    c.last_loss_ = t.last_loss_.copy()
+    c._refresh()
+    np.testing.assert_allclose(c.logits_, 2.0 * np.log([1.0, 1.0, 1.0 / 3.0]), atol=1e-12)

@@ -22,6 +22,7 @@ from hypergraph.traversals import (
     UniformTraversal,
     WalkTable,
 )
+from hypergraph.traversals._random_walk import WALK_AHEAD
 
 # a small weighted, connected, non-bipartite graph (two triangles joined by two bridges)
 SRC = [0, 1, 0, 2, 3, 4, 3, 1]
@@ -183,22 +184,72 @@ def test_walkers_move_together(batch: int, walkers: int, monkeypatch: pytest.Mon
     g = mixed_split_graph(np.random.default_rng(5))
     t = RandomWalkTraversal(walkers=walkers, teleport=0.05, no_return=2)
     t.setup(g, batch_size=batch, rng=np.random.default_rng(0))
-    calls = []
+    steps: list[np.ndarray] = []
     original = t.walk
 
     def counted() -> np.ndarray:
         out = original()
-        calls.append(out.shape)
+        steps.append(out.copy())
         return out
 
     monkeypatch.setattr(t, "walk", counted)
     batches = 9
-    for _ in range(batches):
-        assert t.next_batch().ids.shape == (batch,)
-    # one vectorised call moves all W walkers; a batch of B takes ceil(B / W) calls overall
-    assert all(shape == (walkers,) for shape in calls)
-    assert len(calls) == math.ceil(batches * batch / walkers)
+    got = [t.next_batch().ids for _ in range(batches)]
+    assert all(ids.shape == (batch,) for ids in got)
+    # one vectorised call moves all W walkers at once
+    assert all(step.shape == (walkers,) for step in steps)
+    # B samples from W walkers take ceil(B / W) walker steps, possibly walked ahead: the
+    # batches are the walkers' stops in step order, and no step is walked in vain
+    need = math.ceil(batches * batch / walkers)
+    assert need <= len(steps) <= need + math.ceil(batch * WALK_AHEAD / walkers) + 1
+    stream = t.train_ids_[np.concatenate(steps)]
+    np.testing.assert_array_equal(np.concatenate(got), stream[: batches * batch])
+    np.testing.assert_array_equal(t.train_ids_[t.pending_], stream[batches * batch:])
     assert t.steps_per_epoch() == math.ceil(g.train_ids().size / batch)
+
+
+def test_walking_ahead_gives_the_same_batches() -> None:
+    """Bursts of walk steps give the batches that one burst per batch would give."""
+    g = mixed_split_graph(np.random.default_rng(6))
+    a = RandomWalkTraversal(walkers=6, teleport=0.2, no_return=2, restart=0.1)
+    b = a.clone()
+    a.setup(g, batch_size=10, rng=np.random.default_rng(4))
+    b.setup(g, batch_size=10, rng=np.random.default_rng(4))
+    for _ in range(40):
+        b.ahead_ = 1  # never walk more than the next batch needs
+        np.testing.assert_array_equal(a.next_batch().ids, b.next_batch().ids)
+    assert a.ahead_ == WALK_AHEAD  # the bursts grew to their full length
+
+
+def test_graph_change_takes_back_the_steps_walked_ahead() -> None:
+    """With graph changes between batches, walking ahead still gives the lazy walk's batches."""
+    rng = np.random.default_rng(8)
+    g = mixed_split_graph(rng)
+    n = g.num_nodes
+    other = HyperGraph.from_edges(n, rng.integers(0, n, 300), rng.integers(0, n, 300),
+                                  rng.random(300) + 0.1, split=g.split)
+    a = RandomWalkTraversal(walkers=4, teleport=0.1, no_return=2)
+    b = a.clone()
+    a.setup(g, batch_size=6, rng=np.random.default_rng(0))
+    b.setup(g, batch_size=6, rng=np.random.default_rng(0))
+    graphs = [g, other]
+    for i in range(60):
+        if i % 7 == 6:  # a manager changed the graph
+            change = graphs[(i // 7) % 2]
+            a.on_graph_change(change)
+            b.on_graph_change(change)
+            assert a.pending_.size == 0 and a.ahead_ == 1
+        b.ahead_ = 1
+        np.testing.assert_array_equal(a.next_batch().ids, b.next_batch().ids)
+    # a resumed copy takes back the same steps at the next change
+    c = a.clone()
+    c.setup(g, batch_size=6, rng=np.random.default_rng(1))
+    c.on_graph_change(a.graph_)
+    c.load_state_dict(a.state_dict())
+    a.on_graph_change(other)
+    c.on_graph_change(other)
+    for _ in range(5):
+        np.testing.assert_array_equal(a.next_batch().ids, c.next_batch().ids)
 
 
 def test_random_walk_resume_is_exact() -> None:

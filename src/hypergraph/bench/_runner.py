@@ -91,6 +91,9 @@ METHODS: dict[str, BenchMethod] = {
     "ivalue_loss": BenchMethod("ivalue_loss", "ivalue", {"signal": "loss"}),
     # no loss prioritisation; sampling weighted by graph label agreement (a label-noise filter)
     "ivalue_noise": BenchMethod("ivalue_noise", "ivalue", {"pressure": 1.0, "trust": 1.0}),
+    # the first iteration's default (walkers with local moves, no sweep), for comparison
+    "ivalue_v1": BenchMethod("ivalue_v1", "ivalue", {
+        "walkers": 64, "warp": 0.5, "refresh": 4, "hops": 2, "sweep": 0.0}),
 }
 
 

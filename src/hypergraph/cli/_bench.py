@@ -21,9 +21,10 @@ def bench(
     ] = "noisy,redundant,digits",
     methods: Annotated[str, typer.Option(
         help="Comma-separated traversals: presets uniform, infobatch, rho_loss, loss_topk, "
-        "ivalue, ivalue_loss, ivalue_noise, any registered traversal name, or variants "
+        "ivalue, ivalue_loss, ivalue_noise, ivalue_v1, any registered traversal name, or variants "
         "KEY=NAME:p=v;... (use ';' between a variant's parameters).")
-    ] = "uniform,comprehensive,infobatch,rho_loss,loss_topk,ivalue,ivalue_loss,ivalue_noise",
+    ] = "uniform,comprehensive,infobatch,rho_loss,loss_topk,ivalue,ivalue_loss,ivalue_noise,"
+        "ivalue_v1",
     seeds: Annotated[int, typer.Option(help="Seeds per cell (0..N-1).")] = 5,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md "
                                       "and plots (rerunning resumes).")] = Path("bench"),

@@ -71,7 +71,9 @@ class BatchGatherer:
 
     def gather_rows(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` for store rows."""
-        idx = torch.from_numpy(rows).to(self.device)
+        idx = torch.from_numpy(rows)
+        if self.device.type != "cpu":  # pageable -> device without waiting for the device
+            idx = idx.to(self.device, non_blocking=True)
         if self.X is not None:
             x = self.X.index_select(0, idx)
         else:

@@ -138,7 +138,8 @@ class CallbackList(Callback):
         step cost nothing per step.
         """
         base = getattr(Callback, hook)
-        return [cb for cb in self.callbacks if getattr(type(cb), hook, base) is not base]
+        return [cb for cb in self.callbacks
+                if getattr(type(cb), hook, base) is not base or hook in getattr(cb, "__dict__", {})]
 
     def on_fit_start(self, ctx: TrainContext, state: TrainState) -> None:
         for cb in self.callbacks:

@@ -33,6 +33,9 @@ logger = get_logger(__name__)
 #: Version of the ``last.pt`` payload written by :meth:`StandardTrainer.checkpoint_state`.
 CHECKPOINT_FORMAT = 1
 
+#: Steps of losses buffered before they are summed into the epoch loss (bounds the buffer).
+_LOSS_FLUSH = 1024
+
 
 @register("trainer", "standard")
 class StandardTrainer(Trainer):
@@ -100,7 +103,7 @@ class StandardTrainer(Trainer):
                                ctx.streams.generator("gather"))
         self.gather_ = gather
         self.best_state_: bytes | None = None
-        self.loss_sum_ = torch.zeros((), device=ctx.device, dtype=torch.float64)
+        self.loss_buf_: list[torch.Tensor] = []  # per-step losses, summed at the next flush
         self.visit_buf_: list[np.ndarray] = []
         self.lookahead_: Selection | None = None  # next batch, drawn early to prefetch
         ctx.trainer = self
@@ -159,9 +162,8 @@ class StandardTrainer(Trainer):
                 traversal.on_epoch_start(epoch)
                 state.steps_per_epoch = traversal.steps_per_epoch()
                 state.epoch_loss, state.epoch_count = 0.0, 0
-            self.loss_sum_ = torch.tensor(state.epoch_loss, device=ctx.device,
-                                          dtype=torch.float64)
             callbacks.on_epoch_start(ctx, state)
+            step_hooks = callbacks.implementing("on_step_end")  # the rest are no-ops per step
             while state.epoch_step < state.steps_per_epoch:
                 sel = self.lookahead_ if self.lookahead_ is not None else traversal.next_batch()
                 self.lookahead_ = None
@@ -172,7 +174,9 @@ class StandardTrainer(Trainer):
                 weights = None if sel.weights is None else torch.from_numpy(
                     np.asarray(sel.weights, np.float32)).to(ctx.device)
                 losses = model.train_step(x, y, weights)
-                self.loss_sum_ += losses.sum()
+                self.loss_buf_.append(losses)  # summed in bulk (one reduction, no device sync)
+                if len(self.loss_buf_) >= _LOSS_FLUSH:
+                    self._flush_losses(state)
                 self.visit_buf_.append(sel.ids)
                 state.epoch_count += int(sel.ids.size)
                 state.step += 1
@@ -184,7 +188,8 @@ class StandardTrainer(Trainer):
                         traversal.feedback(sel.ids, host)
                     if manager.on_step(ctx.graph, model, sel.ids, host):
                         traversal.on_graph_change(ctx.graph)
-                callbacks.on_step_end(ctx, state, sel.ids)
+                for cb in step_hooks:
+                    cb.on_step_end(ctx, state, sel.ids)
             self._flush(state)
             train_loss = state.epoch_loss / max(state.epoch_count, 1)
             if not math.isfinite(train_loss):
@@ -205,7 +210,6 @@ class StandardTrainer(Trainer):
             state.history.append(record)
             state.epoch, state.epoch_step = epoch + 1, 0
             state.epoch_loss, state.epoch_count = 0.0, 0
-            self.loss_sum_.zero_()
             callbacks.on_epoch_end(ctx, state, record)
 
     def _diverged(self, ctx: TrainContext, what: str, epoch: int) -> None:
@@ -215,9 +219,37 @@ class StandardTrainer(Trainer):
             + (f" The last good checkpoint (last.pt, best.pt) is kept in {ctx.out_dir}."
                if ctx.out_dir is not None else ""))
 
+    def _flush_losses(self, state: TrainState) -> None:
+        """Add the buffered per-step losses to ``state.epoch_loss``.
+
+        Each step's losses are summed on their device (one reduction per run of equal-shaped
+        steps) and added to the running float64 total one step at a time, in step order: the
+        same arithmetic as a per-step ``total += losses.sum()``, so the result does not depend
+        on when flushes happen (a resumed run ends with the same epoch loss).
+        """
+        buf = self.loss_buf_
+        if not buf:
+            return
+        self.loss_buf_ = []
+        total = state.epoch_loss
+        shapes = [losses.shape for losses in buf]
+        if shapes.count(shapes[0]) == len(shapes):  # the usual case: one batch size
+            groups = [buf]
+        else:
+            groups, start = [], 0
+            for stop in range(1, len(buf) + 1):
+                if stop == len(buf) or shapes[stop] != shapes[start]:
+                    groups.append(buf[start:stop])
+                    start = stop
+        for group in groups:
+            rows = torch.stack(group)
+            for value in (rows.flatten(1).sum(1) if rows.dim() > 1 else rows).tolist():
+                total += value
+        state.epoch_loss = total
+
     def _flush(self, state: TrainState) -> None:
-        """Bring device-side accumulators (loss sum, visit ids) into ``state``."""
-        state.epoch_loss = float(self.loss_sum_)
+        """Bring buffered accumulators (losses, visit ids) into ``state``."""
+        self._flush_losses(state)
         if self.visit_buf_:
             assert state.visits is not None
             ids = np.concatenate(self.visit_buf_)

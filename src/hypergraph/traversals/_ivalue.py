@@ -15,12 +15,13 @@ i.i.d. ones; predicted values uncorrelated with the gain actually realised):
   (or seen long ago) inherits the value of its neighbours, and its uncertainty (how little
   confident mass reached it) earns an exploration bonus. Cost: ``hops`` sparse mat-vecs per
   refresh, amortised over ``refresh`` batches.
-* **Batches stay diverse.** ``walkers`` walkers move at once; each step a walker either moves
-  to a neighbour drawn by a softmax of value over its neighbours (temperature, not argmax) or
-  warps to a node anywhere drawn in proportion to ``exp(value / temperature)``, mixed with a
-  uniform share ``explore``. Nodes picked within the last ``return_delay`` epochs are skipped,
-  and a batch never holds a node twice. The uniform share gives every training node a positive
-  chance at every warp, so coverage of the whole training set is guaranteed eventually.
+* **Batches stay diverse and cover the data.** A share ``sweep`` of every batch comes from a
+  shuffled pass over the training nodes without replacement (every node at least once every
+  ``1 / sweep`` epochs); the rest from ``walkers`` walkers that either warp to a node anywhere
+  drawn in proportion to ``exp(logit)`` mixed with a uniform share ``explore`` (``warp = 1``,
+  the default) or move to a neighbour drawn by a softmax of value over its neighbours
+  (temperature, not argmax). Nodes picked within the last ``return_delay`` epochs are skipped,
+  and a batch never holds a node twice.
 """
 
 from __future__ import annotations
@@ -96,8 +97,11 @@ class IValueTraversal(Traversal):
     (loss minus irreducible loss; ``irreducible`` says whose: ``graph`` = the leave-one-out
     cross-entropy of its neighbours' labels, free; ``holdout`` = a small model trained on
     held-out training rows, cross-fitted, its compute reported in ``overhead_``).
-    Observations are centred on a running mean of the signal, so values stay comparable as the
-    loss falls over training.
+    ``learnable`` is the loss while the model gives the label more than chance, else
+    ``p (1 - p)``. Observations are centred on a running mean of the signal, so values stay
+    comparable as the loss falls over training. ``sweep`` sets the share of each batch taken
+    from a shuffled pass without replacement; ``contra`` adds a label-noise penalty from the
+    model's confidence on graph neighbours (:meth:`model_agreement`).
     """
 
     needs_feedback: ClassVar[bool] = True
@@ -113,29 +117,29 @@ class IValueTraversal(Traversal):
                                    help="source of the irreducible loss (signal=reducible)"),
         "irreducible_weight": Float(default=1.0, low=0.0, high=10.0,
                                     help="weight of the irreducible loss subtracted"),
-        "walkers": Int(default=64, low=1, high=65536, log=True, help="walkers moving at once"),
+        "walkers": Int(default=32, low=1, high=65536, log=True, help="walkers moving at once"),
         "transform": Categorical(default="rank", choices=("rank", "z"),
                                  help="value -> logit: by rank (robust) or z-score"),
         "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
                           help="rank transform: odds of the top- over the bottom-ranked node"),
         "temperature": Float(default=0.5, low=0.01, high=100.0, log=True,
                              help="z transform: softmax temperature over standardised values"),
-        "warp": Float(default=0.5, low=0.0, high=1.0,
+        "warp": Float(default=1.0, low=0.0, high=1.0,
                       help="probability a walker warps instead of moving to a neighbour"),
         "explore": Float(default=0.1, low=0.0, high=1.0,
                          help="share of warps drawn uniformly (coverage floor)"),
         "return_delay": Float(default=0.0, low=0.0, high=10.0,
                               help="epochs before a picked node may be picked again"),
-        "refresh": Int(default=4, low=1, high=100_000, log=True,
+        "refresh": Int(default=8, low=1, high=100_000, log=True,
                        help="batches between value propagations"),
-        "hops": Int(default=2, low=0, high=20, help="diffusion steps per propagation"),
+        "hops": Int(default=1, low=0, high=20, help="diffusion steps per propagation"),
         "alpha": Float(default=0.5, low=0.0, high=1.0, help="weight of neighbours per hop"),
         "trust": Float(default=0.0, low=0.0, high=10.0,
                        help="weight of log label agreement with graph neighbours in the logits"),
         "peak": Float(default=0.5, low=0.01, high=0.99,
                       help="signal=uncertainty: label probability p where the value p^a (1 - p) "
                       "peaks (a = peak / (1 - peak); 0.5 gives p (1 - p))"),
-        "sweep": Float(default=0.0, low=0.0, high=1.0,
+        "sweep": Float(default=0.5, low=0.0, high=1.0,
                        help="share of each batch taken from a shuffled pass over the training "
                        "nodes (without replacement) instead of the walkers"),
         "contra": Float(default=0.0, low=0.0, high=20.0,
@@ -150,12 +154,12 @@ class IValueTraversal(Traversal):
     }
 
     def __init__(self, signal: str = "uncertainty", irreducible: str = "graph",
-                 irreducible_weight: float = 1.0, walkers: int = 64, transform: str = "rank",
-                 pressure: float = 100.0, temperature: float = 0.5, warp: float = 0.5,
+                 irreducible_weight: float = 1.0, walkers: int = 32, transform: str = "rank",
+                 pressure: float = 100.0, temperature: float = 0.5, warp: float = 1.0,
                  explore: float = 0.1,
-                 return_delay: float = 0.0, refresh: int = 4, hops: int = 2,
+                 return_delay: float = 0.0, refresh: int = 8, hops: int = 1,
                  alpha: float = 0.5, trust: float = 0.0, peak: float = 0.5,
-                 sweep: float = 0.0, contra: float = 0.0,
+                 sweep: float = 0.5, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
                  bonus: float = 0.5) -> None:
         self.signal = signal
@@ -345,9 +349,16 @@ class IValueTraversal(Traversal):
 
     def next_batch(self) -> Selection:
         need = min(self.batch_size_, self.n_)
-        blocked = (self.step_ - self.last_pick_) <= self._delay()
-        if blocked.sum() > self.n_ - need:  # never block so much that a batch cannot fill
-            blocked[:] = False
+        delay = self._delay()
+        if delay > 0:
+            blocked = (self.step_ - self.last_pick_) <= delay
+            if blocked.sum() > self.n_ - need:  # never block so much that a batch cannot fill
+                blocked[:] = False
+        else:  # only this batch's picks are blocked: a reused mask, reset below (O(batch))
+            mark: np.ndarray | None = getattr(self, "mark_", None)
+            if mark is None or mark.size != self.n_:
+                mark = self.mark_ = np.zeros(self.n_, bool)
+            blocked = mark
         chosen: list[np.ndarray] = []
         have = 0
         k_sweep = min(round(self.sweep * need), need)
@@ -372,6 +383,9 @@ class IValueTraversal(Traversal):
             free = np.flatnonzero(~blocked)
             ids = np.concatenate([ids, self.rng_.choice(free, need - ids.size, replace=False)])
         self.last_pick_[ids] = self.step_
+        if delay <= 0:
+            blocked[np.concatenate(chosen)] = False
+            blocked[ids] = False
         return Selection(self.train_ids_[ids])
 
     # ------------------------------------------------------------------ feedback

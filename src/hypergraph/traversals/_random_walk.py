@@ -14,6 +14,9 @@ from hypergraph.traversals._base import WALKERS, Selection, Traversal
 
 __all__ = ["RandomWalkTraversal", "WalkTable"]
 
+#: Most batches of walker stops computed per burst of walk steps (see ``_walk_ahead``).
+WALK_AHEAD = 32
+
 
 class WalkTable:
     """Cached arrays for drawing weighted neighbours of many walkers at once.
@@ -93,13 +96,20 @@ class WalkTable:
             for h in range(avoid.shape[1]):
                 ok &= cand != avoid[:, h]
         first = ok.argmax(axis=0)
-        cols = np.arange(w)
+        cols = self._columns(w)
         out = cand[first, cols].astype(np.int64)
-        miss = ~ok[first, cols]
-        if miss.any():
-            idx = np.flatnonzero(miss)
+        hit = ok[first, cols]
+        if not hit.all():
+            idx = np.flatnonzero(~hit)
             out[idx] = self.step(pos[idx], rng.random(idx.size))
         return out
+
+    def _columns(self, w: int) -> np.ndarray:
+        """``arange(w)``, kept between calls (the walker count rarely changes)."""
+        cols: np.ndarray | None = getattr(self, "_cols", None)
+        if cols is None or cols.size != w:
+            cols = self._cols = np.arange(w)
+        return cols
 
 
 @register("traversal", "random_walk")
@@ -139,6 +149,7 @@ class RandomWalkTraversal(Traversal):
         self.restart = restart
 
     def _build(self) -> None:
+        self._rewind()
         sub = self.graph_.subgraph(self.train_ids_)
         self.table_ = WalkTable(sub.indptr, sub.indices, sub.weights)
         self.n_sub_ = sub.num_nodes
@@ -153,7 +164,10 @@ class RandomWalkTraversal(Traversal):
         self.teleport_cum_: np.ndarray | None = None
         if weights is not None and weights.sum() > 0:
             self.teleport_cum_ = np.cumsum(weights, dtype=np.float64)
-        self.pending_ = np.zeros(0, np.int64)
+        self.pending_ = np.zeros(0, np.int64)  # stops walked ahead, not yet batched
+        self.ahead_ = 1  # batches the next burst walks (see _walk_ahead)
+        self.burst_: dict[str, Any] | None = None  # how to undo the last burst (see _rewind)
+        self.steps_: int = getattr(self, "steps_", 0)  # walk steps taken so far
 
     def _teleport_weights(self, sub: HyperGraph) -> np.ndarray | None:
         """Teleport probabilities over subgraph nodes (unnormalised); ``None`` for uniform."""
@@ -174,8 +188,9 @@ class RandomWalkTraversal(Traversal):
         rng, pos = self.rng_, self.pos_
         nxt = self.table_.draw(pos, rng, self.history_ if self.no_return > 0 else None)
         jump = (nxt < 0) | (rng.random(pos.size) < self.teleport)
-        if jump.any():
-            nxt[jump] = self.teleport_targets(int(jump.sum()))
+        jumps = int(np.count_nonzero(jump))
+        if jumps:
+            nxt[jump] = self.teleport_targets(jumps)
         if self.restart > 0:
             back = rng.random(pos.size) < self.restart
             nxt[back] = self.start_[back]
@@ -185,19 +200,67 @@ class RandomWalkTraversal(Traversal):
             hist[:, 0] = nxt
             self.history_ = hist
         self.pos_ = nxt
+        self.steps_ += 1
         return nxt
 
     def next_batch(self) -> Selection:
         need = self.batch_size_
+        if self.pending_.size < need:
+            self._walk_ahead(need)
+        ids = self.pending_[:need]
+        self.pending_ = self.pending_[need:]
+        return Selection(self.train_ids_[ids])
+
+    def _walk_ahead(self, need: int) -> None:
+        """Walk the steps of several batches in one burst, buffered in ``pending_``.
+
+        Batches are the walkers' stops in step order whether they are walked ahead or one
+        batch at a time (same generator draws, same batches): walking in bursts keeps NumPy's
+        code in the CPU caches across the small per-step calls, which a training step between
+        every two walk steps evicts. A graph change takes back the steps walked ahead (see
+        :meth:`_rewind`) and restarts the burst length at one batch; it doubles with every burst
+        up to ``WALK_AHEAD`` batches, so a manager that changes the graph often wastes little.
+        """
         parts = [self.pending_]
         have = self.pending_.size
-        while have < need:
+        target = need * self.ahead_
+        self.ahead_ = min(2 * self.ahead_, WALK_AHEAD)
+        burst: dict[str, Any] = {"rng": self.rng_.bit_generator.state, "pos": self.pos_,
+                                 "history": self.history_.copy()}
+        sizes = []
+        while have < target:
             step = self._stops(self.walk())
             parts.append(step)
+            sizes.append(step.size)
             have += step.size
-        ids = np.concatenate(parts)
-        self.pending_ = ids[need:]
-        return Selection(self.train_ids_[ids[:need]])
+        self.pending_ = np.concatenate(parts)
+        burst["sizes"] = np.asarray(sizes, np.int64)
+        burst["end"] = self.steps_
+        self.burst_ = burst
+
+    def _rewind(self) -> None:
+        """Take back the walk steps of the last burst that no batch has used yet.
+
+        Called before the graph changes: the walkers, their history and the generator return to
+        where one-batch-at-a-time walking would have left them (the steps that produced the
+        stops handed out are walked again, on the old graph), so runs whose manager changes
+        the graph give the same batches as without walking ahead. A no-op when ``walk`` was
+        called from outside since the burst.
+        """
+        burst: dict[str, Any] | None = getattr(self, "burst_", None)
+        self.burst_ = None
+        if burst is None or burst["end"] != self.steps_:
+            return
+        sizes = burst["sizes"]
+        used = int(sizes.sum()) - self.pending_.size  # stops of the burst handed out
+        keep = int(np.searchsorted(np.cumsum(sizes), used, side="left")) + 1 if used > 0 else 0
+        if keep >= sizes.size:
+            return
+        self.rng_.bit_generator.state = burst["rng"]
+        self.pos_ = burst["pos"]
+        self.history_ = burst["history"].copy()  # the snapshot may live on in a state_dict
+        for _ in range(keep):
+            self.walk()
 
     def _stops(self, positions: np.ndarray) -> np.ndarray:
         """Batch entries (subgraph ids) contributed by one step's walker positions."""
@@ -205,10 +268,16 @@ class RandomWalkTraversal(Traversal):
 
     def extra_state(self) -> dict[str, Any]:
         return {"pos": self.pos_.copy(), "history": self.history_.copy(),
-                "pending": self.pending_.copy(), "start": self.start_.copy()}
+                "pending": self.pending_.copy(), "start": self.start_.copy(),
+                "ahead": self.ahead_, "steps": self.steps_,
+                "burst": None if self.burst_ is None else dict(self.burst_)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pos_ = np.asarray(state["pos"])
         self.history_ = np.asarray(state["history"])
         self.pending_ = np.asarray(state["pending"])
         self.start_ = np.asarray(state.get("start", self.pos_))
+        self.ahead_ = int(state.get("ahead", 1))
+        self.steps_ = int(state.get("steps", 0))
+        burst = state.get("burst")
+        self.burst_ = None if burst is None else dict(burst)
