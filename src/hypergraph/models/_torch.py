@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -83,6 +84,11 @@ class TorchWrapperModel(ScheduledTorchModel):
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scheduler_steps = scheduler_steps
+
+    @classmethod
+    def _contract_params(cls, tmp_dir: Path) -> dict[str, Any]:
+        """The contract kit wraps :func:`example_network`."""
+        return {"module_factory": example_network}
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None = None) -> TorchWrapperModel:
