@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from hypergraph import registry
 from hypergraph.cli import main
@@ -21,13 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXE = ROOT / ".venv" / "bin" / "hypergraph"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks gain nothing from threads; on a busy machine they lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

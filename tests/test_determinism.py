@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from hypergraph.cli import main
 from hypergraph.config import RunConfig, apply_overrides
@@ -16,13 +15,6 @@ from hypergraph.run import train
 TIMINGS = ("wall_s",)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Any:
-    """Tiny networks gain nothing from threads; on a busy machine they lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def without_timings(data: Any) -> Any:

@@ -169,8 +169,44 @@ def test_model_agreement_matches_hand_computation() -> None:
     # node 2 (label 1): support 0, against 1 * .5 -> (0 + .25) / (.5 + .25) = 1/3
     np.testing.assert_allclose(t.model_agreement(), [1.0, 1.0, 1.0 / 3.0])
     # with contra > 0 the contradicted node gets a lower logit (ln(1/3) * contra)
-    c = IValueTraversal(walkers=1, contra=2.0, pressure=1.0, bonus=0.0)
-    c.setup(g, 3, np.random.default_rng(0))
-    c.last_loss_ = t.last_loss_.copy()
-    c._refresh()
-    np.testing.assert_allclose(c.logits_, 2.0 * np.log([1.0, 1.0, 1.0 / 3.0]), atol=1e-12)
+    # (the exact engine stores logits_ at each refresh; the stream engine computes them on
+    # demand, per node, from the same agreement)
+    want = 2.0 * np.log([1.0, 1.0, 1.0 / 3.0])
+    for engine in ("exact", "stream"):
+        c = IValueTraversal(walkers=1, contra=2.0, pressure=1.0, bonus=0.0, engine=engine)
+        c.setup(g, 3, np.random.default_rng(0))
+        c.last_loss_ = t.last_loss_.copy()
+        c._refresh()
+        got = c.logits_ if engine == "exact" else c._node_logits(np.arange(3))
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("hops,self_weight", [(0, 1.0), (1, 1.0), (2, 0.5)])
+def test_stream_engine_values_match_full_propagation(hops: int, self_weight: float) -> None:
+    # the stream engine's incremental sums give what a full propagation gives, at any step
+    g = _grid(12)
+    t = IValueTraversal(walkers=8, hops=hops, self_weight=self_weight, staleness=0.05)
+    t.setup(g, 8, np.random.default_rng(0), TraversalContext(epochs=5))
+    _drive(t, 120, np.random.default_rng(1))  # staleness 0.05: several exact rebases on the way
+    age = (t.step_ - t.t_obs_) / (t.staleness * t.steps_per_epoch())
+    conf = np.where(t.t_obs_ > -(10**12), np.exp(-age), 0.0)
+    est, unc = propagate_values(t.adj_, t.obs_, conf, t.alpha, hops, prior_weight=0.5,
+                                self_weight=self_weight)
+    v = t.values()
+    np.testing.assert_allclose(v["value"], est, atol=1e-10)
+    np.testing.assert_allclose(v["uncertainty"], unc, atol=1e-10)
+
+
+def test_stream_engine_warp_draws_follow_the_logits() -> None:
+    # rejection draws match (1 - explore) softmax(logits) + explore / n
+    g = _grid(6)
+    t = IValueTraversal(signal="loss", walkers=8, explore=0.2)
+    t.setup(g, 8, np.random.default_rng(0))
+    _drive(t, 20, np.random.default_rng(1))
+    t._refresh()
+    lg = t._node_logits(np.arange(t.n_))
+    p = np.exp(lg - lg.max())
+    p = 0.8 * p / p.sum() + 0.2 / t.n_
+    draws = t._draw(200_000)
+    freq = np.bincount(draws, minlength=t.n_) / draws.size
+    np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(p.max() / draws.size))

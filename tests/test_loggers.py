@@ -25,13 +25,6 @@ from hypergraph.trainers import Callback, TrainContext, TrainState
 HYPERGRAPH = str(Path(sys.executable).with_name("hypergraph"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def small(loggers: list[str], *extra: str) -> RunConfig:
     cfg = apply_overrides(RunConfig(device="cpu"), [

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from hypergraph.cli import main
 from hypergraph.config import RunConfig, apply_overrides
@@ -15,14 +13,6 @@ from hypergraph.exceptions import DataError, InvalidParameterError
 from hypergraph.graph import HyperGraph
 from hypergraph.plots import graph_layout, load_history, plot_graph
 from hypergraph.run import train
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

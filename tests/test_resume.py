@@ -28,14 +28,6 @@ TRAVERSALS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """One torch thread, here and in the subprocesses: fast on a busy machine, and the same
-    floating-point reduction order on both sides of the comparison."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_config(path: Path, traversal: str, epochs: int = 5) -> Path:

@@ -26,14 +26,6 @@ from hypergraph.trainers import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small(*extra: str) -> RunConfig:
     return apply_overrides(RunConfig(device="cpu"), [
         "model.width=32", "trainer.epochs=3", "trainer.batch_size=64", *extra])
