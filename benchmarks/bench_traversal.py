@@ -4,8 +4,10 @@ Time per step (one batch of 64 from 64 walkers) of ``random_walk`` and ``ivalue`
 graphs of 10^4, 10^5 and 10^6 nodes with mean degree 10 (built with ``HyperGraph.from_edges``
 from 5 random out-edges per node, symmetrised, random weights in [0.1, 1]). For traversals that
 learn from losses (IValue) every step includes ``feedback`` with random losses, so value
-propagation (every ``refresh`` steps) is included, amortised. Sizes are interleaved within each
-repeat; the ratio largest / smallest is computed per repeat.
+propagation (every ``refresh`` steps) is included, amortised. ``ivalue`` is the default
+(``engine: stream``); ``ivalue_exact`` the first engine (``engine: exact``), measured in the same
+run as its baseline. Sizes are interleaved within each repeat; the ratio largest / smallest is
+computed per repeat.
 
 Run alone: ``python benchmarks/bench_traversal.py [--quick]``.
 """
@@ -38,12 +40,22 @@ def random_graph(n: int, degree: int = 10, seed: int = 0) -> HyperGraph:
     return HyperGraph.from_edges(n, src, dst, w, label=label)
 
 
+# label -> (registered name, parameters besides walkers); ivalue_exact is IValue's first
+# engine (full propagation, ranking and warp table every refresh), the baseline of the default
+ARMS: dict[str, tuple[str, dict[str, object]]] = {
+    "random_walk": ("random_walk", {}),
+    "ivalue": ("ivalue", {}),
+    "ivalue_exact": ("ivalue", {"engine": "exact"}),
+}
+
+
 def make_traversal(name: str) -> Traversal | None:
+    label, params = ARMS.get(name, (name, {}))
     try:
-        cls = registry.resolve("traversal", name)
+        cls = registry.resolve("traversal", label)
     except UnknownNameError:
         return None
-    return cls(walkers=WALKERS)  # type: ignore[call-arg]
+    return cls(walkers=WALKERS, **params)  # type: ignore[call-arg]
 
 
 def time_steps(trav: Traversal, steps: int, rng: np.random.Generator,
@@ -75,7 +87,7 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
     steps = 100 if quick else 2000
     graphs = {n: random_graph(n) for n in sizes}
     rows: list[Row] = []
-    for name in ("random_walk", "ivalue"):
+    for name in ARMS:
         proto = make_traversal(name)
         if proto is None:
             rows.append(Row(f"2 {name}", "step time ratio", [], "<= 1.3", False, 1.3,

@@ -3,9 +3,11 @@
 Times ``next_batch`` + ``feedback`` (random losses, so value propagation every ``refresh``
 batches is included, amortised) per batch of 64 on a random graph of mean degree 10, for
 ``uniform``, ``loss_topk``, IValue's first-iteration default (``ivalue_v1``: 64 walkers, warp
-0.5, refresh 4, hops 2, no sweep) and the current default. Arms are interleaved within each
-repeat; ratios to ``ivalue_v1`` are computed per repeat and reported as min / median / max.
-The training step itself is not included (see ``hypergraph bench`` for wall time per step).
+0.5, refresh 4, hops 2, no sweep), the current default and the current default with the exact
+engine (``ivalue_exact``: full propagation, ranking and warp table every refresh). Arms are
+interleaved within each repeat; ratios to ``ivalue_v1`` are computed per repeat and reported
+as min / median / max. The training step itself is not included (see ``hypergraph bench`` for
+wall time per step).
 
 Run: ``python benchmarks/ivalue_step_cost.py [--nodes 2800] [--repeats 5] [--steps 400]``.
 """
@@ -31,6 +33,7 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "ivalue_v1": ("ivalue", {"walkers": 64, "warp": 0.5, "refresh": 4, "hops": 2,
                              "sweep": 0.0}),
     "ivalue": ("ivalue", {}),
+    "ivalue_exact": ("ivalue", {"engine": "exact"}),
 }
 
 

@@ -197,13 +197,17 @@ def test_stream_engine_values_match_full_propagation(hops: int, self_weight: flo
     np.testing.assert_allclose(v["uncertainty"], unc, atol=1e-10)
 
 
-def test_stream_engine_warp_draws_follow_the_logits() -> None:
-    # rejection draws match (1 - explore) softmax(logits) + explore / n
+@pytest.mark.parametrize("transform,table", [("rank", False), ("z", False), ("z", True)])
+def test_stream_engine_warp_draws_follow_the_logits(transform: str, table: bool) -> None:
+    # rejection draws (or, when acceptance is too low, the table) match
+    # (1 - explore) softmax(logits) + explore / n
     g = _grid(6)
-    t = IValueTraversal(signal="loss", walkers=8, explore=0.2)
+    t = IValueTraversal(signal="loss", walkers=8, explore=0.2, transform=transform)
     t.setup(g, 8, np.random.default_rng(0))
     _drive(t, 20, np.random.default_rng(1))
     t._refresh()
+    if table:
+        t.accept_ = 0.0
     lg = t._node_logits(np.arange(t.n_))
     p = np.exp(lg - lg.max())
     p = 0.8 * p / p.sum() + 0.2 / t.n_

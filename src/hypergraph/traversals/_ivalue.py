@@ -22,6 +22,19 @@ i.i.d. ones; predicted values uncorrelated with the gain actually realised):
   the default) or move to a neighbour drawn by a softmax of value over its neighbours
   (temperature, not argmax). Nodes picked within the last ``return_delay`` epochs are skipped,
   and a batch never holds a node twice.
+
+Two engines compute the same values. ``exact`` (the first implementation) re-propagates over
+every edge, ranks every node and rebuilds a cumulative warp table every ``refresh`` batches:
+O(E + n log n) per refresh. ``stream`` (the default) keeps the cost of a step independent of
+the graph's size: confidences decay by one global factor, so the diffused numerator and
+denominator are kept per node (scaled by ``exp(t_obs / tau)``) and updated every ``refresh``
+batches only around the nodes observed since (O(batch x degree^hops) per batch, by linearity);
+a node's value and logit are computed when needed from these sums, as of the last refresh
+(the exact engine's values, up to rounding). Ranks are read from a sorted sample of
+``min(n, 4096)`` values rebuilt at each refresh, through a table of mid-ranks over 8192 equal
+value bins (ties share their mid-rank, where the exact engine breaks them by node order).
+Warps draw a node by rejection from uniform proposals against an upper bound of the logits
+(exact in distribution, O(1) expected work per draw).
 """
 
 from __future__ import annotations
@@ -44,6 +57,21 @@ from hypergraph.traversals._baselines import (
 __all__ = ["IValueTraversal", "propagate_values"]
 
 _NEVER = -(10**12)
+_SKETCH = 4096  # nodes sampled for the rank sketch (all nodes below this many)
+_BINS = 8192  # value bins of the rank lookup table (stream engine)
+_REBASE = 30.0  # staleness time constants between exact recomputations (stream engine)
+_MIN_ACCEPT = 0.002  # below this expected acceptance, warps use a cumulative table instead
+
+
+def _gather_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries of the given CSR rows: ``(position in rows, column, value)``, O(entries)."""
+    start = indptr[rows]
+    lens = indptr[rows + 1] - start
+    total = int(lens.sum())
+    owner = np.repeat(np.arange(rows.size), lens)
+    offs = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(start, lens)
+    return owner, indices[offs], data[offs]
 
 
 def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alpha: float,
@@ -151,6 +179,9 @@ class IValueTraversal(Traversal):
                            help="epochs for an observation's confidence to fall by 1/e"),
         "bonus": Float(default=0.5, low=0.0, high=10.0,
                        help="exploration bonus per unit of uncertainty (in value std units)"),
+        "engine": Categorical(default="stream", choices=("stream", "exact"),
+                              help="stream: per-step cost independent of the graph size; "
+                              "exact: full propagation and ranking every refresh"),
     }
 
     def __init__(self, signal: str = "uncertainty", irreducible: str = "graph",
@@ -161,7 +192,7 @@ class IValueTraversal(Traversal):
                  alpha: float = 0.5, trust: float = 0.0, peak: float = 0.5,
                  sweep: float = 0.5, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
-                 bonus: float = 0.5) -> None:
+                 bonus: float = 0.5, engine: str = "stream") -> None:
         self.signal = signal
         self.irreducible = irreducible
         self.irreducible_weight = irreducible_weight
@@ -182,6 +213,7 @@ class IValueTraversal(Traversal):
         self.self_weight = self_weight
         self.staleness = staleness
         self.bonus = bonus
+        self.engine = engine
 
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
@@ -234,6 +266,10 @@ class IValueTraversal(Traversal):
             self.perm_ = self.rng_.permutation(n)
             self.cursor_ = 0
             self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
+        if self.engine == "stream":
+            self.adjT_ = self.adj_.T.tocsr()
+            self.acc_ = 0.1
+            self._rebase()
         self._refresh()
 
     def _pad_neighbours(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
@@ -254,8 +290,191 @@ class IValueTraversal(Traversal):
     def _delay(self) -> int:
         return round(self.return_delay * self.steps_per_epoch())
 
+    # ------------------------------------------------------------------ stream engine
+    def _tau(self) -> float:
+        return float(self.staleness * self.steps_per_epoch())
+
+    def _rebase(self) -> None:
+        """Recompute the scaled diffusion sums of every node exactly (setup, and every
+        ``_REBASE`` staleness constants so that the scale ``exp(t_obs / tau)`` stays bounded)."""
+        self.base_ = self.step_
+        seen = self.t_obs_ > _NEVER
+        c = np.where(seen, np.exp(np.minimum(self.t_obs_ - self.base_, 0) / self._tau()), 0.0)
+        n0 = c * np.where(seen, self.obs_, 0.0)
+        nh, dh = n0, c
+        for _ in range(self.hops):
+            nh = n0 + self.alpha * (self.adj_ @ nh)
+            dh = c + self.alpha * (self.adj_ @ dh)
+        self.V_ = np.ascontiguousarray(np.stack([n0, c, nh, dh], axis=1))
+        self.pending_: list[np.ndarray] = []
+        self.obs_hi_ = max(0.0, float(self.obs_[seen].max(initial=0.0)))
+        self.agree_hi_ = float(self.log_agree_.max(initial=0.0))
+
+    def _observe(self, u: np.ndarray) -> None:
+        """Fold the latest observations of nodes ``u`` (distinct) into the diffusion sums: only
+        the nodes within ``hops`` of ``u`` change, by linearity of the diffusion."""
+        c = np.exp((self.t_obs_[u] - self.base_) / self._tau())
+        v = self.V_
+        new0 = c * self.obs_[u]
+        d_num, d_den = new0 - v[u, 0], c - v[u, 1]
+        v[u, 0], v[u, 1] = new0, c
+        if u.size:
+            self.obs_hi_ = max(self.obs_hi_, float(self.obs_[u].max()))
+        idx, dn, dd = u, d_num, d_den  # the change of each hop's sums (repeated ids add up)
+        at = self.adjT_
+        for _ in range(self.hops):
+            owner, col, val = _gather_rows(at.indptr, at.indices, at.data, idx)
+            w = self.alpha * val
+            idx = np.concatenate([u, col])
+            dn = np.concatenate([d_num, w * dn[owner]])
+            dd = np.concatenate([d_den, w * dd[owner]])
+        flat, at4 = v.reshape(-1), idx * 4  # 1-d scatter-adds: twice as fast as (rows, col)
+        np.add.at(flat, at4 + 2, dn)
+        np.add.at(flat, at4 + 3, dd)
+
+    def _node_values(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(estimate, uncertainty)`` of nodes ``x`` as of the last refresh, as
+        :func:`propagate_values` gives them (prior mean 0, prior weight 0.5)."""
+        g = math.exp(-(self.gstep_ - self.base_) / self._tau())
+        v = np.take(self.V_, x, axis=0)
+        off = 1.0 - self.self_weight
+        num = g * (v[:, 2] - off * v[:, 0])
+        den = np.maximum(g * (v[:, 3] - off * v[:, 1]), 0.0)
+        return num / (den + 0.5), 0.5 / (den + 0.5)
+
+    def _resketch(self) -> None:
+        """Sorted sample of current values (the rank transform's reference) and its moments."""
+        n = self.n_
+        x = np.arange(n) if n <= _SKETCH else self.rng_.integers(0, n, _SKETCH)
+        est, unc = self._node_values(x)
+        self.sketch_ = np.sort(est)
+        self.sk_mean_ = float(est.mean())
+        self.sk_std_ = float(est.std())
+        self._rank_table()
+        self.z_cap_ = math.inf
+        if self.transform == "z":
+            # logits capped 1 above the sample's largest (never binding when the sample holds
+            # every node), which makes the rejection bound tight
+            std = self.sk_std_
+            z = (est - self.sk_mean_) / std if std > 1e-12 else np.zeros_like(est)
+            self.z_cap_ = float(np.max((z + self.bonus * np.sqrt(unc)) / self.temperature)) + 1.0
+        # expected acceptance of a uniform proposal (the sample's mean of exp(logit - bound)):
+        # when the values concentrate on few nodes, warps draw from an O(n) table instead
+        lg = self._logits_from(x, est, unc)
+        self.accept_ = float(np.mean(np.exp(lg - self._logit_bound())))
+        self.table_: np.ndarray | None = None
+
+    def _rank_table(self) -> None:
+        """Mid-rank quantile of each of ``_BINS`` equal value bins spanning the sketch (ties in
+        a bin share its mid-rank): an O(1) rank lookup for any value."""
+        sk = self.sketch_
+        lo, hi = float(sk[0]), float(sk[-1])
+        self.tab_lo_ = lo
+        if not hi - lo > 1e-12 * max(abs(lo), abs(hi), 1e-300):
+            self.tab_scale_ = 0.0
+            self.tab_ = np.full(1, 0.5)
+            return
+        self.tab_scale_ = _BINS / (hi - lo)
+        counts = np.bincount(np.minimum(((sk - lo) * self.tab_scale_).astype(np.intp), _BINS - 1),
+                             minlength=_BINS)
+        leq = np.cumsum(counts)
+        less = leq - counts
+        self.tab_ = np.clip((less + leq - 1) / (2.0 * max(sk.size - 1, 1)), 0.0, 1.0)
+
+    def _agreement(self, x: np.ndarray, smoothing: float = 0.25) -> np.ndarray:
+        """:meth:`model_agreement` of nodes ``x`` only (O(their degree))."""
+        sums = []
+        for mat in (self.adj_same_, self.adj_diff_):
+            owner, col, val = _gather_rows(mat.indptr, mat.indices, mat.data, x)
+            ll = self.last_loss_[col]
+            p = np.where(np.isfinite(ll), np.exp(-np.nan_to_num(ll)), 0.0)
+            sums.append(np.bincount(owner, val * p, minlength=x.size))
+        out: np.ndarray = (sums[0] + smoothing) / (sums[0] + sums[1] + smoothing)
+        return out
+
+    def _node_logits(self, x: np.ndarray) -> np.ndarray:
+        """Current warp logits of nodes ``x`` (stream engine)."""
+        est, unc = self._node_values(x)
+        return self._logits_from(x, est, unc)
+
+    def _logits_from(self, x: np.ndarray, est: np.ndarray, unc: np.ndarray) -> np.ndarray:
+        if self.transform == "rank":
+            pos = np.clip((est - self.tab_lo_) * self.tab_scale_, 0, self.tab_.size - 1)
+            q = self.tab_[pos.astype(np.intp)]
+            out = math.log(self.pressure) * (q + self.bonus * np.sqrt(unc))
+        else:
+            std = self.sk_std_
+            z = (est - self.sk_mean_) / std if std > 1e-12 else np.zeros_like(est)
+            out = np.minimum((z + self.bonus * np.sqrt(unc)) / self.temperature, self.z_cap_)
+        if self.trust:
+            out = out + self.trust * self.log_agree_[x]
+        if self.contra > 0:
+            out = out + self.contra * np.log(self._agreement(x))
+        return out
+
+    def _logit_bound(self) -> float:
+        """An upper bound of every node's current logit (``q <= 1``, ``unc <= 1``, agreements
+        <= 1; transform z: the cap of its logits)."""
+        extra = self.trust * self.agree_hi_
+        if self.transform == "rank":
+            return math.log(self.pressure) * (1.0 + self.bonus) + extra
+        return self.z_cap_ + extra
+
+    def _draw_stream(self, k: int) -> np.ndarray:
+        """``k`` independent draws from ``(1 - explore) softmax(logits) + explore / n``:
+        rejection from uniform proposals (exact in distribution, O(1) expected per draw); an
+        exact O(n) inverse-CDF draw only if the acceptance rate collapses."""
+        rng, n = self.rng_, self.n_
+        if self.accept_ < _MIN_ACCEPT:  # table of the current logits, built once per refresh
+            if self.table_ is None:
+                lg = self._node_logits(np.arange(n))
+                p = np.exp(lg - lg.max())
+                self.table_ = np.cumsum((1.0 - self.explore) * p / p.sum() + self.explore / n)
+            cum = self.table_
+            return np.minimum(np.searchsorted(cum, rng.random(k) * cum[-1], side="right"),
+                              n - 1)
+        out = rng.integers(0, n, k)
+        need = np.flatnonzero(rng.random(k) >= self.explore)
+        bound = self._logit_bound()
+        got: list[np.ndarray] = []
+        have = 0
+        for _ in range(32):
+            m = int(min(max(1.5 * (need.size - have) / self.acc_, 16), 1 << 16))
+            x = rng.integers(0, n, m)
+            ok = rng.random(m) < np.exp(self._node_logits(x) - bound)
+            k_ok = int(np.count_nonzero(ok))
+            self.acc_ = min(max(0.8 * self.acc_ + 0.2 * k_ok / m, 1e-4), 1.0)
+            got.append(x[ok])
+            have += k_ok
+            if have >= need.size:
+                break
+        take = np.concatenate(got)[:need.size] if got else np.empty(0, np.int64)
+        if take.size < need.size:  # pathological bound: exact draw for the rest
+            lg = self._node_logits(np.arange(n))
+            cum = np.cumsum(np.exp(lg - lg.max()))
+            rest = np.searchsorted(cum, rng.random(need.size - take.size) * cum[-1], "right")
+            take = np.concatenate([take, np.minimum(rest, n - 1)])
+        out[need] = take
+        return out
+
+    def _logits_of(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "stream":
+            return self._node_logits(x.ravel()).reshape(x.shape)
+        out: np.ndarray = self.logits_[x]
+        return out
+
     def _refresh(self) -> None:
-        """Propagate the observations and rebuild the logits and the warp table."""
+        """Propagate the observations and rebuild the logits and the warp table (``exact``
+        engine); rebuild the rank sketch (``stream`` engine)."""
+        if self.engine == "stream":
+            if self.step_ - self.base_ > _REBASE * self._tau():
+                self._rebase()
+            elif self.pending_:
+                self._observe(np.unique(np.concatenate(self.pending_)))
+                self.pending_ = []
+            self.gstep_ = self.step_
+            self._resketch()
+            return
         age = (self.step_ - self.t_obs_) / (self.staleness * self.steps_per_epoch())
         conf = np.where(self.t_obs_ > _NEVER, np.exp(-age), 0.0)
         est, unc = propagate_values(self.adj_, self.obs_, conf, self.alpha, self.hops,
@@ -300,16 +519,19 @@ class IValueTraversal(Traversal):
         return out
 
     # ------------------------------------------------------------------ walking
-    def _warp(self, k: int, blocked: np.ndarray) -> np.ndarray:
+    def _draw(self, k: int) -> np.ndarray:
+        if self.engine == "stream":
+            return self._draw_stream(k)
         out = np.searchsorted(self.cum_, self.rng_.random(k) * self.cum_[-1], side="right")
-        out = np.minimum(out, self.n_ - 1)
+        return np.minimum(out, self.n_ - 1)
+
+    def _warp(self, k: int, blocked: np.ndarray) -> np.ndarray:
+        out = self._draw(k)
         for _ in range(3):
             bad = blocked[out]
             if not bad.any():
                 break
-            out[bad] = np.minimum(np.searchsorted(
-                self.cum_, self.rng_.random(int(bad.sum())) * self.cum_[-1], side="right"),
-                self.n_ - 1)
+            out[bad] = self._draw(int(bad.sum()))
         return out
 
     def _walk(self, blocked: np.ndarray) -> np.ndarray:
@@ -324,7 +546,7 @@ class IValueTraversal(Traversal):
             valid = nb >= 0
             valid[valid] &= ~blocked[nb[valid]]
             gumbel = -np.log(-np.log(rng.random(nb.shape) + 1e-300) + 1e-300)
-            score = np.where(valid, self.logits_[np.maximum(nb, 0)] + self.logw_[at] + gumbel,
+            score = np.where(valid, self._logits_of(np.maximum(nb, 0)) + self.logw_[at] + gumbel,
                              -np.inf)
             nxt[local] = nb[np.arange(local.size), score.argmax(axis=1)]
             jump[local[~valid.any(axis=1)]] = True  # dead end or all neighbours blocked
@@ -434,6 +656,8 @@ class IValueTraversal(Traversal):
             self.mu_ = mean if math.isnan(self.mu_) else 0.9 * self.mu_ + 0.1 * mean
             self.obs_[s_obs] = sig - self.mu_
             self.t_obs_[s_obs] = self.step_
+            if self.engine == "stream":
+                self.pending_.append(s_obs)
         self.last_loss_[s] = losses
         self.visits_[s] += 1
         self.step_ += 1
@@ -453,25 +677,52 @@ class IValueTraversal(Traversal):
 
     def values(self) -> dict[str, np.ndarray]:
         """Current estimate, uncertainty and visit count per training node (train order)."""
+        if self.engine == "stream":
+            est, unc = self._node_values(np.arange(self.n_))
+            return {"value": est, "uncertainty": unc, "visits": self.visits_.copy()}
         return {"value": self.est_.copy(), "uncertainty": self.unc_.copy(),
                 "visits": self.visits_.copy()}
 
     def extra_state(self) -> dict[str, Any]:
+        if self.engine == "stream":
+            pending = np.concatenate(self.pending_) if self.pending_ else np.empty(0, np.int64)
+            return {**self._common_state(), "V": self.V_.copy(), "base": self.base_,
+                    "gstep": self.gstep_, "pending": pending,
+                    "sketch": self.sketch_.copy(), "sk_mean": self.sk_mean_,
+                    "sk_std": self.sk_std_, "acc": self.acc_, "obs_hi": self.obs_hi_,
+                    "z_cap": self.z_cap_, "accept": self.accept_,
+                    "table": np.empty(0) if self.table_ is None else self.table_.copy()}
+        return {**self._common_state(), "logits": self.logits_.copy(), "cum": self.cum_.copy(),
+                "est": self.est_.copy(), "unc": self.unc_.copy()}
+
+    def _common_state(self) -> dict[str, Any]:
         return {"obs": self.obs_.copy(), "t_obs": self.t_obs_.copy(),
                 "last_loss": self.last_loss_.copy(), "last_pick": self.last_pick_.copy(),
                 "visits": self.visits_.copy(), "pos": self.pos_.copy(), "step": self.step_,
                 "mu": self.mu_, "irr": self.irr_.copy(), "moments": self.moments_.copy(),
                 "p_sum": self.p_sum_.copy(), "p_sq": self.p_sq_.copy(),
-                "perm": self.perm_.copy(), "cursor": self.cursor_,
-                "logits": self.logits_.copy(),
-                "cum": self.cum_.copy(), "est": self.est_.copy(), "unc": self.unc_.copy()}
+                "perm": self.perm_.copy(), "cursor": self.cursor_}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "pos", "irr", "moments",
-                    "p_sum", "p_sq",
-                    "logits",
-                    "cum", "est", "unc"):
+                    "p_sum", "p_sq"):
             setattr(self, f"{key}_", np.asarray(state[key]))
+        if self.engine == "stream":
+            self.V_ = np.ascontiguousarray(state["V"], np.float64).copy()
+            self.sketch_ = np.asarray(state["sketch"])
+            self._rank_table()
+            self.z_cap_ = float(state["z_cap"])
+            self.accept_ = float(state["accept"])
+            table = np.asarray(state["table"], np.float64)
+            self.table_ = table if table.size else None
+            self.base_ = int(state["base"])
+            self.gstep_ = int(state["gstep"])
+            self.pending_ = [np.asarray(state["pending"], np.int64)]
+            self.sk_mean_, self.sk_std_ = float(state["sk_mean"]), float(state["sk_std"])
+            self.acc_, self.obs_hi_ = float(state["acc"]), float(state["obs_hi"])
+        else:
+            for key in ("logits", "cum", "est", "unc"):
+                setattr(self, f"{key}_", np.asarray(state[key]))
         self.perm_ = np.asarray(state["perm"])
         self.cursor_ = int(state["cursor"])
         self.step_ = int(state["step"])
