@@ -19,16 +19,13 @@ __all__ = [
     "WineDataset",
 ]
 
-_FRACTION = dict(FRACTIONS)
-
-
 @register("dataset", "digits")
 class DigitsDataset(Dataset):
     """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), scaled to [0, 1]."""
 
     tags: ClassVar[frozenset[str]] = frozenset(
         {"task:classification", "features:vector", "features:image", "size:small"})
-    space = dict(_FRACTION)
+    space = dict(FRACTIONS)
 
     def __init__(self, val_fraction: float = 0.15, test_fraction: float = 0.2) -> None:
         self.val_fraction = val_fraction
@@ -50,7 +47,7 @@ class _TabularSklearnDataset(Dataset):
 
     loader: ClassVar[str] = ""
     task: ClassVar[str] = "classification"
-    space = {**_FRACTION, "standardize": STANDARDIZE}
+    space = {**FRACTIONS, "standardize": STANDARDIZE}
 
     def __init__(self, val_fraction: float = 0.15, test_fraction: float = 0.2,
                  standardize: bool = True) -> None:

@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from hypergraph.datasets._base import Dataset, DatasetBundle, in_memory, stratified_split
+from hypergraph.datasets._prep import FRACTIONS
 from hypergraph.registry import register
 from hypergraph.spaces import Float, Int
 
@@ -56,10 +57,7 @@ class SyntheticDataset(Dataset):
                                    help="share of unique training rows that get duplicated"),
         "jitter": Float(default=0.02, low=0.0, high=1.0,
                         help="duplicate noise, in units of the feature standard deviation"),
-        "val_fraction": Float(default=0.15, low=0.01, high=0.5,
-                              help="share of rows held out for validation"),
-        "test_fraction": Float(default=0.2, low=0.01, high=0.5,
-                               help="share of rows held out for testing"),
+        **FRACTIONS,
     }
 
     def __init__(self, n_samples: int = 4000, n_features: int = 20, n_informative: int = 8,

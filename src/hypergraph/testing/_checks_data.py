@@ -106,9 +106,10 @@ def check_rejects_invalid(module: type[Module], env: CheckEnv) -> None:
     rule = "rejects_invalid_params"
     try:
         module.from_params({"no_such_parameter_xyz": 1})
+        accepted = True
     except UnknownNameError:
-        pass
-    else:
+        accepted = False  # the expected refusal
+    if accepted:
         raise fail(module, rule, "from_params accepted the unknown parameter "
                    "'no_such_parameter_xyz'")
     for pname, param in module.space.items():
