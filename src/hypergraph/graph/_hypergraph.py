@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from hypergraph._io import atomic_path
 from hypergraph.base import Module
 from hypergraph.exceptions import DataError
 from hypergraph.registry import register
@@ -427,6 +428,17 @@ class HyperGraph(Module):
         """Replace every pairwise edge at once (duplicates keep the larger weight)."""
         self._replace_edges(*self._checked_edges("set_edges", src, dst, weights, symmetric))
 
+    def restore_edges(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                      attrs: dict[str, np.ndarray] | None, version: int) -> None:
+        """Put back edges and node attributes saved from this graph (for an exact resume).
+
+        The arrays are taken as they are (they came from a valid graph of the same nodes);
+        ``version`` is restored too, and caches derived from the old edges are dropped.
+        """
+        self.indptr, self.indices, self.weights = indptr, indices, weights
+        self.attrs, self.version = attrs, version
+        self._cache.clear()
+
     def set_weights(self, weights: np.ndarray) -> None:
         """Replace all edge weights (same order as :attr:`indices`)."""
         w = np.asarray(weights, dtype=np.float32)
@@ -545,11 +557,8 @@ class HyperGraph(Module):
             arrays |= {"members_ptr": self.members[0], "members_rows": self.members[1]}
         for name, arr in (self.attrs or {}).items():
             arrays[f"attr__{name}"] = arr
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> HyperGraph:

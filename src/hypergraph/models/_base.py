@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from hypergraph._io import atomic_path
 from hypergraph.base import Module
 from hypergraph.exceptions import DataError, HyperGraphError
 
@@ -103,10 +103,8 @@ class Model(Module):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`state_dict` to ``path`` atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Load a file written by :meth:`save` (the model must be set up)."""

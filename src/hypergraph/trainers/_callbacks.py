@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hypergraph._io import atomic_path
 from hypergraph.logging import get_logger
 
 if TYPE_CHECKING:
@@ -234,10 +234,8 @@ class Checkpoint(Callback):
 
     def on_fit_end(self, ctx: TrainContext, state: TrainState, result: dict[str, Any]) -> None:
         if state.visits is not None:
-            tmp = self.out_dir / "visits.npy.tmp"
-            with open(tmp, "wb") as fh:
+            with atomic_path(self.out_dir / "visits.npy") as tmp, open(tmp, "wb") as fh:
                 np.save(fh, state.visits)
-            os.replace(tmp, self.out_dir / "visits.npy")
 
     def save(self, ctx: TrainContext, state: TrainState) -> bool:
         """Write ``last.pt`` atomically; returns ``False`` (and writes nothing) if not finite."""
@@ -251,10 +249,8 @@ class Checkpoint(Callback):
             return False
         import torch
 
-        path = self.out_dir / "last.pt"
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        with atomic_path(self.out_dir / "last.pt") as tmp:
+            torch.save(payload, tmp)
         return True
 
 
@@ -291,9 +287,8 @@ class HistoryWriter(Callback):
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n")
 
 
 def _default(obj: Any) -> Any:

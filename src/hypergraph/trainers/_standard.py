@@ -295,11 +295,9 @@ class StandardTrainer(Trainer):
             setattr(state, key, value)
         graph = payload["graph"]
         if graph is not None and graph["version"] != ctx.graph.version:
-            g = ctx.graph
-            g.indptr, g.indices, g.weights = graph["indptr"], graph["indices"], graph["weights"]
-            g.attrs, g.version = graph["attrs"], graph["version"]
-            g._cache.clear()  # cached splits are keyed by version; start clean
-            ctx.traversal.on_graph_change(g)
+            ctx.graph.restore_edges(graph["indptr"], graph["indices"], graph["weights"],
+                                    graph["attrs"], graph["version"])
+            ctx.traversal.on_graph_change(ctx.graph)
         ctx.model.load_state_dict(payload["model"])
         ctx.traversal.load_state_dict(payload["traversal"])
         ctx.manager.load_state_dict(payload["manager"])
