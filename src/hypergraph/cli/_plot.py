@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from hypergraph.cli._app import app, console
+from hypergraph.cli._app import app, cli_config, console
 from hypergraph.exceptions import ConfigError, DataError
 from hypergraph.logging import get_logger
 
@@ -80,29 +80,21 @@ def graph(
     With --run, a second panel colours training nodes by how often the run visited them.
     """
     from hypergraph import registry
-    from hypergraph.config import RunConfig, apply_overrides, load_config
     from hypergraph.plots import node_features, plot_graph
     from hypergraph.rng import RngStreams
     from hypergraph.tags import check_combination
 
     if config is not None and run is not None:
         raise ConfigError("Give either --config or --run, not both.")
-    if run is not None:
-        if not (run / "config.yaml").is_file():
-            raise DataError(f"'{run}' holds no config.yaml: it is not a run folder.")
-        cfg = load_config(run / "config.yaml")
-    else:
-        cfg = load_config(config) if config is not None else RunConfig()
-    overrides = [f"{k}.name={v}" for k, v in (("dataset", dataset), ("dataloader", dataloader))
-                 if v is not None]
+    if run is not None and not (run / "config.yaml").is_file():
+        raise DataError(f"'{run}' holds no config.yaml: it is not a run folder.")
     for item in set_ or []:
         if not item.split("=", 1)[0].strip().startswith(("dataset.", "dataloader.")):
             raise ConfigError(f"hypergraph graph only takes dataset.* and dataloader.* "
                               f"settings, got --set {item}.")
-    overrides += list(set_ or [])
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    cfg = apply_overrides(cfg, overrides)
+    cfg = cli_config(run / "config.yaml" if run is not None else config,
+                     {"dataset": dataset, "dataloader": dataloader},
+                     [*(set_ or []), *([f"seed={seed}"] if seed is not None else [])])
     registry.load_plugins(cfg.plugins)
     classes = {k: registry.resolve(k, cfg.choice(k).name) for k in ("dataset", "dataloader")}
     check_combination(classes)
