@@ -10,8 +10,12 @@
   step of a burst and of each training step after it (where the cold-cache penalty falls).
 * ``ivalue``: IValue's ``next_batch`` + ``feedback`` on a 10^5-node graph (value propagation
   included): which parts grow with the graph.
+* ``ivalue_loop``: IValue's parts per batch (microseconds of thread CPU time) on the 40,000-row
+  graph of ``bench_train``, alone and with an MLP 256x2 training step after every batch (as in
+  the trainer): what the per-batch overhead against the hand loop is made of.
 
-Run: ``python benchmarks/profile_hot_paths.py [trainer|interleave|walk_ahead|ivalue] [--top N]``.
+Run: ``python benchmarks/profile_hot_paths.py [trainer|interleave|walk_ahead|ivalue|ivalue_loop]
+[--top N]``.
 """
 
 from __future__ import annotations
@@ -149,10 +153,59 @@ def ivalue(top: int) -> None:
     print(_stats(prof, top))
 
 
+def ivalue_loop(top: int, steps: int = 800) -> None:
+    import bench_train as bt
+
+    from hypergraph.dataloaders import KNNDataloader
+    from hypergraph.traversals import TraversalContext
+
+    del top
+    torch.set_num_threads(1)
+    bundle = bt.make_data(40_000, 32, 10)
+    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
+    model = bt.new_model((32,), 10, "mlp")
+    x, y = torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
+    cls = registry.resolve("traversal", "ivalue")
+    parts = ("next_batch", "_select", "_draw", "_draw_stream", "feedback", "_refresh", "_observe",
+             "_resketch")
+    spent: dict[str, float] = {}
+    originals = {name: getattr(cls, name) for name in parts if hasattr(cls, name)}
+
+    def timed(name: str, inner: object) -> object:
+        def call(self: object, *args: object, **kwargs: object) -> object:
+            t0 = time.thread_time()
+            try:
+                return inner(self, *args, **kwargs)  # type: ignore[operator]
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.thread_time() - t0
+        return call
+
+    print("# ivalue (defaults) on 40,000 rows, kNN k=10, batch 64: us of CPU per batch "
+          "(nested parts are included in their callers)\n")
+    try:
+        for name, inner in originals.items():
+            setattr(cls, name, timed(name, inner))
+        for train in (False, True):
+            trav = cls()
+            trav.setup(graph, bt.BATCH, np.random.default_rng(0), TraversalContext(epochs=1))
+            spent.clear()
+            for _ in range(steps):
+                sel = trav.next_batch()
+                losses = model.train_step(x, y) if train else torch.rand(bt.BATCH)
+                trav.feedback(sel.ids, losses.float().cpu().numpy())
+            label = "with a training step after each batch" if train else "alone"
+            print(f"- {label}: " + ", ".join(f"{k} {v / steps * 1e6:.0f}"
+                                            for k, v in spent.items()))
+    finally:
+        for name, inner in originals.items():
+            setattr(cls, name, inner)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", default="all",
-                        choices=("all", "trainer", "interleave", "walk_ahead", "ivalue"))
+                        choices=("all", "trainer", "interleave", "walk_ahead", "ivalue",
+                                 "ivalue_loop"))
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--traversal", default="random_walk", help="for 'trainer'")
     args = parser.parse_args()
@@ -164,3 +217,5 @@ if __name__ == "__main__":
         walk_ahead(args.top)
     if args.what in ("all", "ivalue"):
         ivalue(args.top)
+    if args.what in ("all", "ivalue_loop"):
+        ivalue_loop(args.top)

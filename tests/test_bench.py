@@ -12,12 +12,13 @@ from typer.testing import CliRunner
 from hypergraph.bench import (
     BenchSpec,
     best_so_far,
+    head_to_head,
     parse_dataset,
     parse_method,
     run_bench,
     summarise,
 )
-from hypergraph.cli import app
+from hypergraph.cli import app, main
 
 
 def _point(step: int, val: float, test: float) -> dict[str, float]:
@@ -85,3 +86,36 @@ def test_cli_smoke_writes_results_report_plots_and_resumes(tmp_path: Path) -> No
     skipped.clear()
     data = run_bench(spec, out, on_cell=lambda key, skip: skipped.append(skip))
     assert skipped == [True, False, True] and len(data["cells"]) == 3
+
+
+def test_head_to_head_paired_deltas_and_verdicts_by_hand() -> None:
+    results = {"cells": {
+        f"{m}{s}": _cell(m, s, curve)
+        for m, per_seed in {
+            "ivalue": [[0.1, 0.6, 0.9], [0.1, 0.7, 0.8], [0.1, 0.5, 0.7]],
+            "uniform": [[0.1, 0.5, 0.8], [0.1, 0.5, 0.7], [0.1, 0.5, 0.6]],
+            "rival": [[0.1, 0.6, 0.8], [0.1, 0.7, 0.9], [0.1, 0.5, 0.7]],
+        }.items() for s, curve in enumerate(per_seed)}}
+    h = head_to_head(results)["d"]
+    # vs uniform: +0.1 on every seed -> se 0, ahead; the curve difference averages 3 checkpoints
+    assert h["uniform"]["delta"] == pytest.approx(0.1)
+    assert h["uniform"]["wins"] == 3 and h["uniform"]["verdict"] == "ahead"
+    assert h["uniform"]["delta_auc"] == pytest.approx((0 + 0.1 + 0.1 + 0 + 0.2 + 0.1 + 0
+                                                       + 0 + 0.1) / 9)
+    # vs rival: +0.1, -0.1, 0 -> mean 0, a tie, one win
+    assert h["rival"]["delta"] == pytest.approx(0.0, abs=1e-12)
+    assert (h["rival"]["wins"], h["rival"]["verdict"]) == (1, "tie")
+    assert "ivalue" not in h
+
+
+def test_cli_first_seed_runs_later_seeds(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    res = CliRunner().invoke(app, ["bench", "--datasets", "digits", "--methods", "uniform",
+                                   "--seeds", "2", "--first-seed", "7", "--step-scale", "0.02",
+                                   "--evals", "2", "-o", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert sorted(c["seed"] for c in data["cells"].values()) == [7, 8]
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--first-seed", "-1", "-o", str(out)])
+    assert info.value.code == 2

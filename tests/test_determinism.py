@@ -68,3 +68,25 @@ def test_same_seed_same_metrics_via_cli(tmp_path: Path,
     a, b, c = (read_run(tmp_path / name) for name in "abc")
     assert a == b == c
     assert len(a[1]) == 3
+
+
+def test_default_traversal_falls_back_only_when_left_at_its_default(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from hypergraph import registry
+    from hypergraph.config import DEFAULTS, FALLBACK_TRAVERSAL, RUN_KINDS
+    from hypergraph.dataloaders import KNNDataloader
+    from hypergraph.run import _default_traversal_fallback
+
+    class HyperedgesOnly(KNNDataloader):  # a plugin graph without pairwise edges
+        tags = frozenset({"graph:hyperedges", "node:point"})
+
+    cfg = RunConfig()
+    classes = {k: registry.resolve(k, cfg.choice(k).name) for k in RUN_KINDS}
+    assert _default_traversal_fallback(cfg, classes) == classes  # fits: unchanged
+    classes["dataloader"] = HyperedgesOnly
+    with caplog.at_level("WARNING", logger="hypergraph"):
+        out = _default_traversal_fallback(cfg, classes)
+    assert out["traversal"].name == FALLBACK_TRAVERSAL != DEFAULTS["traversal"]
+    assert "graph:pairwise" in caplog.text and FALLBACK_TRAVERSAL in caplog.text
+    named = apply_overrides(cfg, ["traversal.sweep=0.3"])
+    assert _default_traversal_fallback(named, classes) == classes  # never replaced

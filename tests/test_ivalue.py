@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from hypergraph.graph import HyperGraph
 from hypergraph.traversals import IValueTraversal, TraversalContext
-from hypergraph.traversals._ivalue import propagate_values
+from hypergraph.traversals._ivalue import near_duplicate_groups, propagate_values
 
 
 def _grid(side: int = 10, seed: int = 0) -> HyperGraph:
@@ -202,7 +202,8 @@ def test_stream_engine_warp_draws_follow_the_logits(transform: str, table: bool)
     # rejection draws (or, when acceptance is too low, the table) match
     # (1 - explore) softmax(logits) + explore / n
     g = _grid(6)
-    t = IValueTraversal(signal="loss", walkers=8, explore=0.2, transform=transform)
+    t = IValueTraversal(signal="loss", walkers=8, explore=0.2, transform=transform,
+                        stratify="none")
     t.setup(g, 8, np.random.default_rng(0))
     _drive(t, 20, np.random.default_rng(1))
     t._refresh()
@@ -214,3 +215,111 @@ def test_stream_engine_warp_draws_follow_the_logits(transform: str, table: bool)
     draws = t._draw(200_000)
     freq = np.bincount(draws, minlength=t.n_) / draws.size
     np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(p.max() / draws.size))
+
+
+# ---------------------------------------------------------------------------- near-duplicates
+def test_near_duplicate_groups_by_hand() -> None:
+    # 0 = 1 = 2 near-duplicates (weights >= 0.995), 3 and 4 distinct
+    g = HyperGraph.from_edges(5, [0, 1, 2, 3], [1, 2, 3, 4],
+                              weights=np.array([0.999, 0.996, 0.5, 0.2], np.float32))
+    group, size = near_duplicate_groups(g.indptr, g.indices, g.weights, 0.995)
+    assert group[0] == group[1] == group[2] != group[3] != group[4]
+    np.testing.assert_array_equal(size, [3, 3, 3, 1, 1])
+    # off, or weights that say nothing (all equal): every node alone
+    for w, thr in ((g.weights, 0.0), (np.ones_like(g.weights), 0.995)):
+        group, size = near_duplicate_groups(g.indptr, g.indices, w, thr)
+        np.testing.assert_array_equal(group, np.arange(5))
+        np.testing.assert_array_equal(size, np.ones(5))
+
+
+def _duplicates_graph(copies: int = 10, unique: int = 10) -> HyperGraph:
+    """``copies`` near-duplicates (a clique, weight 0.999) then ``unique`` nodes on a path."""
+    c = np.arange(copies)
+    src, dst = np.triu_indices(copies, 1)
+    path = np.arange(copies - 1, copies + unique - 1)
+    src = np.concatenate([c[src], path])
+    dst = np.concatenate([c[dst], path + 1])
+    w = np.where(dst < copies, 0.999, 0.5).astype(np.float32)
+    return HyperGraph.from_edges(copies + unique, src, dst, weights=w,
+                                 label=np.arange(copies + unique) % 2)
+
+
+def test_dedup_sweeps_a_group_as_one_node_and_still_covers_every_member() -> None:
+    g = _duplicates_graph()
+    t = IValueTraversal(sweep=1.0, walkers=2, explore=0.0)
+    t.setup(g, 1, np.random.default_rng(0))
+    np.testing.assert_array_equal(t.mult_, [10.0] * 10 + [1.0] * 10)
+    passes = 300
+    ids = np.concatenate(_drive(t, 11 * passes, np.random.default_rng(1)))
+    counts = np.bincount(ids, minlength=20)
+    # one member of the group per pass of 11 places: the group as often as one unique node
+    assert counts[10:].min() == counts[10:].max() == passes
+    assert counts[:10].sum() == passes
+    assert counts[:10].min() > 0  # every copy is still visited
+
+
+def test_dedup_divides_value_draws_by_group_size() -> None:
+    g = _duplicates_graph()
+    on, off = IValueTraversal(sweep=0.0, pressure=1.0), IValueTraversal(sweep=0.0, pressure=1.0,
+                                                                         dedup=0.0)
+    shares = []
+    for t in (on, off):
+        t.setup(g, 4, np.random.default_rng(0))
+        ids = np.concatenate(_drive(t, 400, np.random.default_rng(1)))
+        shares.append(float(np.mean(ids < 10)))
+    # pressure 1: no value preference, so draws follow the group weights only
+    assert shares[1] > 0.4  # without grouping, the 10 copies take about half the draws
+    assert shares[0] < 0.2  # with grouping, about 1 / 11 of them
+
+
+def test_stratify_keeps_each_class_share_of_value_draws() -> None:
+    # two classes of 50 nodes on a ring; class 0 carries all the loss (signal loss, pressure 1e4)
+    n = 100
+    g = HyperGraph.from_edges(n, np.arange(n), (np.arange(n) + 1) % n,
+                              label=(np.arange(n) >= 50).astype(np.int64))
+    shares = {}
+    for stratify in ("none", "label"):
+        t = IValueTraversal(signal="loss", pressure=1e4, sweep=0.0, walkers=10,
+                            stratify=stratify, refresh=1)
+        t.setup(g, 10, np.random.default_rng(0))
+        picked = []
+        for step in range(200):
+            ids = t.next_batch().ids
+            t.feedback(ids, np.where(ids < 50, 3.0, 0.01))
+            if step >= 50:
+                picked.append(ids)
+        shares[stratify] = float(np.mean(np.concatenate(picked) < 50))
+    assert shares["none"] > 0.8  # values alone pull the draws into class 0
+    assert abs(shares["label"] - 0.5) < 0.05  # strata keep the classes' shares
+
+
+def test_stratified_draws_follow_values_within_a_class() -> None:
+    g = _grid()
+    t = IValueTraversal(signal="loss", stratify="label", sweep=0.0, refresh=1)
+    t.setup(g, 8, np.random.default_rng(0))
+    _drive(t, 40, np.random.default_rng(1))  # non-uniform values
+    k = 20000
+    x, free = t._draw(k), t._draw_any(k)
+    strata, share = t.strata_, t.strata_share_
+    assert strata is not None
+    counts = np.bincount(strata[x], minlength=share.size)
+    assert np.all(np.abs(counts - k * share) <= 1)  # quotas: floor(k * share) or one more
+    for c in range(share.size):  # within a class: the unstratified value distribution
+        mine = np.bincount(x[strata[x] == c], minlength=t.n_).astype(float)
+        ref = np.bincount(free[strata[free] == c], minlength=t.n_).astype(float)
+        tv = 0.5 * np.abs(mine / mine.sum() - ref / ref.sum()).sum()
+        assert tv < 0.1, (c, tv)
+
+
+def test_non_finite_losses_are_not_observed() -> None:
+    g = _grid()
+    t = IValueTraversal(refresh=1)
+    t.setup(g, 8, np.random.default_rng(0))
+    ids = t.next_batch().ids
+    losses = np.full(ids.size, 0.5)
+    losses[:3] = [np.nan, np.inf, -np.inf]
+    t.feedback(ids, losses)  # refresh=1: values are rebuilt right away
+    visits = t.values()["visits"]
+    assert visits[t.pos_of_[ids[:3]]].sum() == 0 and visits[t.pos_of_[ids[3:]]].min() == 1
+    assert all(np.isfinite(v).all() for v in t.values().values())
+    assert t.next_batch().ids.size == 8

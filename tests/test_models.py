@@ -159,7 +159,7 @@ def test_torch_wrapper_options() -> None:
 def config(model: str) -> RunConfig:
     return RunConfig.model_validate({
         "seed": 0, "device": "cpu", "dataset": "digits", "model": model,
-        "dataloader": {"name": "knn", "params": {"k": 5}},
+        "dataloader": {"name": "knn", "params": {"k": 5}}, "traversal": "comprehensive",
         "trainer": {"name": "standard", "params": {"epochs": 1, "batch_size": 64}}})
 
 

@@ -7,7 +7,7 @@ A run config is YAML (or a mapping) validated by pydantic::
     dataset: {name: digits, params: {test_fraction: 0.2}}
     dataloader: {name: knn, params: {k: 10}}
     model: mlp                      # shorthand for {name: mlp}
-    traversal: comprehensive
+    traversal: ivalue
     manager: static
     trainer: {name: standard, params: {epochs: 30}}
 
@@ -25,19 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hypergraph.exceptions import ConfigError, UnknownNameError
 
-__all__ = ["DEFAULTS", "ModuleChoice", "RunConfig", "YamlLoader", "apply_overrides", "load_config",
-           "load_yaml"]
+__all__ = ["DEFAULTS", "FALLBACK_TRAVERSAL", "ModuleChoice", "RunConfig", "YamlLoader",
+           "apply_overrides", "load_config", "load_yaml"]
 
 #: The default combination of ``hypergraph train``.
 DEFAULTS: dict[str, str] = {
     "dataset": "digits",
     "dataloader": "knn",
     "model": "mlp",
-    "traversal": "comprehensive",
+    "traversal": "ivalue",
     "manager": "static",
     "trainer": "standard",
 }
 RUN_KINDS = tuple(DEFAULTS)
+#: Used instead of the default traversal when the default does not fit the other modules
+#: (e.g. a hyperedge-only graph) and no traversal was named.
+FALLBACK_TRAVERSAL = "comprehensive"
 
 
 class YamlLoader(yaml.SafeLoader):

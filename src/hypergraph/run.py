@@ -24,7 +24,7 @@ from typing import Any
 
 from hypergraph import registry
 from hypergraph.base import Module
-from hypergraph.config import RUN_KINDS, ModuleChoice, RunConfig
+from hypergraph.config import DEFAULTS, FALLBACK_TRAVERSAL, RUN_KINDS, ModuleChoice, RunConfig
 from hypergraph.dataloaders import Dataloader
 from hypergraph.datasets import Dataset
 from hypergraph.exceptions import ConfigError, DataError, HyperGraphError
@@ -32,7 +32,7 @@ from hypergraph.logging import get_logger
 from hypergraph.managers import GraphManager
 from hypergraph.models import Model, resolve_device
 from hypergraph.rng import RngStreams
-from hypergraph.tags import check_combination
+from hypergraph.tags import check_combination, problems
 from hypergraph.trainers import (
     Callback,
     TrainContext,
@@ -77,12 +77,30 @@ def build(config: RunConfig, *, dataset: Dataset | None = None,
                                 if v is not None}
     classes = {kind: type(given[kind]) if kind in given
                else registry.resolve(kind, config.choice(kind).name) for kind in RUN_KINDS}
+    classes = _default_traversal_fallback(config, classes)
     check_combination(classes)
     instances: dict[str, Module] = {
         kind: given[kind] if kind in given else cls.from_params(config.choice(kind).params)
         for kind, cls in classes.items()
     }
     return Modules(**instances)  # type: ignore[arg-type]
+
+
+def _default_traversal_fallback(config: RunConfig, classes: dict[str, type[Module]],
+                                ) -> dict[str, type[Module]]:
+    """The default traversal (``ivalue``) needs pairwise edges and per-sample losses; when it
+    was left at its default (same name, no parameters) and the other modules do not provide
+    what it needs, use :data:`~hypergraph.config.FALLBACK_TRAVERSAL` (which works with every
+    combination) and say so. A traversal named with parameters is never replaced."""
+    if config.traversal != ModuleChoice(name=DEFAULTS["traversal"]) or not problems(classes):
+        return classes
+    alt = {**classes, "traversal": registry.resolve("traversal", FALLBACK_TRAVERSAL)}
+    if problems(alt):
+        return classes  # the fallback does not help: report the original problem
+    logger.warning("The default traversal '%s' does not fit this combination (%s); training "
+                   "with '%s' instead. Name a traversal (--traversal) to choose another.",
+                   DEFAULTS["traversal"], " ".join(problems(classes)), FALLBACK_TRAVERSAL)
+    return alt
 
 
 def resolved_config(config: RunConfig, modules: Modules) -> RunConfig:

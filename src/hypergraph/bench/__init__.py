@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from hypergraph.bench._plots import plot_bench
-from hypergraph.bench._report import best_so_far, markdown_report, summarise
+from hypergraph.bench._report import best_so_far, head_to_head, markdown_report, summarise
 from hypergraph.bench._runner import (
     DATASETS,
     METHODS,
@@ -27,6 +27,7 @@ __all__ = [
     "BenchSpec",
     "CurveRecorder",
     "best_so_far",
+    "head_to_head",
     "load_results",
     "markdown_report",
     "parse_dataset",

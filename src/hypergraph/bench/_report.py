@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["best_so_far", "markdown_report", "summarise"]
+__all__ = ["best_so_far", "head_to_head", "markdown_report", "summarise"]
 
 
 def best_so_far(curve: list[dict[str, float]]) -> np.ndarray:
@@ -118,12 +118,64 @@ def _paired(stats: dict[str, Any], ref: dict[str, Any],
     stats["paired_n"] = len(ratios)
 
 
+def head_to_head(results: dict[str, Any], focus: str = "ivalue", z: float = 2.0,
+                 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Seed-paired comparison of ``focus`` with every other method, per dataset.
+
+    For each seed run by both, ``d = acc_focus - acc_other`` at the full budget (test accuracy
+    of the best-validation checkpoint) and ``d_auc`` = the same difference averaged over every
+    checkpoint (how much earlier ``focus`` is ahead: a speed measure). The verdict is ``ahead``
+    when the mean of ``d`` minus ``z`` standard errors is above 0, ``behind`` when the mean plus
+    ``z`` standard errors is below 0, else ``tie``; a single seed always gives ``tie``.
+
+    Returns:
+        ``{dataset: {other: {"n", "delta", "se", "wins", "delta_auc", "se_auc", "verdict"}}}``
+        (datasets where ``focus`` did not run are left out).
+    """
+    groups: dict[str, dict[str, dict[int, np.ndarray]]] = defaultdict(lambda: defaultdict(dict))
+    for cell in results["cells"].values():
+        groups[cell["dataset"]][cell["method"]][cell["seed"]] = best_so_far(cell["curve"])
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for dataset, methods in groups.items():
+        mine = methods.get(focus)
+        if not mine:
+            continue
+        block: dict[str, dict[str, Any]] = {}
+        for other, theirs in methods.items():
+            if other == focus:
+                continue
+            seeds = sorted(set(mine) & set(theirs))
+            if not seeds:
+                continue
+            d, d_auc = [], []
+            for s in seeds:
+                size = min(mine[s].size, theirs[s].size)
+                a, b = mine[s][:size], theirs[s][:size]
+                d.append(float(a[-1] - b[-1]))
+                d_auc.append(float(np.mean(a - b)))
+            n = len(seeds)
+            se = float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+            se_auc = float(np.std(d_auc, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+            mean = float(np.mean(d))
+            verdict = "tie"
+            if n > 1 and mean - z * se > 0:
+                verdict = "ahead"
+            elif n > 1 and mean + z * se < 0:
+                verdict = "behind"
+            block[other] = {"n": n, "delta": mean, "se": se,
+                            "wins": int(np.sum(np.asarray(d) > 0)),
+                            "delta_auc": float(np.mean(d_auc)), "se_auc": se_auc,
+                            "verdict": verdict}
+        out[dataset] = block
+    return out
+
+
 def _fmt(x: float, spec: str = ".2f", suffix: str = "") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, spec) + suffix
 
 
 def markdown_report(results: dict[str, Any], command: str = "",
-                    reference: str = "uniform") -> str:
+                    reference: str = "uniform", focus: str = "ivalue") -> str:
     """The bench report as markdown: one table per dataset, the conventions, the command."""
     summary = summarise(results, reference)
     spec = results.get("spec", {})
@@ -168,5 +220,23 @@ def markdown_report(results: dict[str, Any], command: str = "",
                 f"{_fmt(s.get('compute_to_target_ratio', math.nan), '.2f', 'x')} | "
                 f"{_fmt(s.get('wall_to_target_ratio', math.nan), '.2f', 'x')} | "
                 f"{_fmt(s.get('total_compute_ratio', math.nan), '.2f', 'x')} | {sel:.0f} |")
+        lines.append("")
+    h2h = head_to_head(results, focus)
+    if h2h:
+        lines += [f"## {focus} against each method (seed-paired)", "",
+                  f"Δ = {focus}'s test accuracy minus the other method's, same seed, at the "
+                  "full budget (mean ± standard error over seeds; wins = seeds where "
+                  f"{focus} is ahead). Δ curve = the same difference averaged over every "
+                  f"checkpoint (positive: {focus} is ahead earlier in training). Verdict: "
+                  "*ahead* / *behind* when Δ is more than 2 standard errors from 0, else *tie*.",
+                  "",
+                  "| dataset | vs | Δ at budget | wins | Δ curve | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for dataset, block in h2h.items():
+            for other, r in block.items():
+                lines.append(
+                    f"| {dataset} | {other} | {r['delta']:+.4f} ± {_fmt(r['se'], '.4f')} | "
+                    f"{r['wins']}/{r['n']} | {r['delta_auc']:+.4f} ± "
+                    f"{_fmt(r['se_auc'], '.4f')} | {r['verdict']} |")
         lines.append("")
     return "\n".join(lines) + "\n"

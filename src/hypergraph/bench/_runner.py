@@ -89,10 +89,16 @@ METHODS: dict[str, BenchMethod] = {
     "loss_topk": BenchMethod("loss_topk", "loss_topk"),
     "ivalue": BenchMethod("ivalue", "ivalue"),
     "ivalue_loss": BenchMethod("ivalue_loss", "ivalue", {"signal": "loss"}),
+    # uncertainty p (1 - p) instead of the learnable signal (strongest under label noise)
+    "ivalue_unc": BenchMethod("ivalue_unc", "ivalue", {"signal": "uncertainty"}),
     # no loss prioritisation; sampling weighted by graph label agreement (a label-noise filter)
     "ivalue_noise": BenchMethod("ivalue_noise", "ivalue", {"pressure": 1.0, "trust": 1.0}),
+    # the second iteration's default (no class strata, no near-duplicate groups)
+    "ivalue_v2": BenchMethod("ivalue_v2", "ivalue", {
+        "signal": "uncertainty", "stratify": "none", "dedup": 0.0}),
     # the first iteration's default (walkers with local moves, no sweep), for comparison
     "ivalue_v1": BenchMethod("ivalue_v1", "ivalue", {
+        "signal": "uncertainty", "stratify": "none", "dedup": 0.0,
         "walkers": 64, "warp": 0.5, "refresh": 4, "hops": 2, "sweep": 0.0}),
 }
 
@@ -313,12 +319,12 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
                 continue
             logger.info("bench cell %s", key)
             results["cells"][key] = run_cell(spec, dataset, method, seed)
-            write_json_atomic(path, results)
+            write_json_atomic(path, results, compact=True)
             if on_cell:
                 on_cell(key, False)
     finally:
         torch.set_num_threads(old_threads)
-    write_json_atomic(path, results)
+    write_json_atomic(path, results, compact=True)
     return results
 
 

@@ -21,11 +21,15 @@ def bench(
     ] = "noisy,redundant,digits",
     methods: Annotated[str, typer.Option(
         help="Comma-separated traversals: presets uniform, infobatch, rho_loss, loss_topk, "
-        "ivalue, ivalue_loss, ivalue_noise, ivalue_v1, any registered traversal name, or variants "
-        "KEY=NAME:p=v;... (use ';' between a variant's parameters).")
-    ] = "uniform,comprehensive,infobatch,rho_loss,loss_topk,ivalue,ivalue_loss,ivalue_noise,"
-        "ivalue_v1",
-    seeds: Annotated[int, typer.Option(help="Seeds per cell (0..N-1).")] = 5,
+        "ivalue, ivalue_loss, ivalue_unc, ivalue_noise, ivalue_v2, ivalue_v1, any registered "
+        "traversal name, or variants KEY=NAME:p=v;... (use ';' between a variant's parameters).")
+    ] = "uniform,comprehensive,infobatch,rho_loss,loss_topk,ivalue,ivalue_loss,ivalue_unc,"
+        "ivalue_noise,ivalue_v2,ivalue_v1",
+    seeds: Annotated[int, typer.Option(help="Seeds per cell (first-seed .. first-seed+N-1).")
+                     ] = 5,
+    first_seed: Annotated[int, typer.Option(
+        help="First seed (e.g. 10 with --seeds 10 runs seeds 10-19: a confirmation on seeds "
+        "that were not used to choose settings).")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md "
                                       "and plots (rerunning resumes).")] = Path("bench"),
     step_scale: Annotated[float, typer.Option(
@@ -61,14 +65,16 @@ def bench(
     )
     from hypergraph.exceptions import ConfigError
 
-    if seeds < 1 or step_scale <= 0 or evals < 1 or batch_size < 1:
-        raise ConfigError("bench: --seeds, --evals and --batch-size must be >= 1 and "
-                          f"--step-scale > 0; got {seeds}, {evals}, {batch_size}, {step_scale}.")
+    if seeds < 1 or step_scale <= 0 or evals < 1 or batch_size < 1 or first_seed < 0:
+        raise ConfigError("bench: --seeds, --evals and --batch-size must be >= 1, --first-seed "
+                          f">= 0 and --step-scale > 0; got {seeds}, {evals}, {batch_size}, "
+                          f"{first_seed}, {step_scale}.")
     spec = BenchSpec(
         datasets=[parse_dataset(d.strip()) for d in datasets.split(",") if d.strip()],
         methods=[parse_method(m.strip().replace(";", ",")) for m in methods.split(",")
                  if m.strip()],
-        seeds=list(range(seeds)), batch_size=batch_size, evals=evals, device=device,
+        seeds=list(range(first_seed, first_seed + seeds)), batch_size=batch_size,
+        evals=evals, device=device,
         step_scale=step_scale)
     total = len(spec.datasets) * len(spec.methods) * len(spec.seeds)
     bar = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),

@@ -285,10 +285,13 @@ class HistoryWriter(Callback):
             fh.write(json.dumps(record) + "\n")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
+def write_json_atomic(path: Path, data: Any, compact: bool = False) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename (``compact``: no
+    indentation or spaces, for large machine-read files)."""
+    text = (json.dumps(data, separators=(",", ":"), default=_default) if compact
+            else json.dumps(data, indent=2, default=_default))
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def _default(obj: Any) -> Any:

@@ -5,10 +5,11 @@ i.i.d. ones; predicted values uncorrelated with the gain actually realised):
 
 * **Values are measured, not predicted.** Every training step already computes each sample's
   loss; the trainer hands those losses back (``feedback``) and the traversal turns them into a
-  per-node signal: the label-probability uncertainty ``p(1 - p)`` (default), the loss, the
-  loss change since the node's last visit (``gain``), its spread over visits, or the reducible
-  loss (loss minus an irreducible loss: from the node's neighbours' labels, or from a small
-  model trained on held-out rows).
+  per-node signal: the loss while the model gives the label more than chance and the bounded
+  ``p(1 - p)`` below it (``learnable``, default), the label-probability uncertainty
+  ``p(1 - p)``, the loss, the loss change since the node's last visit (``gain``), its spread
+  over visits, or the reducible loss (loss minus an irreducible loss: from the node's
+  neighbours' labels, or from a small model trained on held-out rows).
 * **The whole graph is valued without a forward pass over it.** Every ``refresh`` batches the
   observations, weighted by a confidence that decays with their age, are diffused ``hops``
   times over the row-normalised training subgraph (:func:`propagate_values`): a node never seen
@@ -21,7 +22,9 @@ i.i.d. ones; predicted values uncorrelated with the gain actually realised):
   drawn in proportion to ``exp(logit)`` mixed with a uniform share ``explore`` (``warp = 1``,
   the default) or move to a neighbour drawn by a softmax of value over its neighbours
   (temperature, not argmax). Nodes picked within the last ``return_delay`` epochs are skipped,
-  and a batch never holds a node twice.
+  and a batch never holds a node twice. Value draws keep every class's share of the batch
+  (``stratify``: value picks members within a class, not the class mix), and near-duplicate
+  nodes (edges of weight >= ``dedup``) are visited as one node per group.
 
 Two engines compute the same values. ``exact`` (the first implementation) re-propagates over
 every edge, ranks every node and rebuilds a cumulative warp table every ``refresh`` batches:
@@ -44,6 +47,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from hypergraph.registry import register
 from hypergraph.spaces import Categorical, Float, Int
@@ -54,24 +58,32 @@ from hypergraph.traversals._baselines import (
     holdout_irreducible_losses,
 )
 
-__all__ = ["IValueTraversal", "propagate_values"]
+__all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
 
 _NEVER = -(10**12)
 _SKETCH = 4096  # nodes sampled for the rank sketch (all nodes below this many)
 _BINS = 8192  # value bins of the rank lookup table (stream engine)
 _REBASE = 30.0  # staleness time constants between exact recomputations (stream engine)
 _MIN_ACCEPT = 0.002  # below this expected acceptance, warps use a cumulative table instead
+_AHEAD = 16  # most batches selected in one burst (stream engine; see ``_ahead``)
 
 
 def _gather_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entries of the given CSR rows: ``(position in rows, column, value)``, O(entries)."""
+    offs, lens = _row_offsets(indptr, rows)
+    owner = np.repeat(np.arange(rows.size), lens)
+    return owner, indices[offs], data[offs]
+
+
+def _row_offsets(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the entries of the given CSR rows (row by row) and each row's length."""
     start = indptr[rows]
     lens = indptr[rows + 1] - start
-    total = int(lens.sum())
-    owner = np.repeat(np.arange(rows.size), lens)
-    offs = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(start, lens)
-    return owner, indices[offs], data[offs]
+    ends = np.cumsum(lens)
+    total = int(ends[-1]) if ends.size else 0
+    start -= ends - lens  # each entry's position = its rank in the output + its row's shift
+    return np.arange(total) + np.repeat(start, lens), lens
 
 
 def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alpha: float,
@@ -113,6 +125,29 @@ def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alph
     return est, unc
 
 
+def near_duplicate_groups(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                          threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of near-duplicate nodes: connected components of the edges whose weight is at
+    least ``threshold`` (a similarity in ``(0, 1]``, as the kNN and threshold builders give).
+
+    Returns ``(group id per node, group size per node)``. Every node is its own group when
+    ``threshold`` is 0 or when the weights carry no information (all equal, as in an unweighted
+    graph), so grouping never merges a graph whose weights say nothing about similarity.
+    """
+    n = indptr.size - 1
+    alone = (np.arange(n), np.ones(n))
+    if threshold <= 0 or weights.size == 0 or float(np.ptp(weights)) == 0.0:
+        return alone
+    keep = weights >= threshold
+    if not keep.any():
+        return alone
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    adj = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], indices[keep])), shape=(n, n))
+    _, group = connected_components(adj, directed=False)
+    size = np.bincount(group)
+    return group.astype(np.int64), size[group].astype(np.float64)
+
+
 @register("traversal", "ivalue")
 class IValueTraversal(Traversal):
     """Walkers steered by per-node information value measured from training losses.
@@ -125,11 +160,13 @@ class IValueTraversal(Traversal):
     (loss minus irreducible loss; ``irreducible`` says whose: ``graph`` = the leave-one-out
     cross-entropy of its neighbours' labels, free; ``holdout`` = a small model trained on
     held-out training rows, cross-fitted, its compute reported in ``overhead_``).
-    ``learnable`` is the loss while the model gives the label more than chance, else
+    ``learnable`` (default) is the loss while the model gives the label more than chance, else
     ``p (1 - p)``. Observations are centred on a running mean of the signal, so values stay
     comparable as the loss falls over training. ``sweep`` sets the share of each batch taken
     from a shuffled pass without replacement; ``contra`` adds a label-noise penalty from the
-    model's confidence on graph neighbours (:meth:`model_agreement`).
+    model's confidence on graph neighbours (:meth:`model_agreement`). ``stratify`` keeps each
+    class's share of the value draws; ``dedup`` groups near-duplicate nodes
+    (:func:`near_duplicate_groups`).
     """
 
     needs_feedback: ClassVar[bool] = True
@@ -137,7 +174,7 @@ class IValueTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
     space = {
-        "signal": Categorical(default="uncertainty",
+        "signal": Categorical(default="learnable",
                               choices=("loss", "gain", "reducible", "uncertainty", "variance",
                                        "gated", "learnable"),
                               help="value measured at each visit"),
@@ -182,9 +219,16 @@ class IValueTraversal(Traversal):
         "engine": Categorical(default="stream", choices=("stream", "exact"),
                               help="stream: per-step cost independent of the graph size; "
                               "exact: full propagation and ranking every refresh"),
+        "stratify": Categorical(default="label", choices=("none", "label"),
+                                help="label: every class gets its share of the value draws "
+                                "(value picks members within a class, never the class mix)"),
+        "dedup": Float(default=0.995, low=0.0, high=1.0,
+                       help="edge weight (similarity) at or above which two training nodes "
+                       "are near-duplicates; a group of m near-duplicates is visited as one "
+                       "node (each member 1/m as often); 0 turns grouping off"),
     }
 
-    def __init__(self, signal: str = "uncertainty", irreducible: str = "graph",
+    def __init__(self, signal: str = "learnable", irreducible: str = "graph",
                  irreducible_weight: float = 1.0, walkers: int = 32, transform: str = "rank",
                  pressure: float = 100.0, temperature: float = 0.5, warp: float = 1.0,
                  explore: float = 0.1,
@@ -192,7 +236,8 @@ class IValueTraversal(Traversal):
                  alpha: float = 0.5, trust: float = 0.0, peak: float = 0.5,
                  sweep: float = 0.5, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
-                 bonus: float = 0.5, engine: str = "stream") -> None:
+                 bonus: float = 0.5, engine: str = "stream", dedup: float = 0.995,
+                 stratify: str = "label") -> None:
         self.signal = signal
         self.irreducible = irreducible
         self.irreducible_weight = irreducible_weight
@@ -214,6 +259,8 @@ class IValueTraversal(Traversal):
         self.staleness = staleness
         self.bonus = bonus
         self.engine = engine
+        self.dedup = dedup
+        self.stratify = stratify
 
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
@@ -227,8 +274,19 @@ class IValueTraversal(Traversal):
                           np.diff(sub.indptr))
         self.adj_ = sp.csr_matrix((sub.weights * scale, sub.indices, sub.indptr), shape=(n, n))
         self._pad_neighbours(sub.indptr, sub.indices, sub.weights)
+        self.group_, self.mult_ = near_duplicate_groups(sub.indptr, sub.indices, sub.weights,
+                                                        self.dedup)
+        self.grouped_ = bool(self.mult_.max(initial=1) > 1)
+        self.log_mult_ = np.log(self.mult_) if self.grouped_ else None
+        self.members_ = np.argsort(self.group_, kind="stable")  # nodes ordered by group
+        self.starts_ = np.concatenate([[0], np.cumsum(np.bincount(self.group_))])
         labels = np.asarray(sub.label)
         self.classes_ = int(labels.max(initial=1)) + 1 if labels.dtype.kind in "iub" else 2
+        self.strata_: np.ndarray | None = None
+        if self.stratify == "label" and labels.dtype.kind in "iub" and n:
+            self.strata_ = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+            mass = np.bincount(self.strata_, 1.0 / self.mult_)
+            self.strata_share_ = mass / mass.sum()
         if labels.dtype.kind in "iub":
             same = labels[sub.indices] == np.repeat(labels, np.diff(sub.indptr))
         else:  # regression: no label agreement
@@ -263,7 +321,7 @@ class IValueTraversal(Traversal):
             self.mu_ = math.nan
             self.p_sum_ = np.zeros(n)
             self.p_sq_ = np.zeros(n)
-            self.perm_ = self.rng_.permutation(n)
+            self.perm_ = self._new_pass()
             self.cursor_ = 0
             self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
         if self.engine == "stream":
@@ -313,24 +371,34 @@ class IValueTraversal(Traversal):
     def _observe(self, u: np.ndarray) -> None:
         """Fold the latest observations of nodes ``u`` (distinct) into the diffusion sums: only
         the nodes within ``hops`` of ``u`` change, by linearity of the diffusion."""
-        c = np.exp((self.t_obs_[u] - self.base_) / self._tau())
         v = self.V_
-        new0 = c * self.obs_[u]
-        d_num, d_den = new0 - v[u, 0], c - v[u, 1]
-        v[u, 0], v[u, 1] = new0, c
+        ob = self.obs_[u]
+        c = np.exp((self.t_obs_[u] - self.base_) / self._tau())
+        new0 = c * ob
+        old = np.take(v, u, axis=0)
+        d0 = np.empty((2, u.size))  # (numerator, denominator) change per node of u
+        np.subtract(new0, old[:, 0], out=d0[0])
+        np.subtract(c, old[:, 1], out=d0[1])
+        v[u, 0] = new0
+        v[u, 1] = c
         if u.size:
-            self.obs_hi_ = max(self.obs_hi_, float(self.obs_[u].max()))
-        idx, dn, dd = u, d_num, d_den  # the change of each hop's sums (repeated ids add up)
+            self.obs_hi_ = max(self.obs_hi_, float(ob.max()))
+        idx, d = u, d0  # the change of each hop's sums (repeated ids add up)
         at = self.adjT_
         for _ in range(self.hops):
-            owner, col, val = _gather_rows(at.indptr, at.indices, at.data, idx)
-            w = self.alpha * val
-            idx = np.concatenate([u, col])
-            dn = np.concatenate([d_num, w * dn[owner]])
-            dd = np.concatenate([d_den, w * dd[owner]])
-        flat, at4 = v.reshape(-1), idx * 4  # 1-d scatter-adds: twice as fast as (rows, col)
-        np.add.at(flat, at4 + 2, dn)
-        np.add.at(flat, at4 + 3, dd)
+            offs, lens = _row_offsets(at.indptr, idx)
+            w = self.alpha * at.data[offs]
+            spread = np.repeat(d, lens, axis=1)
+            spread *= w
+            idx = np.concatenate([u, at.indices[offs]])
+            d = np.concatenate([d0, spread], axis=1)
+        # one 1-d scatter-add into columns 2 and 3 of V (each entry gets the same additions in
+        # the same order as with one scatter per column)
+        pos = np.empty((2, idx.size), np.int64)
+        np.multiply(idx, 4, out=pos[0])
+        pos[0] += 2
+        np.add(pos[0], 1, out=pos[1])
+        np.add.at(v.reshape(-1), pos.reshape(-1), d.reshape(-1))
 
     def _node_values(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(estimate, uncertainty)`` of nodes ``x`` as of the last refresh, as
@@ -338,9 +406,15 @@ class IValueTraversal(Traversal):
         g = math.exp(-(self.gstep_ - self.base_) / self._tau())
         v = np.take(self.V_, x, axis=0)
         off = 1.0 - self.self_weight
-        num = g * (v[:, 2] - off * v[:, 0])
-        den = np.maximum(g * (v[:, 3] - off * v[:, 1]), 0.0)
-        return num / (den + 0.5), 0.5 / (den + 0.5)
+        if off:
+            num = g * (v[:, 2] - off * v[:, 0])
+            den = g * (v[:, 3] - off * v[:, 1])
+        else:  # the same numbers (``x - 0 * y == x`` for finite sums), fewer passes
+            num = v[:, 2] * g
+            den = v[:, 3] * g
+        np.maximum(den, 0.0, out=den)
+        den += 0.5
+        return num / den, np.divide(0.5, den, out=den)
 
     def _resketch(self) -> None:
         """Sorted sample of current values (the rank transform's reference) and its moments."""
@@ -410,6 +484,8 @@ class IValueTraversal(Traversal):
             out = out + self.trust * self.log_agree_[x]
         if self.contra > 0:
             out = out + self.contra * np.log(self._agreement(x))
+        if self.log_mult_ is not None:
+            out = out - self.log_mult_[x]
         return out
 
     def _logit_bound(self) -> float:
@@ -421,7 +497,7 @@ class IValueTraversal(Traversal):
         return self.z_cap_ + extra
 
     def _draw_stream(self, k: int) -> np.ndarray:
-        """``k`` independent draws from ``(1 - explore) softmax(logits) + explore / n``:
+        """``k`` independent draws from ``(1 - explore) softmax(logits) + explore * floor``:
         rejection from uniform proposals (exact in distribution, O(1) expected per draw); an
         exact O(n) inverse-CDF draw only if the acceptance rate collapses."""
         rng, n = self.rng_, self.n_
@@ -429,11 +505,12 @@ class IValueTraversal(Traversal):
             if self.table_ is None:
                 lg = self._node_logits(np.arange(n))
                 p = np.exp(lg - lg.max())
-                self.table_ = np.cumsum((1.0 - self.explore) * p / p.sum() + self.explore / n)
+                self.table_ = np.cumsum((1.0 - self.explore) * p / p.sum()
+                                        + self.explore * self._floor())
             cum = self.table_
             return np.minimum(np.searchsorted(cum, rng.random(k) * cum[-1], side="right"),
                               n - 1)
-        out = rng.integers(0, n, k)
+        out = self._uniform(k)
         need = np.flatnonzero(rng.random(k) >= self.explore)
         bound = self._logit_bound()
         got: list[np.ndarray] = []
@@ -441,14 +518,17 @@ class IValueTraversal(Traversal):
         for _ in range(32):
             m = int(min(max(1.5 * (need.size - have) / self.acc_, 16), 1 << 16))
             x = rng.integers(0, n, m)
-            ok = rng.random(m) < np.exp(self._node_logits(x) - bound)
+            u = rng.random(m)
+            lg = self._node_logits(x) - bound
+            ok = u < np.exp(lg, out=lg)
             k_ok = int(np.count_nonzero(ok))
             self.acc_ = min(max(0.8 * self.acc_ + 0.2 * k_ok / m, 1e-4), 1.0)
             got.append(x[ok])
             have += k_ok
             if have >= need.size:
                 break
-        take = np.concatenate(got)[:need.size] if got else np.empty(0, np.int64)
+        take = got[0] if len(got) == 1 else np.concatenate(got)
+        take = take[:need.size]
         if take.size < need.size:  # pathological bound: exact draw for the rest
             lg = self._node_logits(np.arange(n))
             cum = np.cumsum(np.exp(lg - lg.max()))
@@ -493,8 +573,10 @@ class IValueTraversal(Traversal):
             self.logits_ += self.trust * self.log_agree_
         if self.contra > 0:
             self.logits_ += self.contra * np.log(self.model_agreement())
+        if self.log_mult_ is not None:
+            self.logits_ -= self.log_mult_
         p = np.exp(self.logits_ - self.logits_.max())
-        p = (1.0 - self.explore) * p / p.sum() + self.explore / self.n_
+        p = (1.0 - self.explore) * p / p.sum() + self.explore * self._floor()
         self.cum_ = np.cumsum(p)
         self.est_, self.unc_ = est, unc
 
@@ -520,10 +602,47 @@ class IValueTraversal(Traversal):
 
     # ------------------------------------------------------------------ walking
     def _draw(self, k: int) -> np.ndarray:
+        """``k`` value draws; with ``stratify: label`` each class gets its share of them."""
+        if self.strata_ is None or k == 0:
+            return self._draw_any(k)
+        return self._draw_stratified(k)
+
+    def _draw_any(self, k: int) -> np.ndarray:
         if self.engine == "stream":
             return self._draw_stream(k)
         out = np.searchsorted(self.cum_, self.rng_.random(k) * self.cum_[-1], side="right")
         return np.minimum(out, self.n_ - 1)
+
+    def _draw_stratified(self, k: int) -> np.ndarray:
+        """Class quotas from the (group-weighted) class shares of the training nodes, filled
+        from draws of the whole distribution: the draws of a class kept in order follow the
+        value distribution within that class exactly, so value picks *which* members of a
+        class, never how many of each class."""
+        rng, strata, share = self.rng_, self.strata_, self.strata_share_
+        assert strata is not None
+        quota = np.floor(k * share).astype(np.int64)
+        rest = k - int(quota.sum())
+        if rest:
+            frac = k * share - quota
+            quota[rng.choice(share.size, rest, replace=False, p=frac / frac.sum())] += 1
+        out: list[np.ndarray] = []
+        for _ in range(16):
+            m = 2 * int(quota.sum()) + 16
+            x = self._draw_any(m)
+            c = strata[x]
+            order = np.argsort(c, kind="stable")
+            first = np.searchsorted(c[order], c[order], side="left")
+            rank = np.empty(m, np.int64)
+            rank[order] = np.arange(m) - first
+            keep = rank < quota[c]
+            out.append(x[keep])
+            quota -= np.bincount(c[keep], minlength=share.size)
+            if not quota.any():
+                break
+        for cls in np.flatnonzero(quota):  # a class the values almost never reach: uniform
+            members = np.flatnonzero(strata == cls)
+            out.append(members[rng.integers(0, members.size, quota[cls])])
+        return rng.permutation(np.concatenate(out))
 
     def _warp(self, k: int, blocked: np.ndarray) -> np.ndarray:
         out = self._draw(k)
@@ -537,6 +656,10 @@ class IValueTraversal(Traversal):
     def _walk(self, blocked: np.ndarray) -> np.ndarray:
         """One step of every walker; returns the new positions (subgraph ids)."""
         pos, rng = self.pos_, self.rng_
+        if self.warp >= 1.0 and pos.size:  # every walker warps (uniforms are < 1): same draws
+            rng.random(pos.size)
+            nxt = self.pos_ = self._warp(pos.size, blocked)
+            return nxt
         nxt = np.empty(pos.size, np.int64)
         jump = rng.random(pos.size) < self.warp
         local = np.flatnonzero(~jump)
@@ -555,12 +678,39 @@ class IValueTraversal(Traversal):
         self.pos_ = nxt
         return nxt
 
+    def _uniform(self, k: int) -> np.ndarray:
+        """``k`` draws of the exploration floor: uniform over the training nodes, or with
+        near-duplicate groups a uniform group, then a uniform member of it."""
+        if not self.grouped_:
+            return self.rng_.integers(0, self.n_, k)
+        g = self.rng_.integers(0, self.starts_.size - 1, k)
+        size = self.starts_[g + 1] - self.starts_[g]
+        return self.members_[self.starts_[g] + (self.rng_.random(k) * size).astype(np.int64)]
+
+    def _floor(self) -> np.ndarray | float:
+        """Probability of each node under :meth:`_uniform`."""
+        if not self.grouped_:
+            return 1.0 / self.n_
+        out: np.ndarray = 1.0 / ((self.starts_.size - 1) * self.mult_)
+        return out
+
+    def _new_pass(self) -> np.ndarray:
+        """A shuffled pass: every training node, or with near-duplicate groups one random
+        member of each group (so a group of ``m`` copies is swept as often as a unique node)."""
+        if not self.grouped_:
+            return self.rng_.permutation(self.n_)
+        key = self.rng_.random(self.n_)
+        order = np.lexsort((key, self.group_))
+        first = np.ones(order.size, bool)
+        first[1:] = self.group_[order[1:]] != self.group_[order[:-1]]
+        return self.rng_.permutation(order[first])
+
     def _sweep(self, k: int) -> np.ndarray:
         """The next ``k`` distinct nodes of a shuffled pass (a new shuffle at its end)."""
         out = self.perm_[self.cursor_:self.cursor_ + k]
         self.cursor_ += out.size
         if out.size < k:
-            self.perm_ = self.rng_.permutation(self.n_)
+            self.perm_ = self._new_pass()
             rest = self.perm_[~np.isin(self.perm_, out)][:k - out.size]
             self.cursor_ = 0
             # the new pass starts with the nodes not just taken; those taken come back later
@@ -570,8 +720,64 @@ class IValueTraversal(Traversal):
         return out
 
     def next_batch(self) -> Selection:
+        ids = self._ahead()
+        if ids is None:
+            ids = self._select(self._delay())
+        self.last_pick_[ids] = self.step_
+        return Selection(self.train_ids_[ids])
+
+    def _ahead(self) -> np.ndarray | None:
+        """The next batch from a burst of batches selected ahead (``None`` when there is none).
+
+        Between two refreshes a batch depends on nothing that ``feedback`` changes (values,
+        ranks and warp table change only at a refresh) when no node is held back by
+        ``return_delay`` and ``contra`` is 0, so the batches up to the next refresh are selected
+        in one burst, with the same generator draws in the same order as one at a time: the
+        burst keeps NumPy's code and the value arrays in the CPU caches, which the training
+        step between two batches evicts. The traversal's state (generator, walkers, pass,
+        acceptance estimate) is always left as one-at-a-time selection leaves it; a batch is
+        handed out of the burst only if that state is untouched since the burst's previous
+        batch (no refresh, resume, graph change or draw in between), else the burst is dropped.
+        """
+        # (batches still ahead with the state after each, the state after the last handed out)
+        ahead: tuple[list[tuple[np.ndarray, tuple[Any, ...]]], tuple[Any, ...]] | None = getattr(
+            self, "ahead_", None)
+        self.ahead_ = None
+        if ahead is not None and ahead[0]:
+            queue, was = ahead
+            if all(a is b or (not isinstance(a, np.ndarray) and a == b)
+                   for a, b in zip(self._snapshot(), was, strict=True)):
+                ids, snap = queue.pop(0)
+                self._restore(snap)
+                self.ahead_ = (queue, snap)
+                return ids
+        count = min(self.refresh - self.step_ % self.refresh, _AHEAD)
+        if count < 2 or self.engine != "stream" or self.contra > 0 or self._delay() > 0:
+            return None
+        first = self._select(0)
+        at = self._snapshot()
+        queue = []
+        for _ in range(count - 1):
+            ids = self._select(0)
+            queue.append((ids, self._snapshot()))
+        self._restore(at)
+        self.ahead_ = (queue, at)
+        return first
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        """What selection changes or reads besides the values (compared by identity where an
+        array is replaced, never changed in place)."""
+        return (self.rng_.bit_generator.state, self.pos_, self.perm_, self.cursor_, self.acc_,
+                self.table_, getattr(self, "sketch_", None), self.warp, self.sweep,
+                self.explore, self.batch_size_)
+
+    def _restore(self, snap: tuple[Any, ...]) -> None:
+        self.rng_.bit_generator.state = snap[0]
+        self.pos_, self.perm_, self.cursor_, self.acc_, self.table_ = snap[1:6]
+
+    def _select(self, delay: int) -> np.ndarray:
+        """Subgraph ids of the next batch (``last_pick_`` is stamped by the caller)."""
         need = min(self.batch_size_, self.n_)
-        delay = self._delay()
         if delay > 0:
             blocked = (self.step_ - self.last_pick_) <= delay
             if blocked.sum() > self.n_ - need:  # never block so much that a batch cannot fill
@@ -586,7 +792,8 @@ class IValueTraversal(Traversal):
         k_sweep = min(round(self.sweep * need), need)
         if k_sweep:
             taken = self._sweep(k_sweep)
-            taken = taken[~blocked[taken]]
+            if delay > 0:  # else nothing is blocked yet (the mask is reset after every batch)
+                taken = taken[~blocked[taken]]
             chosen.append(taken)
             blocked[taken] = True
             have += taken.size
@@ -594,32 +801,38 @@ class IValueTraversal(Traversal):
             # all walkers step once per batch; missing places are filled by extra warps
             nxt = self._walk(blocked) if attempt == 0 else self._warp(2 * (need - have), blocked)
             nxt = nxt[~blocked[nxt]]
-            nxt = nxt[np.sort(np.unique(nxt, return_index=True)[1])]
+            if nxt.size > 1:
+                srt = np.sort(nxt)
+                if (srt[1:] == srt[:-1]).any():  # repeats: keep first occurrences, in order
+                    nxt = nxt[np.sort(np.unique(nxt, return_index=True)[1])]
             chosen.append(nxt)
             blocked[nxt] = True
             have += nxt.size
             if have >= need:
                 break
-        ids = np.concatenate(chosen)[:need]
-        if ids.size < need:  # pathological graphs: top up uniformly among unblocked nodes
+        picked = np.concatenate(chosen) if len(chosen) > 1 else chosen[0]
+        ids = picked[:need]
+        topped = ids.size < need
+        if topped:  # pathological graphs: top up uniformly among unblocked nodes
             free = np.flatnonzero(~blocked)
             ids = np.concatenate([ids, self.rng_.choice(free, need - ids.size, replace=False)])
-        self.last_pick_[ids] = self.step_
         if delay <= 0:
-            blocked[np.concatenate(chosen)] = False
-            blocked[ids] = False
-        return Selection(self.train_ids_[ids])
+            blocked[picked] = False
+            if topped:
+                blocked[ids] = False
+        return ids
 
     # ------------------------------------------------------------------ feedback
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
+        given = losses
+        losses = np.asarray(given, np.float64)
+        finite = np.isfinite(losses)
+        if not finite.all():  # a diverged step (the trainer stops on it): no observation
+            ids, losses = np.asarray(ids)[finite], losses[finite]
         s = self.pos_of_[ids]
-        losses = np.asarray(losses, np.float64)
-        prev_all = self.last_loss_[s]
-        seen_all = np.isfinite(prev_all)
-        if seen_all.any():
-            x, y = prev_all[seen_all], prev_all[seen_all] - losses[seen_all]
-            batch = np.array([x.size, x.sum(), y.sum(), x @ x, y @ y, x @ y]) / x.size
-            self.moments_ = 0.95 * self.moments_ + 0.05 * batch
+        if losses is given:  # kept for the gain moments: a private copy
+            losses = losses.copy()
+        self._gains.append((self.last_loss_[s], losses))  # folded into moments_ lazily
         if self.signal == "gain":
             prev = self.last_loss_[s]
             seen = np.isfinite(prev)
@@ -639,7 +852,7 @@ class IValueTraversal(Traversal):
         elif self.signal == "uncertainty":
             p = np.exp(-losses)  # probability the model gives the node's label
             a = self.peak / (1.0 - self.peak)
-            sig, s_obs = p ** a * (1.0 - p), s
+            sig, s_obs = (p if a == 1.0 else p ** a) * (1.0 - p), s  # p ** 1 == p exactly
         elif self.signal == "variance":
             # Active Bias: spread of the label probability over the node's visits
             p = np.exp(-losses)
@@ -652,7 +865,7 @@ class IValueTraversal(Traversal):
         else:
             sig, s_obs = losses, s
         if sig.size:
-            mean = float(sig.mean())
+            mean = float(np.add.reduce(sig)) / sig.size  # sig.mean(), without its wrapper
             self.mu_ = mean if math.isnan(self.mu_) else 0.9 * self.mu_ + 0.1 * mean
             self.obs_[s_obs] = sig - self.mu_
             self.t_obs_[s_obs] = self.step_
@@ -661,8 +874,44 @@ class IValueTraversal(Traversal):
         self.last_loss_[s] = losses
         self.visits_[s] += 1
         self.step_ += 1
+        if self.step_ % self.refresh == 0 or len(self._gains) >= 64:
+            self._fold_gains()
         if self.step_ % self.refresh == 0:
             self._refresh()
+
+    @property
+    def moments_(self) -> np.ndarray:
+        """EMA over batches of 1, x, y, x^2, y^2, xy (x: a revisited node's loss at its previous
+        visit, y: the loss drop since). ``feedback`` logs each batch's losses and the batches
+        are folded in, in order, at the next refresh or read: the same numbers, computed
+        outside the training step that follows each batch."""
+        self._fold_gains()
+        return self._moments
+
+    @moments_.setter
+    def moments_(self, value: np.ndarray) -> None:
+        self._moments = value
+        self._gains: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _fold_gains(self) -> None:
+        gains = self._gains
+        if not gains:
+            return
+        moments = self._moments
+        add = np.add.reduce
+        for prev_all, losses in gains:
+            seen_all = np.isfinite(prev_all)
+            n_seen = int(np.count_nonzero(seen_all))
+            if n_seen:
+                if n_seen == prev_all.size:
+                    x, y = prev_all, prev_all - losses
+                else:
+                    x = prev_all[seen_all]
+                    y = x - losses[seen_all]
+                batch = np.array([x.size, add(x), add(y), x @ x, y @ y, x @ y]) / x.size
+                moments = 0.95 * moments + 0.05 * batch
+        self._moments = moments
+        gains.clear()
 
     # ------------------------------------------------------------------ inspection / state
     def gain_correlation(self) -> float:

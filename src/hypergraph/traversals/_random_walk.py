@@ -26,9 +26,11 @@ class WalkTable:
     binary search on the global cumulative weights (O(log edges) per walker: its cost grows with
     the graph, through cache misses). ``draw`` is the hot path: O(1) per walker whatever the graph
     size, by rejection sampling (a uniform neighbour, accepted with probability
-    ``weight / row max weight``) over a few candidates per walker at once; it falls back on
-    ``step`` for the rare walker none of whose candidates is accepted. Rows with no (or
-    zero-weight) edges return ``-1``.
+    ``weight / row max weight``, kept per edge) over a few candidates per walker at once; it falls
+    back on ``step`` for the rare walker none of whose candidates is accepted. Rows with no (or
+    zero-weight) edges return ``-1``. A draw reads three arrays per walker (``indptr`` at the
+    start and end of its row, mostly one cache line; ``indices`` and ``accept`` at its
+    candidates): on a large graph every array read at a random node is a cache miss.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> None:
@@ -44,14 +46,14 @@ class WalkTable:
         if rows.size:
             wmax[rows] = np.maximum.reduceat(self.weights, indptr[rows])
         self.wmax = wmax
+        self.dead_ends = bool(rows.size < n)  # rows whose candidates must all be refused
+        # acceptance probability of each edge as a candidate of its row (0 in zero-weight rows)
+        per_edge = np.repeat(wmax, deg)
+        self.accept = np.divide(self.weights, per_edge, out=np.zeros_like(self.weights),
+                                where=per_edge > 0)
         # Candidates per walker: enough that all are rejected for about 1 walker in 1000 (the
         # exact fallback costs more than a few extra candidates for everyone).
-        accept = 1.0
-        if rows.size:
-            per_edge = np.repeat(wmax[rows], deg[rows])
-            ratio = np.divide(self.weights, per_edge, out=np.zeros_like(self.weights),
-                              where=per_edge > 0)
-            accept = float(ratio.mean())
+        accept = float(self.accept.mean()) if rows.size else 1.0
         accept = 0.9 * min(max(accept, 0.05), 1.0)  # 0.9: room for no-return clashes
         self.tries = int(np.clip(math.ceil(math.log(1e-3) / math.log1p(-accept))
                                  if accept < 1.0 else 1, 2, 12))
@@ -87,11 +89,14 @@ class WalkTable:
         if self.indices.size == 0:
             return np.full(w, -1, np.int64)
         start = self.indptr[pos]
+        stop = self.indptr[pos + 1]  # mostly in start's cache line: cheaper than a degree array
         u = rng.random((2, self.tries, w), dtype=np.float32)
-        j = start + (u[0] * self.deg[pos]).astype(np.int64)
+        j = start + (u[0] * (stop - start)).astype(np.int64)
         np.minimum(j, self.indices.size - 1, out=j)
         cand = self.indices[j]
-        ok = u[1] * self.wmax[pos] < self.weights[j]
+        ok = u[1] < self.accept[j]
+        if self.dead_ends:  # an empty row's "candidate" is another row's edge
+            ok &= stop > start
         if avoid is not None:
             for h in range(avoid.shape[1]):
                 ok &= cand != avoid[:, h]

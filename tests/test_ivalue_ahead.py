@@ -1,0 +1,93 @@
+"""IValue's batches selected ahead in bursts are the batches selected one at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hypergraph.traversals._ivalue as ivalue_module
+from hypergraph.graph import HyperGraph
+from hypergraph.traversals import IValueTraversal
+
+
+def _graph(n: int = 300, seed: int = 0) -> HyperGraph:
+    rng = np.random.default_rng(seed)
+    src = np.repeat(np.arange(n), 4)
+    dst = rng.integers(0, n, src.size)
+    split = np.zeros(n, np.int8)
+    split[rng.permutation(n)[: n // 5]] = 1
+    return HyperGraph.from_edges(n, src, dst, rng.uniform(0.1, 1.0, src.size), split=split,
+                                 label=rng.integers(0, 3, n))
+
+
+def _losses(ids: np.ndarray, step: int) -> np.ndarray:
+    return ((ids * 7919 + step * 104729) % 1000 / 400.0).astype(np.float32)
+
+
+def _run(pattern: str, params: dict[str, object], resume_at: int | None = None,
+         ) -> list[np.ndarray]:
+    """Batches of a traversal driven by ``pattern`` (``b``: next_batch, ``f``: feedback on the
+    last batch), optionally resumed from its own state at op ``resume_at``."""
+    g = _graph()
+    t = IValueTraversal(**params)  # type: ignore[arg-type]
+    t.setup(g, 16, np.random.default_rng(4))
+    out: list[np.ndarray] = []
+    last = np.empty(0, np.int64)
+    for i, op in enumerate(pattern):
+        if i == resume_at:
+            state = t.state_dict()
+            t = IValueTraversal(**params)  # type: ignore[arg-type]
+            t.setup(g, 16, np.random.default_rng(99))
+            t.load_state_dict(state)
+        if op == "b":
+            last = t.next_batch().ids
+            out.append(last)
+        else:
+            t.feedback(last, _losses(last, i))
+    return out
+
+
+PATTERNS = {
+    "alternating": "bf" * 40,
+    "extra batches": "bf" * 5 + "bbb" + "bf" * 12 + "bb" + "bf" * 10,
+    "extra feedback": "bf" * 3 + "bff" + "bf" * 9 + "bfff" + "bf" * 12,
+}
+
+
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+@pytest.mark.parametrize("params", [{}, {"walkers": 8, "warp": 0.5, "refresh": 5},
+                                    {"return_delay": 0.5}, {"contra": 1.0},
+                                    {"stratify": "label"}, {"signal": "gain"}])
+def test_bursts_select_the_batches_of_one_at_a_time(pattern: str, params: dict[str, object],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    ahead = _run(PATTERNS[pattern], params)
+    monkeypatch.setattr(ivalue_module, "_AHEAD", 1)
+    one = _run(PATTERNS[pattern], params)
+    assert len(ahead) == len(one)
+    for x, y in zip(ahead, one, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("resume_at", [5, 11, 24])
+def test_resume_in_the_middle_of_a_burst(resume_at: int) -> None:
+    pattern = PATTERNS["alternating"]
+    whole = _run(pattern, {})
+    resumed = _run(pattern, {}, resume_at=resume_at)
+    for x, y in zip(whole, resumed, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_gain_moments_folded_lazily_are_the_per_batch_ones() -> None:
+    """``moments_`` read after every feedback equals ``moments_`` read once at the end."""
+    runs = []
+    for read_often in (True, False):
+        t = IValueTraversal(refresh=5)
+        t.setup(_graph(), 16, np.random.default_rng(4))
+        for step in range(40):
+            ids = t.next_batch().ids
+            t.feedback(ids, _losses(ids, step).astype(np.float64))
+            if read_often:
+                t.moments_.copy()
+        runs.append(t.moments_.copy())
+    np.testing.assert_array_equal(*runs)
+    assert runs[0][0] > 0  # revisits were seen
