@@ -7,12 +7,13 @@ ratios with min / median / max over the repeats.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,3 +132,13 @@ def machine() -> dict[str, str]:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss`` is KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cli(run: Callable[[bool, int | None], list[Row]], doc: str | None,
+        quick: str = "tiny sizes (smoke run)") -> None:
+    """Command line of a benchmark module: ``[--quick] [--repeats N]``, then print its table."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    print(table(run(args.quick, args.repeats)))

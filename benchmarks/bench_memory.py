@@ -14,13 +14,12 @@ Run alone: ``python benchmarks/bench_memory.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
 import _common  # noqa: F401  (puts src/ on the path)
-from _common import ROOT, Row, table
+from _common import ROOT, Row, cli
 
 CHILD = r"""
 import json, resource, sys
@@ -126,8 +125,4 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
-    print(table(run(args.quick, args.repeats)))
+    cli(run, __doc__, quick="small sizes (smoke run)")

@@ -26,7 +26,6 @@ Run alone: ``python benchmarks/bench_train.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -36,7 +35,7 @@ from typing import Any
 import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 import torch
-from _common import Row, table
+from _common import Row, cli
 from torch import nn
 
 import hypergraph.modules  # noqa: F401  (registers every module)
@@ -382,8 +381,4 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
-    print(table(run(args.quick, args.repeats)))
+    cli(run, __doc__)

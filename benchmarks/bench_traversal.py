@@ -14,12 +14,11 @@ Run alone: ``python benchmarks/bench_traversal.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
-from _common import Row, table
+from _common import Row, cli
 
 import hypergraph.modules  # noqa: F401  (registers every module)
 from hypergraph import registry
@@ -118,8 +117,4 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
-    print(table(run(args.quick, args.repeats)))
+    cli(run, __doc__)

@@ -92,14 +92,17 @@ def _default_traversal_fallback(config: RunConfig, classes: dict[str, type[Modul
     was left at its default (same name, no parameters) and the other modules do not provide
     what it needs, use :data:`~hypergraph.config.FALLBACK_TRAVERSAL` (which works with every
     combination) and say so. A traversal named with parameters is never replaced."""
-    if config.traversal != ModuleChoice(name=DEFAULTS["traversal"]) or not problems(classes):
+    if config.traversal != ModuleChoice(name=DEFAULTS["traversal"]):
+        return classes
+    found = problems(classes)
+    if not found:
         return classes
     alt = {**classes, "traversal": registry.resolve("traversal", FALLBACK_TRAVERSAL)}
     if problems(alt):
         return classes  # the fallback does not help: report the original problem
     logger.warning("The default traversal '%s' does not fit this combination (%s); training "
                    "with '%s' instead. Name a traversal (--traversal) to choose another.",
-                   DEFAULTS["traversal"], " ".join(problems(classes)), FALLBACK_TRAVERSAL)
+                   DEFAULTS["traversal"], " ".join(found), FALLBACK_TRAVERSAL)
     return alt
 
 

@@ -65,7 +65,6 @@ _SKETCH = 4096  # nodes sampled for the rank sketch (all nodes below this many)
 _BINS = 8192  # value bins of the rank lookup table (stream engine)
 _REBASE = 30.0  # staleness time constants between exact recomputations (stream engine)
 _MIN_ACCEPT = 0.002  # below this expected acceptance, warps use a cumulative table instead
-_AHEAD = 16  # most batches selected in one burst (stream engine; see ``_ahead``)
 
 
 def _gather_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
@@ -720,60 +719,9 @@ class IValueTraversal(Traversal):
         return out
 
     def next_batch(self) -> Selection:
-        ids = self._ahead()
-        if ids is None:
-            ids = self._select(self._delay())
+        ids = self._select(self._delay())
         self.last_pick_[ids] = self.step_
         return Selection(self.train_ids_[ids])
-
-    def _ahead(self) -> np.ndarray | None:
-        """The next batch from a burst of batches selected ahead (``None`` when there is none).
-
-        Between two refreshes a batch depends on nothing that ``feedback`` changes (values,
-        ranks and warp table change only at a refresh) when no node is held back by
-        ``return_delay`` and ``contra`` is 0, so the batches up to the next refresh are selected
-        in one burst, with the same generator draws in the same order as one at a time: the
-        burst keeps NumPy's code and the value arrays in the CPU caches, which the training
-        step between two batches evicts. The traversal's state (generator, walkers, pass,
-        acceptance estimate) is always left as one-at-a-time selection leaves it; a batch is
-        handed out of the burst only if that state is untouched since the burst's previous
-        batch (no refresh, resume, graph change or draw in between), else the burst is dropped.
-        """
-        # (batches still ahead with the state after each, the state after the last handed out)
-        ahead: tuple[list[tuple[np.ndarray, tuple[Any, ...]]], tuple[Any, ...]] | None = getattr(
-            self, "ahead_", None)
-        self.ahead_ = None
-        if ahead is not None and ahead[0]:
-            queue, was = ahead
-            if all(a is b or (not isinstance(a, np.ndarray) and a == b)
-                   for a, b in zip(self._snapshot(), was, strict=True)):
-                ids, snap = queue.pop(0)
-                self._restore(snap)
-                self.ahead_ = (queue, snap)
-                return ids
-        count = min(self.refresh - self.step_ % self.refresh, _AHEAD)
-        if count < 2 or self.engine != "stream" or self.contra > 0 or self._delay() > 0:
-            return None
-        first = self._select(0)
-        at = self._snapshot()
-        queue = []
-        for _ in range(count - 1):
-            ids = self._select(0)
-            queue.append((ids, self._snapshot()))
-        self._restore(at)
-        self.ahead_ = (queue, at)
-        return first
-
-    def _snapshot(self) -> tuple[Any, ...]:
-        """What selection changes or reads besides the values (compared by identity where an
-        array is replaced, never changed in place)."""
-        return (self.rng_.bit_generator.state, self.pos_, self.perm_, self.cursor_, self.acc_,
-                self.table_, getattr(self, "sketch_", None), self.warp, self.sweep,
-                self.explore, self.batch_size_)
-
-    def _restore(self, snap: tuple[Any, ...]) -> None:
-        self.rng_.bit_generator.state = snap[0]
-        self.pos_, self.perm_, self.cursor_, self.acc_, self.table_ = snap[1:6]
 
     def _select(self, delay: int) -> np.ndarray:
         """Subgraph ids of the next batch (``last_pick_`` is stamped by the caller)."""
