@@ -17,6 +17,12 @@ side), samples/s:
 This runs at three model sizes (the default ``mlp``, a small MLP and a linear model), so that
 the reader sees how the ratios depend on the share of the model step in a batch's time.
 
+The in-memory arms of one repeat run in turns (:class:`Turns`): each arm in its own thread, one
+at a time, ``TURN`` training steps per turn, round robin, the waits left out of every arm's
+clock. On a shared machine the noise comes in bursts of seconds; whole-epoch arms one after
+another each catch a burst or not by chance (ratios from 0.7 to 1.3 between two identical
+arms were seen), while turns of a few dozen milliseconds spread every burst over all arms.
+
 A second part trains on a file-backed image store (PNG files decoded by PIL on every read, no
 cache) with the background prefetch thread, and reports the share of training time the model
 waited for data, next to the same run with prefetching switched off.
@@ -28,7 +34,10 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +59,82 @@ from hypergraph.trainers import Callback, StandardTrainer, TrainContext, TrainSt
 from hypergraph.traversals import Traversal
 
 BATCH = 64
+TURN = 16  # training steps per turn (about 20-40 ms with the MLP on the machines measured)
+
+
+class Turns:
+    """Round-robin turns between arms running in threads, one arm at a time.
+
+    ``run`` starts every arm in its own thread; an arm holds the turn from its start (set-up
+    included, untimed) and calls :meth:`tick` after every training step: every ``chunk``
+    steps it hands the turn to the next arm still running and waits for its next turn. The
+    time an arm spent waiting is kept in ``waited[name]``; arms subtract it from their clock.
+    """
+
+    def __init__(self, chunk: int = TURN) -> None:
+        self.chunk = chunk
+        self.waited: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self._order: list[str] = []
+        self._turn = 0
+        self._done: set[str] = set()
+        self._steps: dict[str, int] = {}
+
+    def run(self, arms: dict[str, Callable[[str], Any]]) -> dict[str, Any]:
+        """Run ``arms[name](name)`` in turns; their results by name."""
+        self._order = list(arms)
+        results: dict[str, Any] = {}
+        errors: list[BaseException] = []
+
+        def body(name: str, fn: Callable[[str], Any]) -> None:
+            with self._cond:
+                self._cond.wait_for(lambda: self._order[self._turn] == name)
+            try:
+                results[name] = fn(name)
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+            finally:
+                with self._cond:
+                    self._done.add(name)
+                    self._hand_over()
+
+        threads = [threading.Thread(target=body, args=item, daemon=True)
+                   for item in arms.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return results
+
+    def _hand_over(self) -> None:
+        """Give the turn to the next arm still running (the caller holds the lock)."""
+        k = len(self._order)
+        for i in range(1, k + 1):
+            nxt = (self._turn + i) % k
+            if self._order[nxt] not in self._done:
+                self._turn = nxt
+                break
+        self._cond.notify_all()
+
+    def tick(self, name: str) -> None:
+        """Arm ``name`` finished a training step."""
+        steps = self._steps[name] = self._steps.get(name, 0) + 1
+        if steps % self.chunk:
+            return
+        t0 = time.perf_counter()
+        with self._cond:
+            self._hand_over()
+            self._cond.wait_for(lambda: self._order[self._turn] == name)
+        self.waited[name] = self.waited.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _ticker(turns: Turns | None, name: str) -> tuple[Callable[[], None], Callable[[], float]]:
+    """``(tick, waited)`` for an arm: no-ops without turns."""
+    if turns is None:
+        return (lambda: None), (lambda: 0.0)
+    return (lambda: turns.tick(name)), (lambda: turns.waited.get(name, 0.0))
 
 
 class StepTimer(Callback):
@@ -60,11 +145,13 @@ class StepTimer(Callback):
     visit count of the steps), which run just outside that window; validation is not counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, turns: Turns | None = None, name: str = "") -> None:
         self.seconds = 0.0
         self.samples = 0
         self._t0 = 0.0
         self._s0 = 0
+        self._w0 = 0.0
+        self._tick, self._waited = _ticker(turns, name)
         self.prefetch: dict[str, float] = {}
 
     def on_fit_start(self, ctx: TrainContext, state: TrainState) -> None:
@@ -89,12 +176,14 @@ class StepTimer(Callback):
         setattr(obj, name, timed)
 
     def on_epoch_start(self, ctx: TrainContext, state: TrainState) -> None:
-        self._t0, self._s0 = time.perf_counter(), state.samples_seen
+        self._t0, self._s0, self._w0 = time.perf_counter(), state.samples_seen, self._waited()
 
     def on_step_end(self, ctx: TrainContext, state: TrainState, ids: np.ndarray) -> None:
         if state.epoch_step >= state.steps_per_epoch:
-            self.seconds += time.perf_counter() - self._t0
+            self.seconds += time.perf_counter() - self._t0 - (self._waited() - self._w0)
             self.samples += state.samples_seen - self._s0
+        else:
+            self._tick()
 
     def on_fit_end(self, ctx: TrainContext, state: TrainState, result: dict[str, Any]) -> None:
         if self._pf is not None:
@@ -133,7 +222,8 @@ def new_model(d: int | tuple[int, ...], classes: int, name: str = "mlp",
 
 
 def model_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
-               params: dict[str, Any] | None = None) -> float:
+               params: dict[str, Any] | None = None,
+               turns: Turns | None = None, name: str = "") -> float:
     """samples/s of the model step alone: the same steps on one fixed batch, no data path."""
     X = bundle.features()
     model = new_model(X.shape[1:], bundle.num_classes, model_name, params)
@@ -141,8 +231,9 @@ def model_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
     n = int(np.count_nonzero(bundle.split == 0))
     xb = torch.from_numpy(X[:BATCH]).contiguous()
     yb = torch.from_numpy(bundle.y[:BATCH]).contiguous()
+    tick, waited = _ticker(turns, name)
     net.train()
-    t0 = time.perf_counter()
+    t0, w0 = time.perf_counter(), waited()
     for _ in range(epochs):
         for i in range(0, n, BATCH):
             size = min(BATCH, n - i)
@@ -150,11 +241,13 @@ def model_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return epochs * n / (time.perf_counter() - t0)
+            tick()
+    return epochs * n / (time.perf_counter() - t0 - (waited() - w0))
 
 
 def hand_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
-              params: dict[str, Any] | None = None) -> float:
+              params: dict[str, Any] | None = None,
+              turns: Turns | None = None, name: str = "") -> float:
     """samples/s of the hand-written loop over pre-loaded tensors."""
     X = bundle.features()
     model = new_model(X.shape[1:], bundle.num_classes, model_name, params)
@@ -163,8 +256,9 @@ def hand_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
     Xt = torch.from_numpy(X)[train].contiguous()
     yt = torch.from_numpy(bundle.y)[train].contiguous()
     n = Xt.shape[0]
+    tick, waited = _ticker(turns, name)
     net.train()
-    t0 = time.perf_counter()
+    t0, w0 = time.perf_counter(), waited()
     for _ in range(epochs):
         perm = torch.randperm(n)
         for i in range(0, n, BATCH):
@@ -173,11 +267,13 @@ def hand_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return epochs * n / (time.perf_counter() - t0)
+            tick()
+    return epochs * n / (time.perf_counter() - t0 - (waited() - w0))
 
 
 def dataloader_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
-                    params: dict[str, Any] | None = None) -> float:
+                    params: dict[str, Any] | None = None,
+                    turns: Turns | None = None, name: str = "") -> float:
     """samples/s of ``DataLoader(TensorDataset, shuffle=True)``."""
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -187,27 +283,38 @@ def dataloader_loop(bundle: DatasetBundle, epochs: int, model_name: str = "mlp",
     train = torch.from_numpy(np.flatnonzero(bundle.split == 0))
     ds = TensorDataset(torch.from_numpy(X)[train], torch.from_numpy(bundle.y)[train])
     loader = DataLoader(ds, batch_size=BATCH, shuffle=True)
+    tick, waited = _ticker(turns, name)
     net.train()
-    t0 = time.perf_counter()
+    t0, w0 = time.perf_counter(), waited()
     for _ in range(epochs):
         for xb, yb in loader:
             loss = nn.functional.cross_entropy(net(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return epochs * len(ds) / (time.perf_counter() - t0)
+            tick()
+    return epochs * len(ds) / (time.perf_counter() - t0 - (waited() - w0))
 
 
 def hypergraph_loop(bundle: DatasetBundle, graph: Any, traversal: Traversal,
                     epochs: int, model_name: str = "mlp", params: dict[str, Any] | None = None,
+                    turns: Turns | None = None, name: str = "",
                     ) -> tuple[float, StepTimer]:
     """samples/s of HyperGraph's trainer (training steps only) and the timer callback."""
     model = new_model(bundle.store.item_shape, bundle.num_classes, model_name, params)
-    timer = StepTimer()
+    timer = StepTimer(turns, name)
     ctx = TrainContext(bundle, graph, model, traversal, StaticManager(), RngStreams(0),
                        torch.device("cpu"), callbacks=[timer])
     StandardTrainer(epochs=epochs, batch_size=BATCH, patience=0).fit(ctx)
     return timer.samples / timer.seconds, timer
+
+
+def _trainer_arm(graph: Any, traversal: Traversal, bundle: DatasetBundle, epochs: int,
+                 model_name: str, params: dict[str, Any] | None, turns: Turns | None,
+                 name: str) -> float:
+    """:func:`hypergraph_loop` samples/s with a fresh clone of ``traversal``."""
+    return hypergraph_loop(bundle, graph, traversal.clone(), epochs, model_name, params, turns,
+                           name)[0]
 
 
 def traversal_arms() -> dict[str, Traversal | None]:
@@ -244,15 +351,17 @@ def run_memory_path(quick: bool, repeats: int) -> list[Row]:
         arms = traversal_arms()
         speed: dict[str, list[float]] = {k: [] for k in ("model", "hand", "dataloader", *arms)}
         model_loop(bundle, epochs, model_name, params)  # warm-up: first steps of a new shape
-        for _ in range(repeats):  # interleaved: A B C ... A B C ...
-            speed["model"].append(model_loop(bundle, epochs, model_name, params))
-            speed["hand"].append(hand_loop(bundle, epochs, model_name, params))
-            speed["dataloader"].append(dataloader_loop(bundle, epochs, model_name, params))
+        for _ in range(repeats):  # every arm of a repeat in turns of TURN steps
+            turns = Turns()
+            common = (bundle, epochs, model_name, params, turns)
+            runs: dict[str, Callable[[str], Any]] = {
+                "model": partial(model_loop, *common), "hand": partial(hand_loop, *common),
+                "dataloader": partial(dataloader_loop, *common)}
             for name, trav in arms.items():
                 if trav is not None:
-                    speed[name].append(hypergraph_loop(
-                        bundle, graph, trav.clone(), epochs, model_name,  # type: ignore[arg-type]
-                        params)[0])
+                    runs[name] = partial(_trainer_arm, graph, trav, *common)
+            for name, sps in turns.run(runs).items():
+                speed[name].append(sps)
         # overhead per batch over the model step alone, per repeat (same repeat's model run)
         over = {name: statistics.median(_us(a) - _us(m) for a, m in zip(
             v, speed["model"], strict=True)) for name, v in speed.items() if v}

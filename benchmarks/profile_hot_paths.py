@@ -166,8 +166,8 @@ def ivalue_loop(top: int, steps: int = 800) -> None:
     model = bt.new_model((32,), 10, "mlp")
     x, y = torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
     cls = registry.resolve("traversal", "ivalue")
-    parts = ("next_batch", "_select", "_draw", "_draw_stream", "feedback", "_refresh", "_observe",
-             "_resketch")
+    parts = ("next_batch", "_plan", "_quotas", "_value_draw", "feedback", "_ingest",
+             "_fold_gains", "_refresh", "_observe", "_resketch")
     spent: dict[str, float] = {}
     originals = {name: getattr(cls, name) for name in parts if hasattr(cls, name)}
 

@@ -125,6 +125,14 @@ def test_sweep_share_of_each_batch() -> None:
     g = _grid()
     t = IValueTraversal(sweep=0.5, walkers=4)
     t.setup(g, 8, np.random.default_rng(0))
+    pass_order = t.perm_.copy()
+    batches = [t.next_batch().ids for _ in range(3)]  # the batches up to a refresh are planned
+    for i, ids in enumerate(batches):  # together: each still opens with its 4 places of the pass
+        np.testing.assert_array_equal(ids[:4], t.train_ids_[pass_order[4 * i:4 * i + 4]])
+        assert np.unique(ids).size == 8
+    # one at a time (local walks, warp < 1): the pass advances by 4 per batch
+    t = IValueTraversal(sweep=0.5, walkers=4, warp=0.5)
+    t.setup(g, 8, np.random.default_rng(0))
     before = t.cursor_
     sel = t.next_batch()
     assert t.cursor_ - before == 4
@@ -138,11 +146,13 @@ def test_peak_signal_matches_hand_computation() -> None:
     t.setup(g, 3, np.random.default_rng(0))
     p = np.array([0.5, 0.25, 0.9])
     t.feedback(np.arange(3), -np.log(p))
+    t.values()  # feedback is queued until a refresh or a read
     sig = p ** (1.0 / 3.0) * (1.0 - p)  # a = 0.25 / 0.75; peaks at p = 0.25
     np.testing.assert_allclose(t.obs_, sig - sig.mean())
     t2 = IValueTraversal(signal="uncertainty", walkers=1)  # peak 0.5: p (1 - p)
     t2.setup(g, 3, np.random.default_rng(0))
     t2.feedback(np.arange(3), -np.log(p))
+    t2.values()  # feedback is queued until a refresh or a read
     sig2 = p * (1.0 - p)
     np.testing.assert_allclose(t2.obs_, sig2 - sig2.mean())
 
@@ -153,6 +163,7 @@ def test_learnable_signal_drops_labels_below_chance() -> None:
     t.setup(g, 3, np.random.default_rng(0))
     p = np.array([0.6, 0.1, 0.34])
     t.feedback(np.arange(3), -np.log(p))
+    t.values()  # feedback is queued until a refresh or a read
     sig = np.array([-np.log(0.6), 0.1 * 0.9, -np.log(0.34)])
     np.testing.assert_allclose(t.obs_, sig - sig.mean())
 
@@ -293,22 +304,101 @@ def test_stratify_keeps_each_class_share_of_value_draws() -> None:
     assert abs(shares["label"] - 0.5) < 0.05  # strata keep the classes' shares
 
 
-def test_stratified_draws_follow_values_within_a_class() -> None:
+@pytest.mark.parametrize("engine,table", [("stream", False), ("stream", True), ("exact", True)])
+def test_stratified_draws_follow_values_within_a_class(engine: str, table: bool) -> None:
+    # within class c, draws follow (1 - explore) softmax(logits over c) + explore / |c|
     g = _grid()
-    t = IValueTraversal(signal="loss", stratify="label", sweep=0.0, refresh=1)
+    t = IValueTraversal(signal="loss", stratify="label", sweep=0.0, refresh=1, explore=0.2,
+                        engine=engine)
     t.setup(g, 8, np.random.default_rng(0))
     _drive(t, 40, np.random.default_rng(1))  # non-uniform values
-    k = 20000
-    x, free = t._draw(k), t._draw_any(k)
+    if table:
+        t.accept_ = 0.0  # the stream engine then draws from its table too
+    k = 40_000
+    x = t._draw(k)
     strata, share = t.strata_, t.strata_share_
     assert strata is not None
     counts = np.bincount(strata[x], minlength=share.size)
     assert np.all(np.abs(counts - k * share) <= 1)  # quotas: floor(k * share) or one more
-    for c in range(share.size):  # within a class: the unstratified value distribution
-        mine = np.bincount(x[strata[x] == c], minlength=t.n_).astype(float)
-        ref = np.bincount(free[strata[free] == c], minlength=t.n_).astype(float)
-        tv = 0.5 * np.abs(mine / mine.sum() - ref / ref.sum()).sum()
-        assert tv < 0.1, (c, tv)
+    lg = t._node_logits(np.arange(t.n_)) if engine == "stream" else t.logits_
+    for c in range(share.size):
+        members = np.flatnonzero(strata == c)
+        p = np.exp(lg[members] - lg[members].max())
+        want = 0.8 * p / p.sum() + 0.2 / members.size
+        freq = np.bincount(x, minlength=t.n_)[members] / counts[c]
+        np.testing.assert_allclose(freq, want, atol=4 * np.sqrt(want.max() / counts[c]))
+
+
+def test_grouped_stratified_draws_follow_values_and_the_group_floor() -> None:
+    # 10 near-duplicates (a group, labels alternating: 5 in each class) + 10 unique nodes;
+    # within class c: (1 - explore) softmax(logits over c) + explore * floor, the floor a
+    # uniform cell (the group's members in c, or one node) of c, then a uniform member
+    g = _duplicates_graph()
+    t = IValueTraversal(signal="loss", sweep=0.0, refresh=1, explore=0.3)
+    t.setup(g, 4, np.random.default_rng(0))
+    for step in range(30):  # unequal values
+        ids = t.next_batch().ids
+        t.feedback(ids, (ids % 3 + 1.0) * (1 + step % 2))
+    k = 60_000
+    x = t._draw(k)
+    lg = t._node_logits(np.arange(t.n_))  # includes -log(group size)
+    strata = t.strata_
+    assert strata is not None
+    counts = np.bincount(x, minlength=t.n_)
+    for c in (0, 1):
+        members = np.flatnonzero(strata == c)
+        p = np.exp(lg[members] - lg[members].max())
+        grouped = members < 10  # the group's 5 members in class c form one cell
+        cells = 1 + int((~grouped).sum())
+        floor = np.where(grouped, 1.0 / (cells * grouped.sum()), 1.0 / cells)
+        want = 0.7 * p / p.sum() + 0.3 * floor
+        freq = counts[members] / counts[members].sum()
+        np.testing.assert_allclose(freq, want, atol=4 * np.sqrt(want.max() / counts[members].sum()))
+
+
+def test_planned_batches_keep_class_quotas_and_never_repeat_a_node() -> None:
+    g = _grid()
+    t = IValueTraversal(signal="loss", sweep=0.5, refresh=8, pressure=1e3)
+    t.setup(g, 12, np.random.default_rng(0))
+    strata, share = t.strata_, t.strata_share_
+    assert strata is not None and t.window_
+    for step, ids in enumerate(_drive(t, 40, np.random.default_rng(1))):
+        assert np.unique(ids).size == ids.size == 12
+        value_part = strata[t.pos_of_[ids[6:]]]  # 6 places from the pass, 6 value draws
+        counts = np.bincount(value_part, minlength=share.size)
+        assert np.all(np.abs(counts - 6 * share) < 1), (step, counts)
+
+
+@pytest.mark.parametrize("signal", ["learnable", "gain", "variance"])
+def test_queued_feedback_gives_the_state_of_feedback_folded_batch_by_batch(signal: str) -> None:
+    # the queue of a window is folded in one vectorised pass (nodes revisited within it
+    # included); reading the state after every batch folds the queue one batch at a time
+    from test_ivalue_state import _graph, _losses
+
+    runs = []
+    for read_often in (False, True):
+        t = IValueTraversal(signal=signal, refresh=8)
+        t.setup(_graph(), 16, np.random.default_rng(4))
+        batches = []
+        for step in range(43):
+            ids = t.next_batch().ids
+            batches.append(ids)
+            t.feedback(ids, _losses(ids, step).astype(np.float64))
+            if read_often:
+                t.values()
+        t.values()
+        runs.append((t, batches))
+    (a, ba), (b, bb) = runs
+    for x, y in zip(ba, bb, strict=True):
+        np.testing.assert_array_equal(x, y)
+    repeats = max(np.unique(np.concatenate(ba[w:w + 8]), return_counts=True)[1].max()
+                  for w in range(0, 40, 8))
+    assert repeats > 1  # nodes were revisited within a window
+    for key in ("obs_", "t_obs_", "last_loss_", "visits_", "p_sum_", "p_sq_"):
+        np.testing.assert_allclose(getattr(a, key), getattr(b, key), rtol=1e-12, atol=1e-12,
+                                   err_msg=key)
+    assert a.mu_ == pytest.approx(b.mu_, rel=1e-12)
+    np.testing.assert_array_equal(a.moments_, b.moments_)
 
 
 def test_non_finite_losses_are_not_observed() -> None:

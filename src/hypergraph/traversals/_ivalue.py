@@ -35,14 +35,23 @@ batches only around the nodes observed since (O(batch x degree^hops) per batch, 
 a node's value and logit are computed when needed from these sums, as of the last refresh
 (the exact engine's values, up to rounding). Ranks are read from a sorted sample of
 ``min(n, 4096)`` values rebuilt at each refresh, through a table of mid-ranks over 8192 equal
-value bins (ties share their mid-rank, where the exact engine breaks them by node order).
-Warps draw a node by rejection from uniform proposals against an upper bound of the logits
-(exact in distribution, O(1) expected work per draw).
+value bins (ties share their mid-rank, where the exact engine breaks them by node order);
+logits are capped at the sample's largest (never binding below 4096 nodes). Value draws pick
+a node of a given class by rejection from the class's floor proposals against that cap (exact
+in distribution, O(1) expected work per draw).
+
+Per-batch cost: values change only at a refresh, so with the defaults (``warp = 1``,
+``return_delay = 0``, ``contra = 0``) every batch up to the next refresh is selected in one
+vectorised pass (:meth:`IValueTraversal._plan`), and ``feedback`` queues the losses, folded in
+at the refresh in one pass (:meth:`IValueTraversal._ingest`; the same state as folding them
+batch by batch). Per-call NumPy overhead, not arithmetic, dominated the cost of selecting and
+observing one batch of 64 at a time.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,6 +74,44 @@ _SKETCH = 4096  # nodes sampled for the rank sketch (all nodes below this many)
 _BINS = 8192  # value bins of the rank lookup table (stream engine)
 _REBASE = 30.0  # staleness time constants between exact recomputations (stream engine)
 _MIN_ACCEPT = 0.002  # below this expected acceptance, warps use a cumulative table instead
+_QUEUE = 64  # most batches of feedback held before they are folded in
+
+
+@dataclass
+class _Strata:
+    """Training positions grouped into strata (classes, or one stratum of all nodes) for the
+    value draws. ``order`` lists the positions stratum by stratum, stratum ``c`` spanning
+    ``order[start[c]:start[c + 1]]``, and within a stratum cell by cell: a cell is one
+    near-duplicate group's members in the stratum (one node without groups), cell ``j``
+    spanning ``order[cells[j]:cells[j + 1]]`` and stratum ``c`` holding cells
+    ``ccount[c]`` cells from ``cfirst[c]``. ``share`` is each stratum's mass under the
+    exploration floor; ``ratio`` (with groups) each position's cell size over its group size;
+    ``acc`` the running acceptance rate of value proposals per stratum; ``table`` the
+    cumulative table of ``exp(logit)`` when draws use one (rebuilt lazily after a refresh)."""
+
+    order: np.ndarray
+    start: np.ndarray
+    share: np.ndarray
+    acc: np.ndarray
+    cells: np.ndarray | None = None
+    cfirst: np.ndarray | None = None
+    ccount: np.ndarray | None = None
+    ratio: np.ndarray | None = None
+    table: np.ndarray | None = field(default=None)
+
+
+def _cum_within(w: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """``c + (cumulative sum of w within stratum c) / (its total)`` for weights ``w`` laid out
+    stratum by stratum (``start``): one increasing array, so that one ``searchsorted`` for
+    ``c + u`` draws from stratum ``c`` in proportion to ``w``."""
+    counts = np.diff(start)
+    sid = np.repeat(np.arange(counts.size), counts)
+    c = np.cumsum(w)
+    before = np.concatenate([[0.0], c])[start[:-1]]
+    total = np.concatenate([[0.0], c])[start[1:]] - before
+    total = np.where(total > 0, total, 1.0)
+    out: np.ndarray = sid + (c - before[sid]) / total[sid]
+    return out
 
 
 def _gather_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
@@ -263,6 +310,7 @@ class IValueTraversal(Traversal):
 
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
+        self._flush()  # feedback still queued belongs to the previous graph's positions
         sub = self.graph_.subgraph(self.train_ids_)
         n = sub.num_nodes
         self.n_ = n
@@ -284,8 +332,14 @@ class IValueTraversal(Traversal):
         self.strata_: np.ndarray | None = None
         if self.stratify == "label" and labels.dtype.kind in "iub" and n:
             self.strata_ = np.unique(labels, return_inverse=True)[1].astype(np.int64)
-            mass = np.bincount(self.strata_, 1.0 / self.mult_)
-            self.strata_share_ = mass / mass.sum()
+        self.all_ = self._strata(np.zeros(n, np.int64))
+        self.by_class_ = self.all_ if self.strata_ is None else self._strata(self.strata_)
+        self.strata_share_ = self.by_class_.share
+        # batches up to the next refresh depend on nothing feedback changes: planned together
+        self.window_ = self.warp >= 1.0 and self.return_delay <= 0 and self.contra <= 0
+        self.plan_ = np.empty((0, 0), np.int64)
+        self.plan_at_ = 0
+        self.fbq_: list[tuple[np.ndarray, np.ndarray, int]] = []
         if labels.dtype.kind in "iub":
             same = labels[sub.indices] == np.repeat(labels, np.diff(sub.indptr))
         else:  # regression: no label agreement
@@ -323,11 +377,31 @@ class IValueTraversal(Traversal):
             self.perm_ = self._new_pass()
             self.cursor_ = 0
             self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
+        self.cap_ = math.inf  # logits' cap (stream engine: set at every refresh)
         if self.engine == "stream":
             self.adjT_ = self.adj_.T.tocsr()
-            self.acc_ = 0.1
             self._rebase()
         self._refresh()
+
+    def _strata(self, sid: np.ndarray) -> _Strata:
+        """:class:`_Strata` of the training positions by stratum id ``sid``."""
+        k = int(sid.max(initial=0)) + 1
+        mass = np.bincount(sid, 1.0 / self.mult_, minlength=k)
+        start = np.concatenate([[0], np.cumsum(np.bincount(sid, minlength=k))])
+        share = mass / max(mass.sum(), 1e-300)
+        if not self.grouped_:
+            return _Strata(np.argsort(sid, kind="stable"), start, share, np.full(k, 0.1))
+        order = np.lexsort((self.group_, sid))
+        s_sid, s_grp = sid[order], self.group_[order]
+        new = np.ones(order.size, bool)
+        new[1:] = (s_sid[1:] != s_sid[:-1]) | (s_grp[1:] != s_grp[:-1])
+        cells = np.concatenate([np.flatnonzero(new), [order.size]])
+        ccount = np.bincount(s_sid[new], minlength=k)
+        cfirst = np.concatenate([[0], np.cumsum(ccount)[:-1]])
+        size = np.diff(cells)
+        ratio = np.empty(order.size)
+        ratio[order] = np.repeat(size, size) / self.mult_[order]
+        return _Strata(order, start, share, np.full(k, 0.1), cells, cfirst, ccount, ratio)
 
     def _pad_neighbours(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                         cap: int = 32) -> None:
@@ -364,8 +438,6 @@ class IValueTraversal(Traversal):
             dh = c + self.alpha * (self.adj_ @ dh)
         self.V_ = np.ascontiguousarray(np.stack([n0, c, nh, dh], axis=1))
         self.pending_: list[np.ndarray] = []
-        self.obs_hi_ = max(0.0, float(self.obs_[seen].max(initial=0.0)))
-        self.agree_hi_ = float(self.log_agree_.max(initial=0.0))
 
     def _observe(self, u: np.ndarray) -> None:
         """Fold the latest observations of nodes ``u`` (distinct) into the diffusion sums: only
@@ -380,8 +452,6 @@ class IValueTraversal(Traversal):
         np.subtract(c, old[:, 1], out=d0[1])
         v[u, 0] = new0
         v[u, 1] = c
-        if u.size:
-            self.obs_hi_ = max(self.obs_hi_, float(ob.max()))
         idx, d = u, d0  # the change of each hop's sums (repeated ids add up)
         at = self.adjT_
         for _ in range(self.hops):
@@ -416,26 +486,23 @@ class IValueTraversal(Traversal):
         return num / den, np.divide(0.5, den, out=den)
 
     def _resketch(self) -> None:
-        """Sorted sample of current values (the rank transform's reference) and its moments."""
+        """Sorted sample of current values (the rank transform's reference), its moments (z
+        transform) and the logits' cap: the sample's largest raw logit. Logits are capped
+        there, which never binds when the sample holds every node (``n <= 4096``) and makes
+        the rejection bound of value draws tight."""
         n = self.n_
         x = np.arange(n) if n <= _SKETCH else self.rng_.integers(0, n, _SKETCH)
         est, unc = self._node_values(x)
         self.sketch_ = np.sort(est)
-        self.sk_mean_ = float(est.mean())
-        self.sk_std_ = float(est.std())
+        self.sk_mean_, self.sk_std_ = ((float(est.mean()), float(est.std()))
+                                       if self.transform == "z" else (0.0, 1.0))
         self._rank_table()
-        self.z_cap_ = math.inf
-        if self.transform == "z":
-            # logits capped 1 above the sample's largest (never binding when the sample holds
-            # every node), which makes the rejection bound tight
-            std = self.sk_std_
-            z = (est - self.sk_mean_) / std if std > 1e-12 else np.zeros_like(est)
-            self.z_cap_ = float(np.max((z + self.bonus * np.sqrt(unc)) / self.temperature)) + 1.0
-        # expected acceptance of a uniform proposal (the sample's mean of exp(logit - bound)):
-        # when the values concentrate on few nodes, warps draw from an O(n) table instead
-        lg = self._logits_from(x, est, unc)
-        self.accept_ = float(np.mean(np.exp(lg - self._logit_bound())))
-        self.table_: np.ndarray | None = None
+        self.cap_ = math.inf
+        raw = self._logits_from(x, est, unc, mult=False)
+        self.cap_ = float(raw.max(initial=-math.inf))
+        # expected acceptance of a uniform proposal (the sample's mean of exp(logit - cap)):
+        # when the values concentrate on few nodes, value draws use an O(n) table instead
+        self.accept_ = float(np.mean(np.exp(raw - self.cap_))) if raw.size else 1.0
 
     def _rank_table(self) -> None:
         """Mid-rank quantile of each of ``_BINS`` equal value bins spanning the sketch (ties in
@@ -470,7 +537,10 @@ class IValueTraversal(Traversal):
         est, unc = self._node_values(x)
         return self._logits_from(x, est, unc)
 
-    def _logits_from(self, x: np.ndarray, est: np.ndarray, unc: np.ndarray) -> np.ndarray:
+    def _logits_from(self, x: np.ndarray, est: np.ndarray, unc: np.ndarray,
+                     mult: bool = True) -> np.ndarray:
+        """Logits of nodes ``x`` from their values; ``mult=False`` leaves out the
+        ``-log(group size)`` of near-duplicate groups (the raw logits value draws accept by)."""
         if self.transform == "rank":
             pos = np.clip((est - self.tab_lo_) * self.tab_scale_, 0, self.tab_.size - 1)
             q = self.tab_[pos.astype(np.intp)]
@@ -478,62 +548,147 @@ class IValueTraversal(Traversal):
         else:
             std = self.sk_std_
             z = (est - self.sk_mean_) / std if std > 1e-12 else np.zeros_like(est)
-            out = np.minimum((z + self.bonus * np.sqrt(unc)) / self.temperature, self.z_cap_)
+            out = (z + self.bonus * np.sqrt(unc)) / self.temperature
         if self.trust:
-            out = out + self.trust * self.log_agree_[x]
+            out += self.trust * self.log_agree_[x]
         if self.contra > 0:
-            out = out + self.contra * np.log(self._agreement(x))
-        if self.log_mult_ is not None:
+            out += self.contra * np.log(self._agreement(x))
+        if self.cap_ < math.inf:
+            np.minimum(out, self.cap_, out=out)
+        if mult and self.log_mult_ is not None:
             out = out - self.log_mult_[x]
         return out
 
     def _logit_bound(self) -> float:
-        """An upper bound of every node's current logit (``q <= 1``, ``unc <= 1``, agreements
-        <= 1; transform z: the cap of its logits)."""
-        extra = self.trust * self.agree_hi_
-        if self.transform == "rank":
-            return math.log(self.pressure) * (1.0 + self.bonus) + extra
-        return self.z_cap_ + extra
+        """An upper bound of every node's current raw logit: the cap set at the refresh."""
+        return self.cap_
 
-    def _draw_stream(self, k: int) -> np.ndarray:
-        """``k`` independent draws from ``(1 - explore) softmax(logits) + explore * floor``:
-        rejection from uniform proposals (exact in distribution, O(1) expected per draw); an
-        exact O(n) inverse-CDF draw only if the acceptance rate collapses."""
-        rng, n = self.rng_, self.n_
-        if self.accept_ < _MIN_ACCEPT:  # table of the current logits, built once per refresh
-            if self.table_ is None:
-                lg = self._node_logits(np.arange(n))
-                p = np.exp(lg - lg.max())
-                self.table_ = np.cumsum((1.0 - self.explore) * p / p.sum()
-                                        + self.explore * self._floor())
-            cum = self.table_
-            return np.minimum(np.searchsorted(cum, rng.random(k) * cum[-1], side="right"),
-                              n - 1)
-        out = self._uniform(k)
-        need = np.flatnonzero(rng.random(k) >= self.explore)
-        bound = self._logit_bound()
-        got: list[np.ndarray] = []
-        have = 0
+    def _raw_bound(self) -> float:
+        """An upper bound of every node's raw logit (without the group term)."""
+        return self._logit_bound() if self.engine == "stream" else self.raw_hi_
+
+    def _raw_logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits of nodes ``x`` without the ``-log(group size)`` term."""
+        if self.engine == "stream":
+            est, unc = self._node_values(x)
+            return self._logits_from(x, est, unc, mult=False)
+        out: np.ndarray = self.raw_[x]
+        return out
+
+    def _use_table(self) -> bool:
+        """Value draws by table: always for the exact engine (its logits are rebuilt at every
+        refresh anyway), for the stream engine when rejection's acceptance has collapsed."""
+        return self.engine != "stream" or self.accept_ < _MIN_ACCEPT
+
+    def _floor_draw(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
+        """One draw of the exploration floor within stratum ``cls[j]`` per entry: a uniform
+        node, or with near-duplicate groups a uniform cell (group) of the stratum, then a
+        uniform member of it. O(1) per draw."""
+        rng = self.rng_
+        if st.cells is None:
+            lo = st.start[cls]
+            out: np.ndarray = st.order[lo + (rng.random(cls.size) * (st.start[cls + 1] - lo))
+                                       .astype(np.int64)]
+            return out
+        assert st.cfirst is not None and st.ccount is not None
+        cell = st.cfirst[cls] + (rng.random(cls.size) * st.ccount[cls]).astype(np.int64)
+        lo = st.cells[cell]
+        out = st.order[lo + (rng.random(cls.size) * (st.cells[cell + 1] - lo)).astype(np.int64)]
+        return out
+
+    def _table_draw(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
+        """Exact value draws within strata ``cls`` from a cumulative table of the current logits
+        (O(n) to build, once per refresh)."""
+        if st.table is None:
+            lg = self._node_logits(st.order) if self.engine == "stream" else self.logits_[st.order]
+            counts = np.diff(st.start)
+            full = counts > 0
+            top = np.zeros(counts.size)
+            top[full] = np.maximum.reduceat(lg, st.start[:-1][full])
+            st.table = _cum_within(np.exp(lg - np.repeat(top, counts)), st.start)
+        idx = np.searchsorted(st.table, cls + self.rng_.random(cls.size), side="right")
+        out: np.ndarray = st.order[np.minimum(idx, st.start[cls + 1] - 1)]
+        return out
+
+    def _value_draw(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
+        """One draw per entry of ``cls`` from ``softmax(logits)`` restricted to stratum
+        ``cls[j]``: rejection from floor proposals of the stratum against an upper bound of the
+        raw logits (exact in distribution, O(1) expected work per draw; the proposals of all
+        entries in one vectorised pass per round), or a table when acceptance collapses."""
+        if not cls.size or self._use_table():
+            return self._table_draw(st, cls) if cls.size else np.empty(0, np.int64)
+        rng, k = self.rng_, st.share.size
+        demand = np.bincount(cls, minlength=k)
+        short = demand
+        bound = self._raw_bound()
+        xs: list[np.ndarray] = []
+        cs: list[np.ndarray] = []
         for _ in range(32):
-            m = int(min(max(1.5 * (need.size - have) / self.acc_, 16), 1 << 16))
-            x = rng.integers(0, n, m)
-            u = rng.random(m)
-            lg = self._node_logits(x) - bound
-            ok = u < np.exp(lg, out=lg)
-            k_ok = int(np.count_nonzero(ok))
-            self.acc_ = min(max(0.8 * self.acc_ + 0.2 * k_ok / m, 1e-4), 1.0)
-            got.append(x[ok])
-            have += k_ok
-            if have >= need.size:
+            m = np.minimum(np.ceil(np.maximum(short, 0) * (1.25 / st.acc)
+                                   + np.where(short > 0, 2.0 / st.acc, 0.0)), 1 << 16)
+            m = m.astype(np.int64)
+            pc = np.repeat(np.arange(k), m)
+            x = self._floor_draw(st, pc)
+            lg = self._raw_logits(x)
+            lg -= bound
+            np.exp(lg, out=lg)
+            if st.ratio is not None:  # floor proposals of a cell: 1 / its size, not 1 / m
+                lg *= st.ratio[x]
+            ok = rng.random(x.size) < lg
+            got = np.bincount(pc[ok], minlength=k)
+            tried = m > 0
+            st.acc[tried] = np.clip(0.8 * st.acc[tried] + 0.2 * got[tried] / m[tried], 1e-4, 1.0)
+            xs.append(x[ok])
+            cs.append(pc[ok])
+            short = short - got
+            if short.max() <= 0:
                 break
-        take = got[0] if len(got) == 1 else np.concatenate(got)
-        take = take[:need.size]
-        if take.size < need.size:  # pathological bound: exact draw for the rest
-            lg = self._node_logits(np.arange(n))
-            cum = np.cumsum(np.exp(lg - lg.max()))
-            rest = np.searchsorted(cum, rng.random(need.size - take.size) * cum[-1], "right")
-            take = np.concatenate([take, np.minimum(rest, n - 1)])
-        out[need] = take
+        x, c = (xs[0], cs[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(cs))
+        if len(xs) > 1:  # stratum by stratum, each in the order drawn
+            o = np.argsort(c, kind="stable")
+            x, c = x[o], c[o]
+        # the first demand[c] accepted draws of every stratum (they are i.i.d.)
+        rank = np.arange(c.size) - np.searchsorted(c, np.arange(k))[c]
+        keep = rank < demand[c]
+        x = x[keep]
+        if short.max() > 0:  # a stratum the values almost never reach: table draws for the rest
+            missing = np.repeat(np.arange(k), np.maximum(short, 0))
+            x = np.concatenate([x, self._table_draw(st, missing)])
+            x = x[np.argsort(np.concatenate([c[keep], missing]), kind="stable")]
+        out = np.empty(cls.size, np.int64)
+        out[np.argsort(cls, kind="stable")] = x
+        return out
+
+    def _fill(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
+        """One draw per slot, slot ``j`` from stratum ``cls[j]``:
+        ``(1 - explore) softmax(logits) + explore * floor`` restricted to the stratum."""
+        explore = self.rng_.random(cls.size) < self.explore
+        if not explore.any():
+            return self._value_draw(st, cls)
+        out = np.empty(cls.size, np.int64)
+        out[explore] = self._floor_draw(st, cls[explore])
+        out[~explore] = self._value_draw(st, cls[~explore])
+        return out
+
+    def _quotas(self, st: _Strata, v: np.ndarray) -> np.ndarray:
+        """Stratum of every value slot of batches of ``v[b]`` slots, batch by batch: a stratum
+        gets ``floor(v[b] * share)`` slots of batch ``b``, and the remaining slots go to strata
+        drawn without replacement in proportion to the fractional parts (Gumbel top-k)."""
+        share = st.share
+        if share.size == 1:
+            return np.zeros(int(v.sum()), np.int64)
+        want = np.multiply.outer(v, share)
+        base = want.astype(np.int64)  # floor (non-negative)
+        rest = v - base.sum(axis=1)
+        top = int(rest.max())
+        if top:
+            with np.errstate(divide="ignore"):
+                key = np.log(want - base)
+            key -= np.log(-np.log(self.rng_.random(want.shape)))
+            pick = np.argsort(key, axis=1)[:, ::-1][:, :top]
+            hit = np.arange(top) < rest[:, None]
+            base[np.nonzero(hit)[0], pick[hit]] += 1
+        out: np.ndarray = np.repeat(np.tile(np.arange(share.size), v.size), base.ravel())
         return out
 
     def _logits_of(self, x: np.ndarray) -> np.ndarray:
@@ -543,8 +698,9 @@ class IValueTraversal(Traversal):
         return out
 
     def _refresh(self) -> None:
-        """Propagate the observations and rebuild the logits and the warp table (``exact``
-        engine); rebuild the rank sketch (``stream`` engine)."""
+        """Propagate the observations and rebuild the logits (``exact`` engine); rebuild the
+        rank sketch (``stream`` engine). Value-draw tables are rebuilt when next needed."""
+        self.all_.table = self.by_class_.table = None
         if self.engine == "stream":
             if self.step_ - self.base_ > _REBASE * self._tau():
                 self._rebase()
@@ -563,20 +719,16 @@ class IValueTraversal(Traversal):
             # quantile in [0, 1] (1 = most valuable); odds top/bottom = pressure
             q = np.empty(est.size)
             q[np.argsort(est, kind="stable")] = np.arange(est.size) / max(est.size - 1, 1)
-            self.logits_ = math.log(self.pressure) * (q + self.bonus * np.sqrt(unc))
-            self.logits_ += self.trust * self.log_agree_
+            self.raw_ = math.log(self.pressure) * (q + self.bonus * np.sqrt(unc))
         else:
             std = float(est.std())
             z = (est - est.mean()) / std if std > 1e-12 else np.zeros_like(est)
-            self.logits_ = (z + self.bonus * np.sqrt(unc)) / self.temperature
-            self.logits_ += self.trust * self.log_agree_
+            self.raw_ = (z + self.bonus * np.sqrt(unc)) / self.temperature
+        self.raw_ += self.trust * self.log_agree_
         if self.contra > 0:
-            self.logits_ += self.contra * np.log(self.model_agreement())
-        if self.log_mult_ is not None:
-            self.logits_ -= self.log_mult_
-        p = np.exp(self.logits_ - self.logits_.max())
-        p = (1.0 - self.explore) * p / p.sum() + self.explore * self._floor()
-        self.cum_ = np.cumsum(p)
+            self.raw_ += self.contra * np.log(self.model_agreement())
+        self.raw_hi_ = float(self.raw_.max(initial=0.0))
+        self.logits_ = self.raw_ - self.log_mult_ if self.log_mult_ is not None else self.raw_
         self.est_, self.unc_ = est, unc
 
     def model_agreement(self, smoothing: float = 0.25) -> np.ndarray:
@@ -592,6 +744,7 @@ class IValueTraversal(Traversal):
         predicts the neighbours' other labels all around the node: a likely flipped label.
         Uses training labels and training losses only.
         """
+        self._flush()
         p = np.where(np.isfinite(self.last_loss_), np.exp(-np.nan_to_num(self.last_loss_)),
                      0.0)
         support = self.adj_same_ @ p
@@ -601,47 +754,15 @@ class IValueTraversal(Traversal):
 
     # ------------------------------------------------------------------ walking
     def _draw(self, k: int) -> np.ndarray:
-        """``k`` value draws; with ``stratify: label`` each class gets its share of them."""
-        if self.strata_ is None or k == 0:
-            return self._draw_any(k)
-        return self._draw_stratified(k)
+        """``k`` value draws; with ``stratify: label`` every class gets its share of them
+        (:meth:`_quotas`) and value picks which members of a class, never the class mix."""
+        st = self.by_class_
+        out = self._fill(st, self._quotas(st, np.array([k])))
+        return self.rng_.permutation(out) if st.share.size > 1 else out
 
     def _draw_any(self, k: int) -> np.ndarray:
-        if self.engine == "stream":
-            return self._draw_stream(k)
-        out = np.searchsorted(self.cum_, self.rng_.random(k) * self.cum_[-1], side="right")
-        return np.minimum(out, self.n_ - 1)
-
-    def _draw_stratified(self, k: int) -> np.ndarray:
-        """Class quotas from the (group-weighted) class shares of the training nodes, filled
-        from draws of the whole distribution: the draws of a class kept in order follow the
-        value distribution within that class exactly, so value picks *which* members of a
-        class, never how many of each class."""
-        rng, strata, share = self.rng_, self.strata_, self.strata_share_
-        assert strata is not None
-        quota = np.floor(k * share).astype(np.int64)
-        rest = k - int(quota.sum())
-        if rest:
-            frac = k * share - quota
-            quota[rng.choice(share.size, rest, replace=False, p=frac / frac.sum())] += 1
-        out: list[np.ndarray] = []
-        for _ in range(16):
-            m = 2 * int(quota.sum()) + 16
-            x = self._draw_any(m)
-            c = strata[x]
-            order = np.argsort(c, kind="stable")
-            first = np.searchsorted(c[order], c[order], side="left")
-            rank = np.empty(m, np.int64)
-            rank[order] = np.arange(m) - first
-            keep = rank < quota[c]
-            out.append(x[keep])
-            quota -= np.bincount(c[keep], minlength=share.size)
-            if not quota.any():
-                break
-        for cls in np.flatnonzero(quota):  # a class the values almost never reach: uniform
-            members = np.flatnonzero(strata == cls)
-            out.append(members[rng.integers(0, members.size, quota[cls])])
-        return rng.permutation(np.concatenate(out))
+        """``k`` draws of ``(1 - explore) softmax(logits) + explore * floor`` over all nodes."""
+        return self._fill(self.all_, np.zeros(k, np.int64))
 
     def _warp(self, k: int, blocked: np.ndarray) -> np.ndarray:
         out = self._draw(k)
@@ -677,22 +798,6 @@ class IValueTraversal(Traversal):
         self.pos_ = nxt
         return nxt
 
-    def _uniform(self, k: int) -> np.ndarray:
-        """``k`` draws of the exploration floor: uniform over the training nodes, or with
-        near-duplicate groups a uniform group, then a uniform member of it."""
-        if not self.grouped_:
-            return self.rng_.integers(0, self.n_, k)
-        g = self.rng_.integers(0, self.starts_.size - 1, k)
-        size = self.starts_[g + 1] - self.starts_[g]
-        return self.members_[self.starts_[g] + (self.rng_.random(k) * size).astype(np.int64)]
-
-    def _floor(self) -> np.ndarray | float:
-        """Probability of each node under :meth:`_uniform`."""
-        if not self.grouped_:
-            return 1.0 / self.n_
-        out: np.ndarray = 1.0 / ((self.starts_.size - 1) * self.mult_)
-        return out
-
     def _new_pass(self) -> np.ndarray:
         """A shuffled pass: every training node, or with near-duplicate groups one random
         member of each group (so a group of ``m`` copies is swept as often as a unique node)."""
@@ -719,9 +824,55 @@ class IValueTraversal(Traversal):
         return out
 
     def next_batch(self) -> Selection:
-        ids = self._select(self._delay())
+        if self.window_:
+            if self.plan_at_ >= self.plan_.shape[0]:
+                self._plan()
+            ids = self.plan_[self.plan_at_]
+            self.plan_at_ += 1
+        else:
+            ids = self._select(self._delay())
         self.last_pick_[ids] = self.step_
         return Selection(self.train_ids_[ids])
+
+    def _plan(self) -> None:
+        """Select every batch up to the next refresh in one vectorised pass (``window_``: no
+        node held back by ``return_delay``, no local walks, ``contra`` 0, so nothing a batch
+        depends on changes before the refresh). Each batch is what :meth:`_select` would pick:
+        its share ``sweep`` from the shuffled pass, the rest value draws with class quotas,
+        never a node twice (a clash is redrawn from the same stratum)."""
+        r = max(1, min(self.refresh - self.step_ % self.refresh, _QUEUE))
+        need = min(self.batch_size_, self.n_)
+        k_sweep = min(round(self.sweep * need), need)
+        empty = np.empty(0, np.int64)
+        sweeps = [self._sweep(k_sweep) for _ in range(r)] if k_sweep else [empty] * r
+        taken = np.array([x.size for x in sweeps])
+        v = need - taken
+        st = self.by_class_
+        cls = self._quotas(st, v)
+        picks = self._fill(st, cls)
+        batch = np.repeat(np.arange(r), v)
+        fixed = np.repeat(np.arange(r), taken) * self.n_ + np.concatenate(sweeps)
+        for attempt in range(17):
+            keys = np.concatenate([fixed, batch * self.n_ + picks])
+            order = np.argsort(keys, kind="stable")
+            srt = keys[order]
+            clash = order[1:][srt[1:] == srt[:-1]] - fixed.size  # later copies: always picks
+            if not clash.size:
+                break
+            if attempt < 16:
+                picks[clash] = self._fill(st, cls[clash])
+                continue
+            for j in clash:  # strata smaller than their quota: a uniform node not in the batch
+                b = batch[j]
+                used = np.concatenate([sweeps[b], picks[batch == b]])
+                picks[j] = self.rng_.choice(np.setdiff1d(np.arange(self.n_), used))
+        if (v == v[0]).all():
+            plan = np.empty((r, need), np.int64)
+            plan[:, :need - v[0]] = np.reshape(np.concatenate(sweeps), (r, need - v[0]))
+            plan[:, need - v[0]:] = picks.reshape(r, v[0])
+        else:
+            plan = np.stack([np.concatenate([sweeps[b], picks[batch == b]]) for b in range(r)])
+        self.plan_, self.plan_at_ = plan, 0
 
     def _select(self, delay: int) -> np.ndarray:
         """Subgraph ids of the next batch (``last_pick_`` is stamped by the caller)."""
@@ -772,94 +923,161 @@ class IValueTraversal(Traversal):
 
     # ------------------------------------------------------------------ feedback
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        given = losses
-        losses = np.asarray(given, np.float64)
-        finite = np.isfinite(losses)
-        if not finite.all():  # a diverged step (the trainer stops on it): no observation
-            ids, losses = np.asarray(ids)[finite], losses[finite]
-        s = self.pos_of_[ids]
-        if losses is given:  # kept for the gain moments: a private copy
-            losses = losses.copy()
-        self._gains.append((self.last_loss_[s], losses))  # folded into moments_ lazily
+        """Queue the batch's losses; the queue is folded in (:meth:`_flush`) at the next
+        refresh, read of the state, or right away when batches are selected one at a time."""
+        self.fbq_.append((np.array(ids, np.int64), np.array(losses, np.float64), self.step_))
+        self.step_ += 1
+        due = self.step_ % self.refresh == 0
+        if due or not self.window_ or len(self.fbq_) >= _QUEUE:
+            self._flush()
+        if due or len(self._gains) >= _QUEUE:
+            self._fold_gains()
+        if due:
+            self._refresh()
+
+    def _flush(self) -> None:
+        """Fold the queued feedback into the per-node state, in batch order (the same state
+        whichever way the queue is split)."""
+        queue: list[tuple[np.ndarray, np.ndarray, int]] = getattr(self, "fbq_", [])
+        if not queue:
+            return
+        self.fbq_ = []
+        if self.signal == "variance":  # depends on each node's visit count: batch by batch
+            for item in queue:
+                self._ingest([item])
+        else:
+            self._ingest(queue)
+
+    def _signal(self, losses: np.ndarray, prev: np.ndarray, s: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The value observed per visit and which visits it covers (``None``: all)."""
         if self.signal == "gain":
-            prev = self.last_loss_[s]
             seen = np.isfinite(prev)
-            sig, s_obs = (prev - losses)[seen], s[seen]
-        elif self.signal == "reducible":
-            sig, s_obs = losses - self.irreducible_weight * self.irr_[s], s
-        elif self.signal == "gated":
+            return (prev - losses)[seen], seen
+        if self.signal == "reducible":
+            return losses - self.irreducible_weight * self.irr_[s], None
+        if self.signal == "loss":
+            return losses, None
+        p = np.exp(-losses)  # probability the model gives the node's label
+        if self.signal == "gated":
             # loss where the label agrees with the graph neighbourhood (upper half), else the
             # bounded uncertainty p(1 - p): a confidently contradicted label there is likely wrong
-            p = np.exp(-losses)
-            sig, s_obs = np.where(self.agrees_[s], losses, p * (1.0 - p)), s
-        elif self.signal == "learnable":
+            return np.where(self.agrees_[s], losses, p * (1.0 - p)), None
+        if self.signal == "learnable":
             # the loss while the model gives the label more than chance (1 / classes), else
             # the bounded p (1 - p): a label the model contradicts is not worth chasing
-            p = np.exp(-losses)
-            sig, s_obs = np.where(p > 1.0 / self.classes_, losses, p * (1.0 - p)), s
-        elif self.signal == "uncertainty":
-            p = np.exp(-losses)  # probability the model gives the node's label
+            return np.where(p > 1.0 / self.classes_, losses, p * (1.0 - p)), None
+        if self.signal == "uncertainty":
             a = self.peak / (1.0 - self.peak)
-            sig, s_obs = (p if a == 1.0 else p ** a) * (1.0 - p), s  # p ** 1 == p exactly
-        elif self.signal == "variance":
-            # Active Bias: spread of the label probability over the node's visits
-            p = np.exp(-losses)
-            self.p_sum_[s] += p
-            self.p_sq_[s] += p * p
-            k = self.visits_[s] + 1.0
-            mean = self.p_sum_[s] / k
-            var = np.maximum(self.p_sq_[s] / k - mean * mean, 0.0)
-            sig, s_obs = np.sqrt(var + mean * (1.0 - mean) / (k + 1.0)), s
-        else:
-            sig, s_obs = losses, s
+            return (p if a == 1.0 else p ** a) * (1.0 - p), None  # p ** 1 == p exactly
+        # variance (Active Bias): spread of the label probability over the node's visits
+        # (one batch at a time: a batch holds a node at most once)
+        self.p_sum_[s] += p
+        self.p_sq_[s] += p * p
+        k = self.visits_[s] + 1.0
+        mean = self.p_sum_[s] / k
+        var = np.maximum(self.p_sq_[s] / k - mean * mean, 0.0)
+        return np.sqrt(var + mean * (1.0 - mean) / (k + 1.0)), None
+
+    @staticmethod
+    def _last_visits(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(order, later, last)`` of visits ``s``: the stable order by node, whether each
+        sorted visit repeats the node of the one before it, whether it is its node's last."""
+        order = np.argsort(s, kind="stable")
+        srt = s[order]
+        later = np.zeros(s.size, bool)
+        np.equal(srt[1:], srt[:-1], out=later[1:])
+        last = np.ones(s.size, bool)
+        last[:-1] = ~later[1:]
+        return order, later, last
+
+    def _ingest(self, queue: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
+        """Observe queued batches ``(ids, losses, step)`` in one pass: per-node loss, visit
+        count, signal (centred on a running mean updated once per batch, in order), and the
+        nodes whose observation changed (folded into the values at the next refresh)."""
+        r = len(queue)
+        ids = np.concatenate([q[0] for q in queue]) if r > 1 else queue[0][0]
+        losses = np.concatenate([q[1] for q in queue]) if r > 1 else queue[0][1]
+        batch = np.repeat(np.arange(r), [q[0].size for q in queue])
+        steps = np.array([q[2] for q in queue], np.int64)
+        finite = np.isfinite(losses)
+        if not finite.all():  # a diverged step (the trainer stops on it): no observation
+            ids, losses, batch = ids[finite], losses[finite], batch[finite]
+        s = self.pos_of_[ids]
+        order, later, last = self._last_visits(s)
+        prev = self.last_loss_[s]  # the loss at the node's previous visit (the queue's included)
+        if later.any():
+            rep = np.flatnonzero(later)
+            prev[order[rep]] = losses[order[rep - 1]]
+        self._gains.append((prev, losses, batch, r))  # folded into moments_ lazily
+        sig, kept = self._signal(losses, prev, s)
+        s_obs, b_obs = (s, batch) if kept is None else (s[kept], batch[kept])
         if sig.size:
-            mean = float(np.add.reduce(sig)) / sig.size  # sig.mean(), without its wrapper
-            self.mu_ = mean if math.isnan(self.mu_) else 0.9 * self.mu_ + 0.1 * mean
-            self.obs_[s_obs] = sig - self.mu_
-            self.t_obs_[s_obs] = self.step_
+            sums = np.bincount(b_obs, sig, minlength=r).tolist()
+            counts = np.bincount(b_obs, minlength=r).tolist()
+            mu = self.mu_
+            mus = []
+            for total, count in zip(sums, counts, strict=True):
+                if count:
+                    mean = total / count
+                    mu = mean if math.isnan(mu) else 0.9 * mu + 0.1 * mean
+                mus.append(mu)
+            self.mu_ = mu
+            val = sig - np.asarray(mus)[b_obs]
+            o_order, _, o_last = (order, later, last) if kept is None else self._last_visits(s_obs)
+            at = o_order[o_last]  # each node's last observation in the queue
+            u = s_obs[at]
+            self.obs_[u] = val[at]
+            self.t_obs_[u] = steps[b_obs[at]]
             if self.engine == "stream":
-                self.pending_.append(s_obs)
-        self.last_loss_[s] = losses
-        self.visits_[s] += 1
-        self.step_ += 1
-        if self.step_ % self.refresh == 0 or len(self._gains) >= 64:
-            self._fold_gains()
-        if self.step_ % self.refresh == 0:
-            self._refresh()
+                self.pending_.append(u)
+        at = order[last]
+        self.last_loss_[s[at]] = losses[at]
+        if later.any():  # visits per node: the lengths of the runs of the sorted visits
+            ends = np.flatnonzero(last)
+            self.visits_[s[at]] += np.diff(ends, prepend=-1)
+        else:
+            self.visits_[s] += 1
 
     @property
     def moments_(self) -> np.ndarray:
         """EMA over batches of 1, x, y, x^2, y^2, xy (x: a revisited node's loss at its previous
-        visit, y: the loss drop since). ``feedback`` logs each batch's losses and the batches
-        are folded in, in order, at the next refresh or read: the same numbers, computed
-        outside the training step that follows each batch."""
+        visit, y: the loss drop since). ``feedback`` queues each batch's losses and they are
+        folded in, batch by batch in order, at the next refresh or read: the same numbers,
+        computed outside the training step that follows each batch."""
+        self._flush()
         self._fold_gains()
         return self._moments
 
     @moments_.setter
     def moments_(self, value: np.ndarray) -> None:
         self._moments = value
-        self._gains: list[tuple[np.ndarray, np.ndarray]] = []
+        self._gains: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
 
     def _fold_gains(self) -> None:
         gains = self._gains
         if not gains:
             return
-        moments = self._moments
-        add = np.add.reduce
-        for prev_all, losses in gains:
-            seen_all = np.isfinite(prev_all)
-            n_seen = int(np.count_nonzero(seen_all))
-            if n_seen:
-                if n_seen == prev_all.size:
-                    x, y = prev_all, prev_all - losses
-                else:
-                    x = prev_all[seen_all]
-                    y = x - losses[seen_all]
-                batch = np.array([x.size, add(x), add(y), x @ x, y @ y, x @ y]) / x.size
-                moments = 0.95 * moments + 0.05 * batch
-        self._moments = moments
-        gains.clear()
+        self._gains = []
+        if len(gains) == 1:
+            prev, losses, batch, nb = gains[0]
+        else:
+            offsets = np.cumsum([0] + [g[3] for g in gains[:-1]])
+            prev = np.concatenate([g[0] for g in gains])
+            losses = np.concatenate([g[1] for g in gains])
+            batch = np.concatenate([g[2] + o for g, o in zip(gains, offsets, strict=True)])
+            nb = int(sum(g[3] for g in gains))
+        seen = np.isfinite(prev)
+        x = np.where(seen, prev, 0.0)
+        y = np.where(seen, prev - losses, 0.0)
+        stats = [np.bincount(batch, w, minlength=nb).tolist()
+                 for w in (seen.astype(np.float64), x, y, x * x, y * y, x * y)]
+        m = self._moments.tolist()
+        for row in zip(*stats, strict=True):
+            w = row[0]
+            if w:
+                m = [0.95 * a + 0.05 * (b / w) for a, b in zip(m, row, strict=True)]
+        self._moments = np.asarray(m)
 
     # ------------------------------------------------------------------ inspection / state
     def gain_correlation(self) -> float:
@@ -873,7 +1091,9 @@ class IValueTraversal(Traversal):
         return float((mxy - mx * my) / math.sqrt(var)) if var > 1e-18 else math.nan
 
     def values(self) -> dict[str, np.ndarray]:
-        """Current estimate, uncertainty and visit count per training node (train order)."""
+        """Current estimate, uncertainty and visit count per training node (train order);
+        values as of the last refresh, visits up to the last feedback."""
+        self._flush()
         if self.engine == "stream":
             est, unc = self._node_values(np.arange(self.n_))
             return {"value": est, "uncertainty": unc, "visits": self.visits_.copy()}
@@ -881,45 +1101,52 @@ class IValueTraversal(Traversal):
                 "visits": self.visits_.copy()}
 
     def extra_state(self) -> dict[str, Any]:
+        self._flush()
+        common = {"obs": self.obs_.copy(), "t_obs": self.t_obs_.copy(),
+                  "last_loss": self.last_loss_.copy(), "last_pick": self.last_pick_.copy(),
+                  "visits": self.visits_.copy(), "pos": self.pos_.copy(), "step": self.step_,
+                  "mu": self.mu_, "irr": self.irr_.copy(), "moments": self.moments_.copy(),
+                  "p_sum": self.p_sum_.copy(), "p_sq": self.p_sq_.copy(),
+                  "perm": self.perm_.copy(), "cursor": self.cursor_,
+                  "plan": self.plan_[self.plan_at_:].copy(), "acc_all": self.all_.acc.copy(),
+                  "acc_class": self.by_class_.acc.copy()}
         if self.engine == "stream":
             pending = np.concatenate(self.pending_) if self.pending_ else np.empty(0, np.int64)
-            return {**self._common_state(), "V": self.V_.copy(), "base": self.base_,
+            return {**common, "V": self.V_.copy(), "base": self.base_,
                     "gstep": self.gstep_, "pending": pending,
                     "sketch": self.sketch_.copy(), "sk_mean": self.sk_mean_,
-                    "sk_std": self.sk_std_, "acc": self.acc_, "obs_hi": self.obs_hi_,
-                    "z_cap": self.z_cap_, "accept": self.accept_,
-                    "table": np.empty(0) if self.table_ is None else self.table_.copy()}
-        return {**self._common_state(), "logits": self.logits_.copy(), "cum": self.cum_.copy(),
+                    "sk_std": self.sk_std_,
+                    "cap": self.cap_, "accept": self.accept_}
+        return {**common, "raw": self.raw_.copy(), "raw_hi": self.raw_hi_,
                 "est": self.est_.copy(), "unc": self.unc_.copy()}
 
-    def _common_state(self) -> dict[str, Any]:
-        return {"obs": self.obs_.copy(), "t_obs": self.t_obs_.copy(),
-                "last_loss": self.last_loss_.copy(), "last_pick": self.last_pick_.copy(),
-                "visits": self.visits_.copy(), "pos": self.pos_.copy(), "step": self.step_,
-                "mu": self.mu_, "irr": self.irr_.copy(), "moments": self.moments_.copy(),
-                "p_sum": self.p_sum_.copy(), "p_sq": self.p_sq_.copy(),
-                "perm": self.perm_.copy(), "cursor": self.cursor_}
-
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.fbq_ = []
         for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "pos", "irr", "moments",
                     "p_sum", "p_sq"):
-            setattr(self, f"{key}_", np.asarray(state[key]))
+            setattr(self, f"{key}_", np.array(state[key]))
+        plan = np.array(state["plan"], np.int64)
+        self.plan_ = plan if plan.ndim == 2 else np.empty((0, 0), np.int64)
+        self.plan_at_ = 0
+        self.all_.acc = np.array(state["acc_all"], np.float64)
+        self.by_class_.acc = (self.all_.acc if self.by_class_ is self.all_
+                              else np.array(state["acc_class"], np.float64))
+        self.all_.table = self.by_class_.table = None
         if self.engine == "stream":
             self.V_ = np.ascontiguousarray(state["V"], np.float64).copy()
             self.sketch_ = np.asarray(state["sketch"])
             self._rank_table()
-            self.z_cap_ = float(state["z_cap"])
+            self.cap_ = float(state["cap"])
             self.accept_ = float(state["accept"])
-            table = np.asarray(state["table"], np.float64)
-            self.table_ = table if table.size else None
             self.base_ = int(state["base"])
             self.gstep_ = int(state["gstep"])
             self.pending_ = [np.asarray(state["pending"], np.int64)]
             self.sk_mean_, self.sk_std_ = float(state["sk_mean"]), float(state["sk_std"])
-            self.acc_, self.obs_hi_ = float(state["acc"]), float(state["obs_hi"])
         else:
-            for key in ("logits", "cum", "est", "unc"):
-                setattr(self, f"{key}_", np.asarray(state[key]))
+            self.raw_ = np.array(state["raw"], np.float64)
+            self.raw_hi_ = float(state["raw_hi"])
+            self.est_, self.unc_ = np.array(state["est"]), np.array(state["unc"])
+            self.logits_ = self.raw_ - self.log_mult_ if self.log_mult_ is not None else self.raw_
         self.perm_ = np.asarray(state["perm"])
         self.cursor_ = int(state["cursor"])
         self.step_ = int(state["step"])
