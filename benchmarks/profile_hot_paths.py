@@ -25,6 +25,7 @@ import cProfile
 import io
 import pstats
 import time
+from typing import Any
 
 import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
@@ -38,6 +39,20 @@ def _stats(prof: cProfile.Profile, top: int) -> str:
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
     return out.getvalue()
+
+
+def _step_setup(model_name: str) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """``(graph, model, x, y)``: the kNN graph of ``bench_train``'s 40,000 rows, a set-up
+    model, and one fixed batch to train on between traversal calls (1 torch thread)."""
+    import bench_train as bt
+
+    from hypergraph.dataloaders import KNNDataloader
+
+    torch.set_num_threads(1)
+    bundle = bt.make_data(40_000, 32, 10)
+    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
+    model = bt.new_model((32,), 10, model_name)
+    return graph, model, torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
 
 
 def trainer(top: int, traversal: str = "random_walk") -> None:
@@ -92,14 +107,9 @@ def walk_ahead(top: int) -> None:
     import bench_train as bt
 
     import hypergraph.traversals._random_walk as rw
-    from hypergraph.dataloaders import KNNDataloader
 
     del top
-    torch.set_num_threads(1)
-    bundle = bt.make_data(40_000, 32, 10)
-    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
-    model = bt.new_model((32,), 10, "logreg")
-    x, y = torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
+    graph, model, x, y = _step_setup("logreg")
     default = rw.WALK_AHEAD
     print("# random_walk (64 walkers, batch 64), logreg train step after every batch\n")
     try:
@@ -156,15 +166,10 @@ def ivalue(top: int) -> None:
 def ivalue_loop(top: int, steps: int = 800) -> None:
     import bench_train as bt
 
-    from hypergraph.dataloaders import KNNDataloader
     from hypergraph.traversals import TraversalContext
 
     del top
-    torch.set_num_threads(1)
-    bundle = bt.make_data(40_000, 32, 10)
-    graph = KNNDataloader(k=10).build(bundle, np.random.default_rng(0))
-    model = bt.new_model((32,), 10, "mlp")
-    x, y = torch.randn(bt.BATCH, 32), torch.randint(0, 10, (bt.BATCH,))
+    graph, model, x, y = _step_setup("mlp")
     cls = registry.resolve("traversal", "ivalue")
     parts = ("next_batch", "_plan", "_quotas", "_value_draw", "feedback", "_ingest",
              "_fold_gains", "_refresh", "_observe", "_resketch")

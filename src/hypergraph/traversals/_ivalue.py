@@ -559,13 +559,10 @@ class IValueTraversal(Traversal):
             out = out - self.log_mult_[x]
         return out
 
-    def _logit_bound(self) -> float:
-        """An upper bound of every node's current raw logit: the cap set at the refresh."""
-        return self.cap_
-
     def _raw_bound(self) -> float:
-        """An upper bound of every node's raw logit (without the group term)."""
-        return self._logit_bound() if self.engine == "stream" else self.raw_hi_
+        """An upper bound of every node's raw logit (without the group term): the cap set at
+        the refresh (stream), the largest raw logit (exact)."""
+        return self.cap_ if self.engine == "stream" else self.raw_hi_
 
     def _raw_logits(self, x: np.ndarray) -> np.ndarray:
         """Logits of nodes ``x`` without the ``-log(group size)`` term."""
@@ -1117,7 +1114,7 @@ class IValueTraversal(Traversal):
                     "sketch": self.sketch_.copy(), "sk_mean": self.sk_mean_,
                     "sk_std": self.sk_std_,
                     "cap": self.cap_, "accept": self.accept_}
-        return {**common, "raw": self.raw_.copy(), "raw_hi": self.raw_hi_,
+        return {**common, "raw": self.raw_.copy(),
                 "est": self.est_.copy(), "unc": self.unc_.copy()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
@@ -1144,7 +1141,7 @@ class IValueTraversal(Traversal):
             self.sk_mean_, self.sk_std_ = float(state["sk_mean"]), float(state["sk_std"])
         else:
             self.raw_ = np.array(state["raw"], np.float64)
-            self.raw_hi_ = float(state["raw_hi"])
+            self.raw_hi_ = float(self.raw_.max(initial=0.0))
             self.est_, self.unc_ = np.array(state["est"]), np.array(state["unc"])
             self.logits_ = self.raw_ - self.log_mult_ if self.log_mult_ is not None else self.raw_
         self.perm_ = np.asarray(state["perm"])
