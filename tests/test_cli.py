@@ -246,16 +246,19 @@ def test_missing_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
                   capsys, "'no_such_plugin_xyz'")
 
 
-def test_failed_run_leaves_no_metrics(plugin: str, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_run_changes_nothing_in_its_folder(plugin: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "metrics.json").write_text('{"stale": true}')  # from an earlier run in that folder
+    (run / "metrics.json").write_text('{"stale": true}')  # not a run's folder: refused
     fails_cleanly(["--plugins", plugin, "train", "--dataset", "clitest_broken",
-                   "--out", str(run)], capsys, "clitest_broken dataset cannot be read")
-    assert not (run / "metrics.json").exists()
-    status = json.loads((run / "status.json").read_text())
-    assert status["state"] == "failed" and "cannot be read" in status["error"]
+                   "--out", str(run)], capsys, "not a HyperGraph run", "--overwrite")
+    # asked to overwrite, the data still fail to load before anything in the folder changes
+    fails_cleanly(["--plugins", plugin, "train", "--dataset", "clitest_broken",
+                   "--out", str(run), "--overwrite"], capsys,
+                  "clitest_broken dataset cannot be read")
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]
+    assert (run / "metrics.json").read_text() == '{"stale": true}'
 
 
 # --------------------------------------------------------------------------- other commands

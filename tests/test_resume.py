@@ -71,7 +71,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 class KilledError(Exception):
-    """Stands in for a kill: not an input error, so status.json stays 'running'."""
+    """Stands in for a kill (an unexpected error: status.json says 'failed')."""
 
 
 class KillAt(Callback):
@@ -101,7 +101,7 @@ def test_resume_mid_epoch_in_process(traversal: str, tmp_path: Path,
     payload = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert payload["state"]["step"] == 90 and payload["state"]["epoch_step"] == 90 - 2 * 37
     assert len(history(run)) == 2
-    assert json.loads((run / "status.json").read_text())["state"] == "running"
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
     resume(run)
     assert_same_run(run, reference[traversal])
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "write_json_atomic"]
 
 
 @contextmanager
@@ -24,3 +26,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, compact: bool = False) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename (``compact``: no
+    indentation or spaces, for large machine-read files). NumPy scalars and arrays are
+    written as numbers and lists."""
+    text = (json.dumps(data, separators=(",", ":"), default=_default) if compact
+            else json.dumps(data, indent=2, default=_default))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n")
+
+
+def _default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

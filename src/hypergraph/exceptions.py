@@ -53,6 +53,25 @@ class TrainingError(HyperGraphError):
     """Training cannot go on (for example a NaN or infinite loss)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM (the CLI installs the
+    handler), so that a run stops as cleanly as on Ctrl-C."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM; its folder is marked ``interrupted`` and resumable.
+
+    Attributes:
+        run_dir: The run folder.
+        signal_name: ``"SIGINT"`` or ``"SIGTERM"``.
+    """
+
+    def __init__(self, run_dir: object, signal_name: str = "SIGINT") -> None:
+        super().__init__(f"{signal_name}: run {run_dir} interrupted")
+        self.run_dir = run_dir
+        self.signal_name = signal_name
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """Return the closest match of ``name`` among ``choices``, or ``None``."""
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

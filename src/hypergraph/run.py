@@ -17,28 +17,26 @@ ends with the same ``metrics.json`` (timings aside) as an uninterrupted run.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hypergraph import registry
+from hypergraph import registry, rundir
+from hypergraph._io import atomic_path, write_json_atomic
 from hypergraph.base import Module
 from hypergraph.config import DEFAULTS, FALLBACK_TRAVERSAL, RUN_KINDS, ModuleChoice, RunConfig
 from hypergraph.dataloaders import Dataloader
 from hypergraph.datasets import Dataset
-from hypergraph.exceptions import ConfigError, DataError, HyperGraphError
+from hypergraph.exceptions import ConfigError, DataError, RunInterrupted, Terminated
 from hypergraph.logging import get_logger
 from hypergraph.managers import GraphManager
 from hypergraph.models import Model, resolve_device
 from hypergraph.rng import RngStreams
 from hypergraph.tags import check_combination, problems
-from hypergraph.trainers import (
-    Callback,
-    TrainContext,
-    Trainer,
-    write_json_atomic,
-)
+from hypergraph.trainers import Callback, TrainContext, Trainer
 from hypergraph.traversals import Traversal
 
 __all__ = ["Modules", "build", "resolved_config", "resume", "train"]
@@ -136,57 +134,152 @@ def prepare(config: RunConfig, modules: Modules) -> TrainContext:
 
 def train(config: RunConfig, out_dir: str | Path | None = None,
           callbacks: list[Callback] | None = None, resume: bool = False, *,
-          dataset: Dataset | None = None, model: Model | None = None) -> dict[str, Any]:
+          dataset: Dataset | None = None, model: Model | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
     """Run one training and return its metrics (also written to ``out_dir`` if given).
 
-    The run folder is only created once the config has been validated, so bad input leaves
-    nothing behind; ``metrics.json`` is written last, so its presence marks a finished run.
+    The run folder's guarantees (see ``docs/runs.md`` and :mod:`hypergraph.rundir`):
+
+    * the folder is locked (an OS lock) for the run's whole life; a second writer is refused
+      with the holder's pid;
+    * a folder that holds a run, or files that are not a run's, is refused unless
+      ``overwrite`` (which then removes the old run's files only, and only after the new run
+      has been validated and its data loaded: a failing run changes nothing);
+    * ``run.json`` records fingerprints of the config and the data, and resume verifies both;
+    * ``metrics.json`` is written last, so its presence marks a finished run.
 
     Args:
         config: The run.
         out_dir: Run folder (``None``: keep nothing on disk).
         callbacks: Extra trainer callbacks (after the loggers of ``config.loggers``).
         resume: Continue from ``out_dir/last.pt`` instead of starting over (see :func:`resume`);
-            without a ``last.pt`` the run starts from the beginning in the same folder.
+            ``config`` must be the run's own. Without a ``last.pt`` the run starts from the
+            beginning in the same folder.
         dataset: A dataset instance used instead of ``config.dataset`` (data that lives in
             Python, see :func:`hypergraph.from_arrays`).
         model: A model instance used instead of ``config.model`` (e.g. a wrapped user
             ``nn.Module``). With either, the written ``config.yaml`` names the module but
             cannot rebuild it.
+        overwrite: Replace a run that ``out_dir`` already holds (never a running one).
+
+    Raises:
+        HyperGraphError: bad input of any kind, a busy or occupied folder, a resume that does
+            not verify. Nothing in ``out_dir`` has changed then.
+        RunInterrupted: SIGINT or SIGTERM stopped the run (a :class:`KeyboardInterrupt`); its
+            folder is marked ``interrupted`` and can be resumed.
     """
-    from hypergraph.loggers import check_logger_names, make_loggers
+    from hypergraph.loggers import check_logger_names
 
     check_logger_names(config.loggers)
     modules = build(config, dataset=dataset, model=model)
     resolved = resolved_config(config, modules)
     resolve_device(config.device)  # a bad --device is an input error: fail before the folder
-    out = Path(out_dir) if out_dir is not None else None
-    resume_state: dict[str, Any] | None = None
-    if resume:
-        if out is None:
+    if out_dir is None:
+        if resume:
             raise ConfigError("Resuming needs the run folder to resume (out_dir).")
-        resume_state = _load_checkpoint(out / "last.pt")
+        return _fit(resolved, modules, None, callbacks, None, None)
+    out = Path(out_dir)
+    why = rundir.forbidden_out(out)
+    if why is not None:
+        raise ConfigError(f"Refusing to use '{out}' as a run folder: {why}, and a run writes "
+                          "and replaces files there. Give the run a folder of its own, e.g. "
+                          "--out runs/my-run.")
+    with rundir.RunLock(out) as lock:
+        if resume:
+            manifest = _check_resume(out, resolved)
+            resume_state = _load_checkpoint(out / "last.pt", manifest)
+        else:
+            _check_fresh(out, overwrite)
+            manifest, resume_state = None, None
+        ctx = prepare(resolved, modules)  # the data are loaded; the folder is still untouched
+        data = rundir.data_fingerprint(ctx.bundle)
+        if manifest is not None:
+            rundir.verify_data(out, manifest, data)
+        lock.keep()
+        if not resume:
+            rundir.clear_run_files(out)  # only the files of an old run (--overwrite)
+            text = resolved.to_yaml()
+            manifest = rundir.new_manifest(text, data)
+            with atomic_path(out / "config.yaml") as tmp:
+                tmp.write_text(text)
+            write_json_atomic(out / rundir.MANIFEST, manifest)
+        elif resume_state is None:  # resumed before its first checkpoint: start over
+            for name in ("history.jsonl", "history.csv", "best.pt", "visits.npy",
+                         "learning_curve.png"):
+                (out / name).unlink(missing_ok=True)
+        return _fit(resolved, modules, out, callbacks, ctx, resume_state,
+                    run_id=None if manifest is None else manifest["run_id"])
+
+
+def _check_fresh(out: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds a run or foreign files, unless ``overwrite``."""
+    info = rundir.inspect(out, probe_lock=False)  # we hold the lock ourselves
+    if info.state == "empty" or overwrite:
+        return
+    if info.state == "not a run":
+        shown = ", ".join(info.files[:5]) + (", ..." if len(info.files) > 5 else "")
+        raise ConfigError(f"The folder '{out}' holds files that are not a HyperGraph run "
+                          f"({shown}); refusing to write a run into it. Give an empty or new "
+                          "folder with --out, or pass --overwrite to write the run beside "
+                          "those files (they are kept).")
+    best = _best_text(info.best)
+    hint = (f" Resume it with `hypergraph train --resume {out}`," if info.resumable
+            else "")
+    raise ConfigError(f"The folder '{out}' already holds a run ({info.describe()}{best}); "
+                      f"refusing to overwrite it.{hint} Give another folder with --out, or "
+                      "pass --overwrite to replace it.")
+
+
+def _best_text(best: dict[str, float]) -> str:
+    key = "accuracy" if "accuracy" in best else ("loss" if "loss" in best else None)
+    return "" if key is None else f", best val {key} {best[key]:.4f}"
+
+
+def _check_resume(out: Path, resolved: RunConfig) -> dict[str, Any] | None:
+    """Verify that ``out`` can be resumed with ``resolved``; its manifest (``None``: legacy)."""
+    if (out / "metrics.json").is_file():
+        raise ConfigError(f"Cannot resume '{out}': the run already completed (metrics.json "
+                          f"exists). Start a new run with -c {out / 'config.yaml'}.")
+    manifest = rundir.read_manifest(out)
+    if manifest is None:
+        logger.warning("'%s' has no %s (written by an older HyperGraph): its config and data "
+                       "cannot be verified before resuming.", out, rundir.MANIFEST)
+        return None
+    rundir.verify_config_file(out, manifest)
+    if rundir.config_fingerprint(resolved.to_yaml()) != manifest.get("config_sha256"):
+        raise ConfigError(f"Cannot resume '{out}' with a config other than the run's own "
+                          "config.yaml. Use `hypergraph train --resume` (or "
+                          "hypergraph.run.resume), or start a new run.")
+    return manifest
+
+
+def _fit(resolved: RunConfig, modules: Modules, out: Path | None,
+         callbacks: list[Callback] | None, ctx: TrainContext | None,
+         resume_state: dict[str, Any] | None, run_id: str | None = None) -> dict[str, Any]:
+    """Train with the prepared context (or prepare it now) and write the run's files."""
+    from hypergraph.loggers import make_loggers
+
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:  # an existing file, a file as parent, no permission...
-            raise ConfigError(f"Cannot create the run folder '{out}': {err.strerror or err}. "
-                              "Give another path with --out.") from None
-        stale = ["metrics.json", "learning_curve.png"]
-        if resume_state is None:
-            stale += ["history.jsonl", "history.csv", "best.pt", "last.pt", "visits.npy"]
-        for name in stale:
-            (out / name).unlink(missing_ok=True)
-        (out / "config.yaml").write_text(resolved.to_yaml())
-        write_json_atomic(out / "status.json", {"state": "running"})
+        write_json_atomic(out / "status.json", {
+            "state": "running", "pid": os.getpid(), "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "resumed": resume_state is not None})
     try:
-        ctx = prepare(resolved, modules)
+        if ctx is None:
+            ctx = prepare(resolved, modules)
         ctx.out_dir = out
         ctx.resume_state = resume_state
+        ctx.run_id = run_id
         ctx.callbacks = [*make_loggers(resolved.loggers, out, resolved.model_dump(mode="json")),
                          *(callbacks or [])]
         result = modules.trainer.fit(ctx)
-    except (HyperGraphError, KeyboardInterrupt) as err:
+    except KeyboardInterrupt as err:
+        if out is None:
+            raise
+        name = "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
+        write_json_atomic(out / "status.json", {"state": "interrupted", "signal": name})
+        raise RunInterrupted(out, name) from err
+    except Exception as err:
         if out is not None:
             write_json_atomic(out / "status.json", {"state": "failed", "error": str(err)
                                                     or type(err).__name__})
@@ -203,10 +296,14 @@ def resume(run_dir: str | Path, callbacks: list[Callback] | None = None) -> dict
 
     Model, optimiser, traversal and manager state, the graph (if a manager changed it) and
     every random stream are restored, so the finished run's ``metrics.json`` equals that of an
-    uninterrupted run (``wall_s`` aside) and ``history.jsonl`` holds each epoch once.
+    uninterrupted run (``wall_s`` aside) and ``history.jsonl`` holds each epoch once. Before
+    anything is loaded, the run's ``config.yaml``, data and ``last.pt`` are checked against the
+    fingerprints in ``run.json``.
 
     Raises:
-        ConfigError: ``run_dir`` is not a run folder, or the run already completed.
+        ConfigError: ``run_dir`` is not a run folder, the run already completed, it is in use,
+            or its config was edited.
+        DataError: the data changed, or ``last.pt`` is corrupt or belongs to another run.
     """
     from hypergraph.config import load_config
 
@@ -217,22 +314,37 @@ def resume(run_dir: str | Path, callbacks: list[Callback] | None = None) -> dict
     if (run / "metrics.json").is_file():
         raise ConfigError(f"Cannot resume '{run}': the run already completed (metrics.json "
                           "exists). Start a new run with -c " f"{run / 'config.yaml'}.")
+    manifest = rundir.read_manifest(run)
+    if manifest is not None:  # before parsing: a truncated file would parse with defaults
+        rundir.verify_config_file(run, manifest)
     config = load_config(run / "config.yaml")
     if not (run / "last.pt").is_file():
         logger.warning("'%s' holds no last.pt; the run starts again from the beginning.", run)
     return train(config, run, callbacks=callbacks, resume=True)
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The payload of ``last.pt`` (``None`` when the file does not exist)."""
+def _load_checkpoint(path: Path, manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The payload of ``last.pt`` (``None`` when the file does not exist), verified to belong
+    to the run of ``manifest``."""
     import torch
 
     if not path.is_file():
         return None
     try:
-        payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise DataError(f"Could not read the checkpoint '{path}' to resume from: {err}") from err
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch.load raises many types on foreign or damaged bytes
+        raise DataError(f"Cannot resume from '{path}': it is not a readable HyperGraph "
+                        f"checkpoint ({type(err).__name__}: {err}). Delete it to start the run "
+                        "again from the beginning, or start a new run.") from err
+    if not isinstance(payload, dict) or "state" not in payload or "model" not in payload:
+        raise DataError(f"Cannot resume from '{path}': it is a torch file but not a HyperGraph "
+                        "checkpoint (last.pt of a run). Delete it to start the run again from "
+                        "the beginning, or start a new run.")
+    if manifest is not None and payload.get("run_id") != manifest["run_id"]:
+        raise DataError(f"Cannot resume from '{path}': the checkpoint belongs to another run "
+                        f"(run id {payload.get('run_id')!r}, this folder's is "
+                        f"{manifest['run_id']!r} in {rundir.MANIFEST}). Put the run's own "
+                        "last.pt back, or delete it to start again from the beginning.")
     return payload
 
 

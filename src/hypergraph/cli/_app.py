@@ -99,6 +99,10 @@ def train(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Run folder (default: runs/<time>-<dataset>-<traversal>-s<seed>).")
                    ] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the run that --out already holds (its files only; never "
+        "a running one). Without it, a folder holding a run or other files is refused.")
+                         ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="Continue the killed run in this folder from its last checkpoint, "
@@ -113,6 +117,11 @@ def train(
     holds config.yaml (pass it back with -c to repeat the run), metrics.json, history.jsonl,
     learning_curve.png and the best checkpoint. --resume RUN continues a killed run and ends
     with the same metrics as an uninterrupted one.
+
+    A run folder is never overwritten by accident: a folder that already holds a run (or other
+    files) is refused unless --overwrite, a folder in use by another training is refused with
+    its pid, and nothing in it changes until the new run's config and data are validated.
+    `hypergraph runs` lists run folders with their state.
     """
     from hypergraph.run import default_run_dir
     from hypergraph.run import resume as run_resume
@@ -124,13 +133,11 @@ def train(
             ("--config", config), ("--dataset", dataset), ("--dataloader", dataloader),
             ("--model", model), ("--traversal", traversal), ("--manager", manager),
             ("--trainer", trainer), ("--set", set_), ("--seed", seed), ("--epochs", epochs),
-            ("--device", device), ("--out", out), ("--logger", logger_)) if value]
+            ("--device", device), ("--out", out), ("--logger", logger_),
+            ("--overwrite", overwrite)) if value]
         if given:
             raise ConfigError(f"--resume reads the run's own config.yaml; it cannot be combined "
                               f"with {', '.join(given)}.")
-        if (resume / "config.yaml").is_file() and not (resume / "last.pt").is_file():
-            err_console.print(f"{resume} holds no last.pt (killed before its first "
-                              "checkpoint): the run starts again from the beginning.")
     extra = [f"seed={seed}"] if seed is not None else []
     extra += [f"device={device}"] if device is not None else []
     extra += [f"trainer.epochs={epochs}"] if epochs is not None else []
@@ -150,7 +157,7 @@ def train(
         callbacks.append(bar)
     try:
         result = (run_resume(out_dir, callbacks=callbacks) if resume is not None
-                  else run_train(cfg, out_dir, callbacks=callbacks))
+                  else run_train(cfg, out_dir, callbacks=callbacks, overwrite=overwrite))
     finally:
         if bar is not None:
             bar.close()
@@ -192,13 +199,39 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning input errors into exit code 2.
 
     ``--debug`` is accepted anywhere on the command line (``hypergraph train --debug`` too).
+    SIGTERM stops a run as cleanly as Ctrl-C: the run folder is marked ``interrupted`` and one
+    line says how to resume (exit code 130 for SIGINT, 143 for SIGTERM). Warnings raised by
+    libraries are held back while a command runs: shown after a successful command, dropped
+    after an error (``--debug`` shows them), so that an error is always the only message.
     """
+    import signal
+    import warnings
+
+    from hypergraph.exceptions import Terminated
+
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args[1:]:
         args = [args[0], *[a for a in args[1:] if a != "--debug"]]
         args.insert(0, "--debug")
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
+    held: list[warnings.WarningMessage] = []
+    ok = False
     try:
-        app(args=args, standalone_mode=True)
+        with warnings.catch_warnings(record=True) as held_now:
+            try:
+                app(args=args, standalone_mode=True)
+            finally:
+                held = list(held_now)
+    except SystemExit as done:
+        ok = done.code in (0, None)
+        stop = _interrupt_cause(done)  # Typer turns Ctrl-C into a silent exit 130
+        if stop is None:
+            raise
+        _report_interrupt(stop)
     except HyperGraphError as err:
         if _state["debug"]:
             traceback.print_exc()
@@ -206,6 +239,57 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False,
                           soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("Interrupted.")
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        _report_interrupt(err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        for w in held:
+            if ok or _state["debug"]:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt_cause(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM behind an exit, following the exception chain."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _report_interrupt(err: KeyboardInterrupt) -> None:
+    """Print one line about the interruption and exit 130 (SIGINT) or 143 (SIGTERM)."""
+    from hypergraph.exceptions import RunInterrupted, Terminated
+
+    term = isinstance(err, Terminated) or (isinstance(err, RunInterrupted)
+                                           and err.signal_name == "SIGTERM")
+    err_console.print(_interrupted_text(err), highlight=False, soft_wrap=True)
+    sys.exit(143 if term else 130)
+
+
+def _interrupted_text(err: KeyboardInterrupt) -> str:
+    """One line: where the run stopped and how to resume it."""
+    from hypergraph.exceptions import RunInterrupted
+
+    if not isinstance(err, RunInterrupted):
+        return "Interrupted."
+    from hypergraph.rundir import inspect
+
+    info = inspect(Path(str(err.run_dir)))
+    where = f"after {info.epochs} finished epoch{'s' if info.epochs != 1 else ''}"
+    if (Path(str(err.run_dir)) / "last.pt").is_file():
+        how = f"resume with: hypergraph train --resume {err.run_dir}"
+    else:
+        how = (f"no checkpoint was written yet; `hypergraph train --resume {err.run_dir}` "
+               "starts it again from the beginning")
+    return f"Interrupted ({err.signal_name}) {where} (epoch {info.epochs + 1} in progress); {how}"

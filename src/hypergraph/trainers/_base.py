@@ -27,7 +27,9 @@ class TrainContext:
     """Everything one training run works with (built by :func:`hypergraph.run.prepare`).
 
     ``resume_state`` is a checkpoint payload (``last.pt``) to continue from; ``trainer`` is set
-    by the trainer while it fits, so that callbacks can ask it for a checkpoint.
+    by the trainer while it fits, so that callbacks can ask it for a checkpoint; ``run_id`` is
+    the run folder's identity (``run.json``), written into every ``last.pt`` so that resume can
+    refuse a checkpoint of another run.
     """
 
     bundle: DatasetBundle
@@ -41,6 +43,7 @@ class TrainContext:
     callbacks: list[Callback] = field(default_factory=list)
     resume_state: dict[str, Any] | None = None
     trainer: Trainer | None = None
+    run_id: str | None = None
 
 
 class BatchGatherer:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypergraph._io import atomic_path
+from hypergraph._io import atomic_path, write_json_atomic
 from hypergraph.logging import get_logger
 
 if TYPE_CHECKING:
@@ -242,6 +242,7 @@ class Checkpoint(Callback):
         if ctx.trainer is None:
             return False
         payload = ctx.trainer.checkpoint_state(ctx, state)
+        payload["run_id"] = ctx.run_id
         if not math.isfinite(payload["state"]["epoch_loss"]) or not _all_finite(
                 payload["model"]):
             logger.warning("Not writing a checkpoint at step %d: the loss or the model holds "
@@ -283,20 +284,3 @@ class HistoryWriter(Callback):
     def on_epoch_end(self, ctx: TrainContext, state: TrainState, record: dict[str, Any]) -> None:
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
-
-
-def write_json_atomic(path: Path, data: Any, compact: bool = False) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename (``compact``: no
-    indentation or spaces, for large machine-read files)."""
-    text = (json.dumps(data, separators=(",", ":"), default=_default) if compact
-            else json.dumps(data, indent=2, default=_default))
-    with atomic_path(path) as tmp:
-        tmp.write_text(text + "\n")
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
