@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "require_file"]
 
 
 @contextmanager
@@ -24,3 +24,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def require_file(path: str | os.PathLike[str], what: str,
+                 error: type[Exception] | None = None) -> None:
+    """Raise ``error`` (default :class:`~hypergraph.exceptions.DataError`) unless ``path`` is
+    an existing file; the message says whether it is missing or a folder.
+
+    Args:
+        path: The file expected.
+        what: How the message names it (e.g. ``"csv file 'a.csv'"``).
+        error: Exception class to raise (a :class:`~hypergraph.exceptions.HyperGraphError`).
+    """
+    from hypergraph.exceptions import DataError
+
+    p = Path(path)
+    if p.is_file():
+        return
+    cls = error or DataError
+    if p.is_dir():
+        raise cls(f"{what} is a folder, expected a file; give the path of the file itself.")
+    if p.exists():
+        raise cls(f"{what} is not a regular file (a device, socket or pipe); give a file.")
+    raise cls(f"{what} does not exist.")
