@@ -41,10 +41,27 @@ def _pyplot() -> Any:
 
 
 def image_formats() -> list[str]:
-    """File extensions matplotlib can write (``png``, ``pdf``, ``svg``...), sorted."""
+    """File extensions matplotlib can write here (``png``, ``pdf``, ``svg``...), sorted.
+
+    ``pgf`` is listed only when its TeX program (``rcParams["pgf.texsystem"]``) is installed.
+    """
+    import shutil
+
+    import matplotlib
     from matplotlib.backend_bases import FigureCanvasBase
 
-    return sorted(FigureCanvasBase.get_supported_filetypes())
+    formats = set(FigureCanvasBase.get_supported_filetypes())
+    if shutil.which(str(matplotlib.rcParams["pgf.texsystem"])) is None:
+        formats.discard("pgf")
+    return sorted(formats)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """``fig.savefig`` whose failures (no permission, a full disk...) raise DataError."""
+    try:
+        fig.savefig(path, dpi=110)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise DataError(f"Could not write the image '{path}': {err}.") from err
 
 
 def check_image_path(path: str | Path, option: str = "--out") -> Path:
@@ -143,8 +160,10 @@ def plot_learning_curves(histories: Sequence[tuple[str, list[dict[str, Any]]]],
         axes[0].set_yscale("log")  # losses spanning decades stay readable
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -161,6 +180,7 @@ def graph_layout(graph: HyperGraph, features: np.ndarray | None = None, layout: 
             (spring up to 500 nodes or without features, else PCA).
         seed: Seed of the spring layout.
     """
+    seed = int(seed) & 0xFFFFFFFF
     if layout not in LAYOUTS:
         raise InvalidParameterError(f"The layout must be one of {', '.join(LAYOUTS)}, got "
                                     f"'{layout}'.")
@@ -230,6 +250,7 @@ def plot_graph(graph: HyperGraph, path: str | Path, features: np.ndarray | None 
         if visits.shape != (graph.num_nodes,):
             raise DataError(f"The visit counts have shape {visits.shape} but the graph has "
                             f"{graph.num_nodes} nodes: they come from a different graph.")
+    seed = int(seed) & 0xFFFFFFFF  # any run seed (negative ones too), as RngStreams takes it
     pos = graph_layout(graph, features, layout, seed)
     plt = _pyplot()
     from matplotlib.collections import LineCollection
@@ -309,6 +330,8 @@ def plot_graph(graph: HyperGraph, path: str | Path, features: np.ndarray | None 
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
     return path

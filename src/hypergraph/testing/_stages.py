@@ -79,7 +79,8 @@ def run_stages(config: RunConfig, max_rows: int = 300, steps: int = 5,
         bundle = mods.dataset.load(streams.generator("dataset"))
         bundle.check()
         full = len(bundle)
-        bundle = subsample_bundle(bundle, max_rows, np.random.default_rng(config.seed))
+        rng = np.random.default_rng(config.seed & 0xFFFFFFFF)  # negative run seeds too
+        bundle = subsample_bundle(bundle, max_rows, rng)
         state["bundle"] = bundle
         counts = [int((bundle.split == c).sum()) for c in (0, 1, 2)]
         return (f"{len(bundle)} of {full} rows (train/val/test {counts[0]}/{counts[1]}/"
