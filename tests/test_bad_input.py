@@ -305,8 +305,9 @@ def test_plot_and_graph_options(tmp_path: Path, capsys: pytest.CaptureFixture[st
     # a run folder with a damaged visits.npy, then a damaged last.pt
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text(RunConfig(dataset={"name": "iris"},  # type: ignore[arg-type]
-                                               dataloader={"name": "knn"}).to_yaml())
+    config = RunConfig.model_validate({"dataset": {"name": "iris"},
+                                       "dataloader": {"name": "knn"}})
+    (run / "config.yaml").write_text(config.to_yaml())
     (run / "visits.npy").write_bytes(np.random.default_rng(0).bytes(300))
     fails(["graph", "--run", str(run), "--out", str(tmp_path / "g.png")], capsys,
           "visits.npy", "damaged")
@@ -330,9 +331,9 @@ def test_smoke_and_bench_option_ranges(tmp_path: Path,
     fails(["test", "--steps", "0"], capsys, "--steps must be >= 1")
     fails(["test", "--rows", "0"], capsys, "--rows must be >= 3", "one row per split", "got 0")
     # a negative seed is a valid run seed (used modulo 2**32, as by train), not a crash
-    code, out, err = cli(["test", "--dataset", "iris", "--seed", "-1", "--rows", "30",
-                          "--steps", "1", "--json"], capsys)
-    assert code == 0 and '"ok": true' in out, (out, err)
+    code, stdout, err = cli(["test", "--dataset", "iris", "--seed", "-1", "--rows", "30",
+                             "--steps", "1", "--json"], capsys)
+    assert code == 0 and '"ok": true' in stdout, (stdout, err)
     out = tmp_path / "bench"
     for option, value, rule in (("--threads", "0", ">= 1"), ("--seeds", "0", ">= 1"),
                                 ("--step-scale", "0", "> 0"), ("--step-scale", "nan", "> 0"),
