@@ -342,3 +342,13 @@ def test_smoke_and_bench_option_ranges(tmp_path: Path,
         fails(["bench", option, value, "-o", str(out)], capsys, f"{option} must be {rule}")
     fails(["bench", "--quick", "-o", str(out)], capsys, "--quick only applies to --perf")
     assert not out.exists()
+    cheap = ["bench", "--datasets", "clean", "--methods", "uniform", "--seeds", "1",
+             "--step-scale", "0.01", "--no-progress", "-o"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    fails([*cheap, str(afile)], capsys, "is a file, expected a folder")
+    fails([*cheap, str(afile / "sub")], capsys, "Cannot create the bench folder")
+    out.mkdir()
+    (out / "results.json").write_text("{damaged")
+    fails([*cheap, str(out)], capsys, "results.json' is not a readable results file")
+    assert (out / "results.json").read_text() == "{damaged"  # left as it was

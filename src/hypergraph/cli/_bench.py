@@ -63,6 +63,7 @@ def bench(
         raise typer.Exit(_run_perf(quick))
     from hypergraph.bench import (
         BenchSpec,
+        load_results,
         parse_dataset,
         parse_method,
         run_bench,
@@ -81,6 +82,14 @@ def bench(
         seeds=list(range(first_seed, first_seed + seeds)), batch_size=batch_size,
         evals=evals, device=device,
         step_scale=step_scale)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out '{out}' is a file, expected a folder for the bench results.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission...
+        raise ConfigError(f"Cannot create the bench folder '{out}': {err.strerror or err}. "
+                          "Give another --out.") from None
+    load_results(out / "results.json")  # a damaged results file is refused before any work
     total = len(spec.datasets) * len(spec.methods) * len(spec.seeds)
     bar = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
