@@ -128,6 +128,7 @@ def test_broken_entry_point_is_logged_not_fatal(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()])
     monkeypatch.setitem(registry._state, "entry_points", False)
+    monkeypatch.setattr(registry, "_BROKEN_ENTRY_POINTS", {})
     caplog.set_level("WARNING", logger="hypergraph")
     assert "mlp" in registry.names("model")
     assert "missing_pkg.modules" in caplog.text

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json_atomic"]
+__all__ = ["atomic_path", "require_file", "write_json_atomic"]
 
 
 @contextmanager
@@ -46,3 +46,26 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def require_file(path: str | os.PathLike[str], what: str,
+                 error: type[Exception] | None = None) -> None:
+    """Raise ``error`` (default :class:`~hypergraph.exceptions.DataError`) unless ``path`` is
+    an existing file; the message says whether it is missing or a folder.
+
+    Args:
+        path: The file expected.
+        what: How the message names it (e.g. ``"csv file 'a.csv'"``).
+        error: Exception class to raise (a :class:`~hypergraph.exceptions.HyperGraphError`).
+    """
+    from hypergraph.exceptions import DataError
+
+    p = Path(path)
+    if p.is_file():
+        return
+    cls = error or DataError
+    if p.is_dir():
+        raise cls(f"{what} is a folder, expected a file; give the path of the file itself.")
+    if p.exists():
+        raise cls(f"{what} is not a regular file (a device, socket or pipe); give a file.")
+    raise cls(f"{what} does not exist.")

@@ -17,17 +17,18 @@ class HyperGraphError(Exception):
 class UnknownNameError(HyperGraphError, KeyError):
     """A module (or other named thing) that is not registered."""
 
-    def __init__(self, what: str, name: str, choices: Iterable[str]) -> None:
+    def __init__(self, what: str, name: str, choices: Iterable[str], note: str = "") -> None:
         self.what = what
         self.name = name
         self.choices = sorted(choices)
+        self.note = note
         super().__init__(self._message())
 
     def _message(self) -> str:
         close = difflib.get_close_matches(self.name, self.choices, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         listed = ", ".join(self.choices) if self.choices else "(none registered)"
-        return f"Unknown {self.what} '{self.name}'.{hint} Valid choices: {listed}."
+        return f"Unknown {self.what} '{self.name}'.{hint} Valid choices: {listed}.{self.note}"
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self._message()

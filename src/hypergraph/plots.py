@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from hypergraph.graph import HyperGraph
 
-__all__ = ["graph_layout", "load_history", "plot_graph", "plot_learning_curves"]
+__all__ = ["check_image_path", "graph_layout", "image_formats", "load_history", "plot_graph",
+           "plot_learning_curves"]
 
 _SPLIT_MARKERS = (("train", "o"), ("val", "s"), ("test", "^"))
 LAYOUTS = ("auto", "pca", "spring")
@@ -39,6 +40,56 @@ def _pyplot() -> Any:
     return plt
 
 
+def image_formats() -> list[str]:
+    """File extensions matplotlib can write here (``png``, ``pdf``, ``svg``...), sorted.
+
+    ``pgf`` is listed only when its TeX program (``rcParams["pgf.texsystem"]``) is installed.
+    """
+    import shutil
+
+    import matplotlib
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = set(FigureCanvasBase.get_supported_filetypes())
+    if shutil.which(str(matplotlib.rcParams["pgf.texsystem"])) is None:
+        formats.discard("pgf")
+    return sorted(formats)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """``fig.savefig`` whose failures (no permission, a full disk...) raise DataError."""
+    try:
+        fig.savefig(path, dpi=110)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise DataError(f"Could not write the image '{path}': {err}.") from err
+
+
+def check_image_path(path: str | Path, option: str = "--out") -> Path:
+    """Refuse an image path matplotlib cannot write, before any work is done.
+
+    Raises:
+        InvalidParameterError: no extension, or one matplotlib cannot write (the message lists
+            the formats it can).
+        DataError: ``path`` is a folder, or its parent folder does not exist.
+    """
+    path = Path(path)
+    ext = path.suffix.lower().lstrip(".")
+    formats = image_formats()
+    if ext not in formats:
+        given = f"its extension '.{ext}' is not an image format matplotlib can write" if ext \
+            else "it has no file extension"
+        raise InvalidParameterError(f"{option} '{path}': {given}; end it with one of "
+                                    f"{', '.join('.' + f for f in formats)}.")
+    if path.is_dir():
+        raise DataError(f"{option} '{path}' is a folder, expected a file; give a file name "
+                        f"such as '{path / ('plot.' + ext)}'.")
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise DataError(f"{option} '{path}': the folder '{path.parent}' {what}; create it "
+                        "first or write elsewhere.")
+    return path
+
+
 def load_history(run_dir: str | Path) -> list[dict[str, Any]]:
     """The epoch records of ``run_dir/history.jsonl``.
 
@@ -46,17 +97,29 @@ def load_history(run_dir: str | Path) -> list[dict[str, Any]]:
         DataError: the folder holds no readable ``history.jsonl``.
     """
     path = Path(run_dir) / "history.jsonl"
+    if not Path(run_dir).is_dir():
+        raise DataError(f"Run folder '{run_dir}' " + (
+            "is a file, expected a run folder." if Path(run_dir).exists() else
+            "does not exist."))
     if not path.is_file():
         raise DataError(f"'{run_dir}' holds no history.jsonl: it is not a run folder written by "
                         "`hypergraph train`, or the run has not finished an epoch yet.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"'{path}' cannot be read as UTF-8 text: {err}.") from None
     records = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"'{path}' line {i} is not valid JSON: {err.msg}.") from None
+        if not isinstance(record, dict):
+            raise DataError(f"'{path}' line {i} is not an epoch record (a JSON object); the "
+                            "file is damaged.")
+        records.append(record)
     return records
 
 
@@ -69,6 +132,7 @@ def plot_learning_curves(histories: Sequence[tuple[str, list[dict[str, Any]]]],
         path: Where to write the PNG.
         metric: Validation metric of the right-hand panel (``loss``, ``accuracy``, ``r2``...).
     """
+    check_image_path(path, "path")
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -96,8 +160,10 @@ def plot_learning_curves(histories: Sequence[tuple[str, list[dict[str, Any]]]],
         axes[0].set_yscale("log")  # losses spanning decades stay readable
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -114,6 +180,7 @@ def graph_layout(graph: HyperGraph, features: np.ndarray | None = None, layout: 
             (spring up to 500 nodes or without features, else PCA).
         seed: Seed of the spring layout.
     """
+    seed = int(seed) & 0xFFFFFFFF
     if layout not in LAYOUTS:
         raise InvalidParameterError(f"The layout must be one of {', '.join(LAYOUTS)}, got "
                                     f"'{layout}'.")
@@ -175,11 +242,15 @@ def plot_graph(graph: HyperGraph, path: str | Path, features: np.ndarray | None 
         seed: Seed of the layout and of the edge sample.
         regression: Colour labels on a continuous scale (default: guessed from the labels).
     """
+    check_image_path(path, "path")
+    if max_edges < 0:
+        raise InvalidParameterError(f"max_edges must be >= 0; got {max_edges}.")
     if visits is not None:
         visits = np.asarray(visits)
         if visits.shape != (graph.num_nodes,):
-            raise DataError(f"The visit counts hold {visits.shape[0]} entries but the graph has "
+            raise DataError(f"The visit counts have shape {visits.shape} but the graph has "
                             f"{graph.num_nodes} nodes: they come from a different graph.")
+    seed = int(seed) & 0xFFFFFFFF  # any run seed (negative ones too), as RngStreams takes it
     pos = graph_layout(graph, features, layout, seed)
     plt = _pyplot()
     from matplotlib.collections import LineCollection
@@ -259,6 +330,8 @@ def plot_graph(graph: HyperGraph, path: str | Path, features: np.ndarray | None 
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
     return path

@@ -9,7 +9,9 @@ classes) or through ``--plugins some.module`` (:func:`load_plugins`).
 
 from __future__ import annotations
 
+import functools
 import importlib
+import traceback
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,7 +22,8 @@ from hypergraph.logging import get_logger
 if TYPE_CHECKING:
     from hypergraph.base import Module
 
-__all__ = ["KINDS", "all_modules", "load_plugins", "names", "register", "resolve"]
+__all__ = ["KINDS", "all_modules", "broken_entry_points", "broken_plugins_note", "load_plugins",
+           "names", "register", "resolve"]
 
 logger = get_logger(__name__)
 
@@ -34,6 +37,8 @@ ENTRY_POINT_GROUP = "hypergraph.modules"
 
 _REGISTRY: dict[str, dict[str, type[Module]]] = {kind: {} for kind in KINDS}
 _state = {"builtins": False, "entry_points": False}
+#: Entry points that failed to load: ``"name = value"`` -> what went wrong (see :func:`resolve`).
+_BROKEN_ENTRY_POINTS: dict[str, str] = {}
 
 T = TypeVar("T", bound="type[Module]")
 
@@ -69,6 +74,35 @@ def unregister(kind: str, name: str) -> None:
     _REGISTRY.get(kind, {}).pop(name, None)
 
 
+def _describe_error(err: BaseException) -> str:
+    """``Type: message`` of an import-time error, with the file and line where it arose."""
+    if isinstance(err, SyntaxError):
+        where = f"{err.filename}:{err.lineno}" if err.filename else f"line {err.lineno}"
+        return f"SyntaxError: {err.msg} ({where})"
+    text = f"{type(err).__name__}: {err}".rstrip(": ")
+    frames = traceback.extract_tb(err.__traceback__)
+    # the innermost frame outside the import machinery: where the plugin's own code failed
+    own = [f for f in frames if "importlib" not in f.filename
+           and not f.filename.startswith("<frozen")]
+    if own:
+        text += f" (at {own[-1].filename}:{own[-1].lineno})"
+    return text
+
+
+def _load_undoing(load: Callable[[], object]) -> None:
+    """Run ``load`` (a plugin import); on failure undo the registrations it made before failing,
+    so that a half-imported plugin leaves nothing behind (and a retry is not refused as a
+    duplicate)."""
+    before = {kind: dict(found) for kind, found in _REGISTRY.items()}
+    try:
+        load()
+    except BaseException:
+        for kind, found in before.items():
+            _REGISTRY[kind].clear()
+            _REGISTRY[kind].update(found)
+        raise
+
+
 def _ensure_loaded() -> None:
     if not _state["builtins"]:
         _state["builtins"] = True
@@ -77,16 +111,39 @@ def _ensure_loaded() -> None:
         _state["entry_points"] = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
-                ep.load()
-            except Exception as err:  # a broken plugin must not break the library
-                logger.warning("Plugin entry point %r failed to load: %s", ep.value, err)
+                _load_undoing(ep.load)
+            except Exception as err:
+                # A broken installed plugin must not break commands that do not use it: warn,
+                # and name it in the error of any lookup that then fails (see resolve()).
+                label = f"{getattr(ep, 'name', '?')} = {ep.value}"
+                _BROKEN_ENTRY_POINTS[label] = _describe_error(err)
+                logger.warning("Plugin entry point '%s' (group %s) failed to load: %s", label,
+                               ENTRY_POINT_GROUP, _BROKEN_ENTRY_POINTS[label])
+
+
+def broken_entry_points() -> dict[str, str]:
+    """Plugin entry points that failed to load: ``"name = module"`` -> the error."""
+    _ensure_loaded()
+    return dict(_BROKEN_ENTRY_POINTS)
+
+
+def broken_plugins_note() -> str:
+    """A sentence naming the entry points that failed to load (empty when none did)."""
+    if not _BROKEN_ENTRY_POINTS:
+        return ""
+    items = "; ".join(f"'{label}' failed with {err}" for label, err in
+                      _BROKEN_ENTRY_POINTS.items())
+    return (f" Installed plugin entry points that failed to load (the name may come from one "
+            f"of them; fix or uninstall it): {items}.")
 
 
 def load_plugins(modules: Iterable[str]) -> None:
     """Import plugin modules by dotted name so that their ``@register`` calls run.
 
     Raises:
-        HyperGraphError: a module cannot be imported (the message names it and why).
+        HyperGraphError: a module cannot be found, or raises (any exception, a syntax error)
+            while it is imported; the message names it and its error (the traceback is kept as
+            ``__cause__`` for ``--debug``). Classes it registered before failing are removed.
     """
     _ensure_loaded()
     for mod in modules:
@@ -94,11 +151,26 @@ def load_plugins(modules: Iterable[str]) -> None:
         if not mod:
             continue
         try:
-            importlib.import_module(mod)
-        except ImportError as err:
+            _load_undoing(functools.partial(importlib.import_module, mod))
+        except ModuleNotFoundError as err:
+            missing = err.name or ""
+            if mod == missing or mod.startswith(missing + "."):
+                raise HyperGraphError(
+                    f"Could not import plugin module '{mod}': {err}. Check that it is installed "
+                    "or on PYTHONPATH, and give its dotted module name (e.g. my_pkg.modules)."
+                ) from err
             raise HyperGraphError(
-                f"Could not import plugin module '{mod}': {err}. Check that it is installed "
-                "or on PYTHONPATH, and give its dotted module name (e.g. my_pkg.modules)."
+                f"Plugin module '{mod}' failed while being imported: "
+                f"{_describe_error(err)}. Install what it imports, or fix the plugin."
+            ) from err
+        except HyperGraphError as err:  # e.g. a duplicate registration: already one paragraph
+            raise HyperGraphError(f"Plugin module '{mod}' failed while being imported: "
+                                  f"{err}") from err
+        except Exception as err:
+            raise HyperGraphError(
+                f"Plugin module '{mod}' failed while being imported: "
+                f"{_describe_error(err)}. Fix the plugin (run with --debug for the "
+                "traceback)."
             ) from err
 
 
@@ -114,7 +186,7 @@ def resolve(kind: str, name: str) -> type[Module]:
     try:
         return _REGISTRY[kind][name]
     except KeyError:
-        raise UnknownNameError(kind, name, _REGISTRY[kind]) from None
+        raise UnknownNameError(kind, name, _REGISTRY[kind], note=broken_plugins_note()) from None
 
 
 def names(kind: str) -> list[str]:

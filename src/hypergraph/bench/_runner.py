@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hypergraph.config import RunConfig
-from hypergraph.exceptions import ConfigError
+from hypergraph.exceptions import ConfigError, DataError
 from hypergraph.graph import TEST, VAL
 from hypergraph.logging import get_logger
 from hypergraph.trainers import Callback, TrainContext, TrainState, write_json_atomic
@@ -277,9 +277,19 @@ def run_cell(spec: BenchSpec, dataset: BenchDataset, method: BenchMethod, seed: 
 
 def load_results(path: Path) -> dict[str, Any]:
     """``results.json`` as a dict (an empty skeleton when absent)."""
+    if path.is_dir():
+        raise DataError(f"'{path}' is a folder, expected the bench's results file; give "
+                        "another --out.")
     if path.is_file():
-        data: dict[str, Any] = json.loads(path.read_text())
-        data.setdefault("cells", {})
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"'{path}' is not a readable results file ({err}); it is damaged. "
+                            "Move it away to start the bench over, or give another --out."
+                            ) from None
+        if not isinstance(data, dict) or not isinstance(data.setdefault("cells", {}), dict):
+            raise DataError(f"'{path}' does not hold bench results (a JSON object with "
+                            "'cells'); move it away or give another --out.")
         return data
     return {"cells": {}}
 
@@ -296,7 +306,11 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
         threads: torch intra-op threads for the runs (small models run best on one).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission...
+        raise DataError(f"Cannot create the bench folder '{out}': {err.strerror or err}. "
+                        "Give another --out.") from None
     path = out / "results.json"
     results = load_results(path)
     results["spec"] = {"batch_size": spec.batch_size, "evals": spec.evals, "model": spec.model,

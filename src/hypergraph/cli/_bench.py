@@ -11,6 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hypergraph.cli._app import app, console, err_console
+from hypergraph.cli._checks import check_range
+from hypergraph.exceptions import ConfigError
 
 
 @app.command()
@@ -54,21 +56,25 @@ def bench(
     the steps and compute needed to reach uniform's final accuracy. Finished cells found in
     results.json are skipped, so an interrupted bench resumes.
     """
+    if quick and not perf:
+        raise ConfigError("--quick only applies to --perf; add --perf, or use --step-scale "
+                          "0.1 for a quick traversal bench.")
     if perf:
         raise typer.Exit(_run_perf(quick))
     from hypergraph.bench import (
         BenchSpec,
+        load_results,
         parse_dataset,
         parse_method,
         run_bench,
         write_outputs,
     )
-    from hypergraph.exceptions import ConfigError
-
-    if seeds < 1 or step_scale <= 0 or evals < 1 or batch_size < 1 or first_seed < 0:
-        raise ConfigError("bench: --seeds, --evals and --batch-size must be >= 1, --first-seed "
-                          f">= 0 and --step-scale > 0; got {seeds}, {evals}, {batch_size}, "
-                          f"{first_seed}, {step_scale}.")
+    check_range("--seeds", seeds, 1)
+    check_range("--first-seed", first_seed, 0)
+    check_range("--step-scale", step_scale, 0, low_open=True)
+    check_range("--evals", evals, 1)
+    check_range("--batch-size", batch_size, 1)
+    check_range("--threads", threads, 1)
     spec = BenchSpec(
         datasets=[parse_dataset(d.strip()) for d in datasets.split(",") if d.strip()],
         methods=[parse_method(m.strip().replace(";", ",")) for m in methods.split(",")
@@ -76,6 +82,14 @@ def bench(
         seeds=list(range(first_seed, first_seed + seeds)), batch_size=batch_size,
         evals=evals, device=device,
         step_scale=step_scale)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out '{out}' is a file, expected a folder for the bench results.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission...
+        raise ConfigError(f"Cannot create the bench folder '{out}': {err.strerror or err}. "
+                          "Give another --out.") from None
+    load_results(out / "results.json")  # a damaged results file is refused before any work
     total = len(spec.datasets) * len(spec.methods) * len(spec.seeds)
     bar = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
@@ -99,7 +113,6 @@ def _run_perf(quick: bool) -> int:
     import subprocess
 
     import hypergraph
-    from hypergraph.exceptions import ConfigError
 
     script = Path(hypergraph.__file__).resolve().parents[2] / "benchmarks" / "run.py"
     if not script.is_file():

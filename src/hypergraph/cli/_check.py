@@ -16,6 +16,7 @@ from rich.table import Table
 
 from hypergraph import registry
 from hypergraph.cli._app import _opt, app, cli_config, console, err_console
+from hypergraph.cli._checks import check_range
 from hypergraph.tags import COMBINATION_KINDS
 
 _MARK = {"pass": "[green]✓[/]", "fail": "[bold red]✗[/]", "skipped": "[yellow]s[/]",
@@ -166,6 +167,9 @@ def test_(
     """
     from hypergraph.testing import run_stages
 
+    check_range("--rows", rows, 3, why="the smoke run keeps at least one row per split: "
+                "train, validation and test")
+    check_range("--steps", steps, 1, why="gradient steps of the train stage")
     if plugins:
         registry.load_plugins(plugins)
     cfg = cli_config(config, {"dataset": dataset, "dataloader": dataloader, "model": model,

@@ -9,7 +9,8 @@ import numpy as np
 import typer
 
 from hypergraph.cli._app import app, cli_config, console
-from hypergraph.exceptions import ConfigError, DataError
+from hypergraph.cli._checks import check_range
+from hypergraph.exceptions import ConfigError, DataError, InvalidParameterError
 from hypergraph.logging import get_logger
 
 logger = get_logger(__name__)
@@ -27,8 +28,9 @@ def plot(
         help="Legend label per run, in order (default: the folder names).")] = None,
 ) -> None:
     """Overlay the learning curves of several runs in one PNG."""
-    from hypergraph.plots import load_history, plot_learning_curves
+    from hypergraph.plots import check_image_path, load_history, plot_learning_curves
 
+    check_image_path(out)
     if label and len(label) != len(runs):
         raise ConfigError(f"--label was given {len(label)} times for {len(runs)} runs; give "
                           "one label per run or none.")
@@ -37,6 +39,11 @@ def plot(
         if not history:
             raise DataError(f"'{run}/history.jsonl' is empty: the run has not finished an "
                             "epoch yet.")
+        for i, record in enumerate(history, start=1):
+            if not (isinstance(record.get("val"), dict) and isinstance(record.get("epoch"), int)
+                    and isinstance(record.get("train_loss"), int | float)):
+                raise DataError(f"'{run}/history.jsonl' record {i} lacks epoch, train_loss or "
+                                "val; the file is damaged.")
     val_keys = set(histories[0][-1]["val"])
     if metric is None:
         metric = next((m for m in ("accuracy", "r2", "loss") if m in val_keys), "loss")
@@ -80,14 +87,23 @@ def graph(
     With --run, a second panel colours training nodes by how often the run visited them.
     """
     from hypergraph import registry
-    from hypergraph.plots import node_features, plot_graph
+    from hypergraph.plots import LAYOUTS, check_image_path, node_features, plot_graph
     from hypergraph.rng import RngStreams
     from hypergraph.tags import check_combination
 
+    check_image_path(out)
+    check_range("--max-edges", max_edges, 0)
+    if layout not in LAYOUTS:
+        raise InvalidParameterError(f"--layout must be one of {', '.join(LAYOUTS)}; got "
+                                    f"'{layout}'.")
     if config is not None and run is not None:
         raise ConfigError("Give either --config or --run, not both.")
-    if run is not None and not (run / "config.yaml").is_file():
-        raise DataError(f"'{run}' holds no config.yaml: it is not a run folder.")
+    if run is not None:
+        if not run.is_dir():
+            raise DataError(f"--run '{run}' " + ("is a file, expected a run folder." if
+                                                  run.exists() else "does not exist."))
+        if not (run / "config.yaml").is_file():
+            raise DataError(f"'{run}' holds no config.yaml: it is not a run folder.")
     for item in set_ or []:
         if not item.split("=", 1)[0].strip().startswith(("dataset.", "dataloader.")):
             raise ConfigError(f"hypergraph graph only takes dataset.* and dataloader.* "
@@ -125,7 +141,16 @@ def _run_visits(run: Path) -> np.ndarray | None:
         logger.warning("'%s' holds no visits.npy (unfinished run?); drawing without visits.",
                        run)
         return None
-    visits: np.ndarray = np.load(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"'{path}' is not a readable NumPy .npy file of visit counts ({err}); "
+                        "it is damaged. Delete it to draw the graph without visits.") from err
+    if not isinstance(loaded, np.ndarray) or loaded.ndim != 1 or loaded.dtype.kind not in "iuf" \
+            or not np.all(np.isfinite(loaded)) or (loaded.size and loaded.min() < 0):
+        raise DataError(f"'{path}' does not hold visit counts (one non-negative number per "
+                        "node); it is damaged. Delete it to draw the graph without visits.")
+    visits: np.ndarray = loaded
     return visits
 
 
@@ -136,7 +161,13 @@ def _apply_final_edges(g: Any, run: Path) -> None:
         return
     import torch
 
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    saved = payload.get("graph")
-    if saved is not None and np.asarray(saved["indptr"]).size == g.num_nodes + 1:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types on damaged files
+        raise DataError(f"'{path}' is not a readable checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}); it is damaged. "
+                        "Draw the graph with --config instead of --run.") from err
+    saved = payload.get("graph") if isinstance(payload, dict) else None
+    if isinstance(saved, dict) and {"indptr", "indices", "weights"} <= saved.keys() and \
+            np.asarray(saved["indptr"]).size == g.num_nodes + 1:
         g.indptr, g.indices, g.weights = saved["indptr"], saved["indices"], saved["weights"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from hypergraph.base import Module
 from hypergraph.data import ArrayStore, DataStore
+from hypergraph.datasets._prep import check_float32
 from hypergraph.exceptions import DataError
 
 __all__ = ["Dataset", "DatasetBundle", "stratified_split"]
@@ -79,6 +80,14 @@ class DatasetBundle:
             if self.y.size and (self.y.min() < 0 or self.y.max() >= self.num_classes):
                 raise DataError(f"Dataset '{self.name}': labels must lie in "
                                 f"[0, {self.num_classes}).")
+            present = np.unique(self.y[self.split == 0])
+            if present.size < 2:
+                where = "every row" if np.unique(self.y).size < 2 else "every training row"
+                raise DataError(
+                    f"Dataset '{self.name}': {where} holds the same class (class id "
+                    f"{int(present[0])}); classification needs at least two classes in the "
+                    "training split (a model would learn nothing and score accuracy 1.0). Add "
+                    "rows of other classes, or use a regression task for a numeric target.")
         elif not np.all(np.isfinite(self.y)):
             raise DataError(f"Dataset '{self.name}': regression targets hold NaN or inf.")
 
@@ -118,6 +127,14 @@ def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
 
 def in_memory(name: str, X: np.ndarray, y: np.ndarray, split: np.ndarray, task: str,
               num_classes: int) -> DatasetBundle:
-    """Bundle in-memory arrays (features cast to ``float32``)."""
+    """Bundle in-memory arrays (features cast to ``float32``).
+
+    Raises:
+        DataError: a value lies beyond the ``float32`` range (it would silently become
+            ``inf``); the message names its row and column.
+    """
+    check_float32(np.asarray(X), f"Dataset '{name}'")
+    if task == "regression":
+        check_float32(np.asarray(y), f"Dataset '{name}'", what="target")
     return DatasetBundle(ArrayStore(np.ascontiguousarray(X, dtype=np.float32)), y, split, task,
                          num_classes, name)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from hypergraph._io import require_file
 from hypergraph.datasets._base import Dataset, DatasetBundle, in_memory, stratified_split
 from hypergraph.datasets._prep import (
     FRACTIONS,
     STANDARDIZE,
+    check_float32,
     encode_labels,
     standardize,
     standardize_targets,
@@ -132,6 +134,11 @@ def bundle_from_arrays(name: str, X: np.ndarray, y: np.ndarray, *, task: str, wh
                                 "drop those rows or fill in their labels.")
         labels, classes = encode_labels(y)
         num_classes = len(classes)
+        if num_classes < 2:
+            raise DataError(f"{where}: every row holds the same class ({classes[0]!r}); "
+                            "classification needs at least two classes (a model would learn "
+                            "nothing and score accuracy 1.0). Add rows of other classes, or "
+                            "set the task to regression for a numeric target.")
         if len(classes) <= 20:
             logger.info("%s: classes %s", where, classes)
     else:
@@ -167,10 +174,18 @@ def bundle_from_arrays(name: str, X: np.ndarray, y: np.ndarray, *, task: str, wh
             raise DataError(f"{where}: classes {names[:10]} appear only outside the training "
                             f"split (rows {_rows(rows)}); add training rows of them or drop "
                             "those rows.")
-    features = standardize(flat, codes).reshape(X.shape) if standardize_x else X
+    if standardize_x:
+        features = standardize(flat, codes, where=where,
+                               columns=columns if X.ndim == 2 else None).reshape(X.shape)
+    else:
+        check_float32(flat, where, columns if X.ndim == 2 else None)
+        features = X
     if task == "regression":
-        labels = standardize_targets(labels, codes) if standardize_x else \
-            labels.astype(np.float32)
+        if standardize_x:
+            labels = standardize_targets(labels, codes, where=where)
+        else:
+            check_float32(labels, where, what="target")
+            labels = labels.astype(np.float32)
     bundle = in_memory(name, features, labels, codes, task, num_classes)
     bundle.attrs = dict(attrs or {})
     return bundle
@@ -258,8 +273,7 @@ class _TableDataset(Dataset):
             raise DataError(f"dataset '{self.name}' needs a file: set dataset.path to your "
                             f".{self.fmt} file.")
         path = Path(self.path).expanduser()
-        if not path.is_file():
-            raise DataError(f"{self._where()} does not exist.")
+        require_file(path, self._where())
         df = self.read(path)
         if df.shape[0] == 0:
             raise DataError(f"{self._where()} holds no data rows.")
@@ -407,8 +421,11 @@ class NpzDataset(Dataset):
         if self.path is None:
             raise DataError("dataset 'npz' needs a file: set dataset.path to your .npz file.")
         path = Path(self.path).expanduser()
-        if not path.is_file():
-            raise DataError(f"{where} does not exist.")
+        require_file(path, where)
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{where} is not a readable .npz archive: it is not a valid .npz "
+                            "(zip) file as numpy.savez writes. Save the arrays with "
+                            "numpy.savez(path, X=..., y=...).")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays: dict[str, Any] = {k: data[k] for k in data.files}

@@ -149,8 +149,11 @@ class ImageFolderDataset(Dataset):
             raise DataError("dataset 'image_folder' needs a folder: set dataset.path to a "
                             "folder holding one subfolder of images per class.")
         root = Path(self.path).expanduser()
+        if root.is_file():
+            raise DataError(f"Image folder '{root}' is a file, expected a folder holding one "
+                            "subfolder of images per class.")
         if not root.is_dir():
-            raise DataError(f"Image folder '{root}' does not exist or is not a folder.")
+            raise DataError(f"Image folder '{root}' does not exist.")
         classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         if not classes:
             raise DataError(f"Image folder '{root}' has no class subfolders; put the images "
@@ -165,6 +168,11 @@ class ImageFolderDataset(Dataset):
                                 f"{'/'.join(IMAGE_SUFFIXES)} files; add images or remove it.")
             paths += files
             labels += [cid] * len(files)
+        if len(classes) < 2:
+            raise DataError(f"Image folder '{root}' has one class subfolder ('{classes[0]}'); "
+                            "classification needs at least two classes (a model would learn "
+                            "nothing and score accuracy 1.0). Add a subfolder of images per "
+                            "class.")
         return paths, np.asarray(labels, np.int64), classes
 
     def load(self, rng: np.random.Generator) -> DatasetBundle:

@@ -13,6 +13,7 @@ graph in place and bump :attr:`HyperGraph.version`, so that traversals can rebui
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from hypergraph._io import atomic_path
+from hypergraph._io import atomic_path, require_file
 from hypergraph.base import Module
 from hypergraph.exceptions import DataError
 from hypergraph.registry import register
@@ -564,8 +565,10 @@ class HyperGraph(Module):
     def load(cls, path: str | os.PathLike[str]) -> HyperGraph:
         """Load a graph written by :meth:`save`; malformed files raise :class:`DataError`."""
         path = Path(path)
-        if not path.exists():
-            raise DataError(f"Graph file '{path}' does not exist.")
+        require_file(path, f"Graph file '{path}'")
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"Graph file '{path}' is not a HyperGraph .npz file: it is not a "
+                            "zip archive (as numpy.savez writes).")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}

@@ -43,7 +43,8 @@ def resolve_module(text: str) -> type[Module]:
     if len(found) > 1:
         options = ", ".join(key(c) for c in found)
         raise HyperGraphError(f"Module name '{text}' is ambiguous; give one of: {options}.")
-    raise UnknownNameError("module", text, [key(c) for c in registry.all_modules()])
+    raise UnknownNameError("module", text, [key(c) for c in registry.all_modules()],
+                           note=registry.broken_plugins_note())
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hypergraph.config import RunConfig
+from hypergraph.exceptions import InvalidParameterError
 from hypergraph.graph import TEST, VAL
 from hypergraph.logging import get_logger
 from hypergraph.rng import RngStreams
@@ -53,12 +54,20 @@ def run_stages(config: RunConfig, max_rows: int = 300, steps: int = 5,
 
     Modules are built and tag-checked first (:func:`hypergraph.run.build`); errors there are
     raised (they are input errors, exit code 2 in the CLI), not reported as a stage.
+
+    Raises:
+        InvalidParameterError: ``max_rows < 3`` (one row per split) or ``steps < 1``.
     """
     from hypergraph.models import resolve_device
     from hypergraph.run import build
     from hypergraph.trainers import BatchGatherer
     from hypergraph.traversals import TraversalContext
 
+    if max_rows < 3:
+        raise InvalidParameterError(f"max_rows must be >= 3 (one row per split: train, "
+                                    f"validation and test); got {max_rows}.")
+    if steps < 1:
+        raise InvalidParameterError(f"steps must be >= 1; got {steps}.")
     mods = build(config)
     streams = RngStreams(config.seed)
     device = resolve_device(config.device)
@@ -70,7 +79,8 @@ def run_stages(config: RunConfig, max_rows: int = 300, steps: int = 5,
         bundle = mods.dataset.load(streams.generator("dataset"))
         bundle.check()
         full = len(bundle)
-        bundle = subsample_bundle(bundle, max_rows, np.random.default_rng(config.seed))
+        rng = np.random.default_rng(config.seed & 0xFFFFFFFF)  # negative run seeds too
+        bundle = subsample_bundle(bundle, max_rows, rng)
         state["bundle"] = bundle
         counts = [int((bundle.split == c).sum()) for c in (0, 1, 2)]
         return (f"{len(bundle)} of {full} rows (train/val/test {counts[0]}/{counts[1]}/"

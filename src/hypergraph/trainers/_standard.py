@@ -6,6 +6,7 @@ import io
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -213,11 +214,16 @@ class StandardTrainer(Trainer):
             callbacks.on_epoch_end(ctx, state, record)
 
     def _diverged(self, ctx: TrainContext, what: str, epoch: int) -> None:
+        kept = ""
+        if ctx.out_dir is not None:  # name only the checkpoints that were really written
+            found = [n for n in ("last.pt", "best.pt") if (Path(ctx.out_dir) / n).is_file()]
+            many = len(found) > 1
+            kept = (f" The last good checkpoint{'s' if many else ''} ({', '.join(found)}) "
+                    f"{'are' if many else 'is'} kept in {ctx.out_dir}." if found else
+                    f" No checkpoint had been written to {ctx.out_dir} yet.")
         raise TrainingError(
             f"{what} in epoch {epoch + 1}; training stopped. Lower the learning rate "
-            "(--set model.lr=...) or check the data for extreme values."
-            + (f" The last good checkpoint (last.pt, best.pt) is kept in {ctx.out_dir}."
-               if ctx.out_dir is not None else ""))
+            "(--set model.lr=...) or check the data for extreme values." + kept)
 
     def _flush_losses(self, state: TrainState) -> None:
         """Add the buffered per-step losses to ``state.epoch_loss``.
