@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
         if _state["debug"]:
             traceback.print_exc()
         # escape: a message quoting user input such as 'x[/]' must not be read as rich markup
-        err_console.print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False,
+        # one paragraph: messages quoting library errors (YAML, pandas) may hold line breaks
+        text = " ".join(str(err).split())
+        err_console.print(f"[bold red]Error:[/] {escape(text)}", highlight=False,
                           soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt as err:
