@@ -24,23 +24,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hypergraph.exceptions import ConfigError, UnknownNameError
+from hypergraph.kinds import DEFAULTS, FALLBACK_TRAVERSAL
 
 __all__ = ["DEFAULTS", "FALLBACK_TRAVERSAL", "ModuleChoice", "RunConfig", "YamlLoader",
            "apply_overrides", "load_config", "load_yaml"]
 
-#: The default combination of ``hypergraph train``.
-DEFAULTS: dict[str, str] = {
-    "dataset": "digits",
-    "dataloader": "knn",
-    "model": "mlp",
-    "traversal": "ivalue",
-    "manager": "static",
-    "trainer": "standard",
-}
-RUN_KINDS = tuple(DEFAULTS)
-#: Used instead of the default traversal when the default does not fit the other modules
-#: (e.g. a hyperedge-only graph) and no traversal was named.
-FALLBACK_TRAVERSAL = "comprehensive"
+RUN_KINDS = tuple(DEFAULTS)  # the section names, in order (see :mod:`hypergraph.kinds`)
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -96,6 +85,8 @@ class RunConfig(BaseModel):
     trainer: ModuleChoice = ModuleChoice(name=DEFAULTS["trainer"])
 
     _shorthand = field_validator(*RUN_KINDS, mode="before")(_choice)
+    # One section per run kind of hypergraph.kinds.RUN_KINDS, written out for static typing;
+    # the check after the class keeps the two from drifting apart.
 
     def choice(self, kind: str) -> ModuleChoice:
         """The module chosen for ``kind``."""
@@ -105,6 +96,13 @@ class RunConfig(BaseModel):
     def to_yaml(self) -> str:
         """YAML that :func:`load_config` reads back into an equal config."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+_sections = [name for name in RunConfig.model_fields if name in DEFAULTS or isinstance(
+    RunConfig.model_fields[name].default, ModuleChoice)]
+if tuple(_sections) != RUN_KINDS or any(
+        RunConfig.model_fields[k].default.name != DEFAULTS[k] for k in RUN_KINDS):
+    raise RuntimeError("RunConfig's module sections must match hypergraph.kinds.RUN_KINDS")
 
 
 def _format_validation(err: ValidationError, source: str) -> str:

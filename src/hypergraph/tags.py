@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING
 
 from hypergraph import registry
 from hypergraph.exceptions import IncompatibleModulesError
+from hypergraph.kinds import RUN_KINDS
 
 if TYPE_CHECKING:
     from hypergraph.base import Module
 
 __all__ = ["check_combination", "enumerate_combinations", "problems", "providers"]
 
-#: Kinds searched over when enumerating combinations (the others have one built-in each).
-COMBINATION_KINDS: tuple[str, ...] = ("dataset", "dataloader", "model", "traversal", "manager",
-                                      "trainer")
+#: Kinds searched over when enumerating combinations: the run kinds (the others are data
+#: structures with one built-in each).
+COMBINATION_KINDS: tuple[str, ...] = tuple(k.name for k in RUN_KINDS)
 
 
 def providers(tag: str) -> list[str]:

@@ -6,12 +6,16 @@ with code 2 and one paragraph on stderr; ``--debug`` shows the traceback as well
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import sys
 import traceback
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,8 +23,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from hypergraph import registry
-from hypergraph.config import RunConfig
 from hypergraph.exceptions import ConfigError, HyperGraphError
+
+if TYPE_CHECKING:
+    from hypergraph.config import RunConfig
 
 app = typer.Typer(
     name="hypergraph",
@@ -50,8 +56,40 @@ def _global(
         registry.load_plugins(plugins)
 
 
+def with_module_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command one ``--KIND NAME`` option per run kind (:data:`hypergraph.kinds.RUN_KINDS`).
+
+    The command declares a ``modules`` parameter and receives ``{kind: name or None}`` in it;
+    the options are inserted in its place, so every command that chooses modules offers the
+    same options, derived from the one table of kinds.
+    """
+    from hypergraph.kinds import RUN_KINDS
+
+    sig = inspect.signature(func)
+    options = [inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                 annotation=Annotated[str | None, _opt(k.name)])
+               for k in RUN_KINDS]
+    params: list[inspect.Parameter] = []
+    for p in sig.parameters.values():
+        if p.name == "modules":
+            params += options
+        else:
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> Any:
+        return func(modules={k.name: kwargs.pop(k.name) for k in RUN_KINDS}, **kwargs)
+
+    hints = typing.get_type_hints(func, include_extras=True)
+    hints.pop("modules", None)
+    command.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in params])
+    command.__annotations__ = {p.name: hints.get(p.name, p.annotation) for p in params}
+    return command
+
+
 def _opt(kind: str) -> Any:
-    from hypergraph.config import DEFAULTS
+    from hypergraph.kinds import DEFAULTS
 
     return typer.Option(help=f"{kind.capitalize()} module; default {DEFAULTS[kind]} (choices: "
                         f"`hypergraph modules --kind {kind}`).", rich_help_panel="Modules")
@@ -79,16 +117,12 @@ def cli_config(config: Path | None, names: dict[str, str | None], overrides: lis
 
 
 @app.command()
+@with_module_options
 def train(
     config: Annotated[Path | None, typer.Option("--config", "-c",
                                                 help="Run config YAML (e.g. a run's config.yaml)."
                                                 )] = None,
-    dataset: Annotated[str | None, _opt("dataset")] = None,
-    dataloader: Annotated[str | None, _opt("dataloader")] = None,
-    model: Annotated[str | None, _opt("model")] = None,
-    traversal: Annotated[str | None, _opt("traversal")] = None,
-    manager: Annotated[str | None, _opt("manager")] = None,
-    trainer: Annotated[str | None, _opt("trainer")] = None,
+    modules: dict[str, str | None] | None = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", "-s", help="Override a hyperparameter: KIND.PARAM=VALUE, e.g. model.lr=0.01 "
         "(repeatable).")] = None,
@@ -130,9 +164,8 @@ def train(
 
     if resume is not None:
         given = [name for name, value in (
-            ("--config", config), ("--dataset", dataset), ("--dataloader", dataloader),
-            ("--model", model), ("--traversal", traversal), ("--manager", manager),
-            ("--trainer", trainer), ("--set", set_), ("--seed", seed), ("--epochs", epochs),
+            ("--config", config), *((f"--{k}", v) for k, v in (modules or {}).items()),
+            ("--set", set_), ("--seed", seed), ("--epochs", epochs),
             ("--device", device), ("--out", out), ("--logger", logger_),
             ("--overwrite", overwrite)) if value]
         if given:
@@ -141,9 +174,7 @@ def train(
     extra = [f"seed={seed}"] if seed is not None else []
     extra += [f"device={device}"] if device is not None else []
     extra += [f"trainer.epochs={epochs}"] if epochs is not None else []
-    cfg = cli_config(config, {"dataset": dataset, "dataloader": dataloader, "model": model,
-                              "traversal": traversal, "manager": manager, "trainer": trainer},
-                     [*extra, *(set_ or [])])
+    cfg = cli_config(config, modules or {}, [*extra, *(set_ or [])])
     if logger_:
         cfg = cfg.model_copy(update={"loggers": list(dict.fromkeys([*cfg.loggers, *logger_]))})
     out_dir = resume if resume is not None else (out if out is not None

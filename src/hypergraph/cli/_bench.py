@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hypergraph.cli._app import app, console, err_console
 from hypergraph.cli._checks import check_range
@@ -91,6 +90,14 @@ def bench(
                           "Give another --out.") from None
     load_results(out / "results.json")  # a damaged results file is refused before any work
     total = len(spec.datasets) * len(spec.methods) * len(spec.seeds)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
                    disable=not progress)

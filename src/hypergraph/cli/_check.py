@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from hypergraph import registry
-from hypergraph.cli._app import _opt, app, cli_config, console, err_console
+from hypergraph.cli._app import app, cli_config, console, err_console, with_module_options
 from hypergraph.cli._checks import check_range
 from hypergraph.tags import COMBINATION_KINDS
 
@@ -140,15 +140,11 @@ def check(
 
 
 @app.command("test")
+@with_module_options
 def test_(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Run config YAML (e.g. a run's config.yaml).")] = None,
-    dataset: Annotated[str | None, _opt("dataset")] = None,
-    dataloader: Annotated[str | None, _opt("dataloader")] = None,
-    model: Annotated[str | None, _opt("model")] = None,
-    traversal: Annotated[str | None, _opt("traversal")] = None,
-    manager: Annotated[str | None, _opt("manager")] = None,
-    trainer: Annotated[str | None, _opt("trainer")] = None,
+    modules: dict[str, str | None] | None = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", "-s", help="Override a hyperparameter: KIND.PARAM=VALUE (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -172,8 +168,7 @@ def test_(
     check_range("--steps", steps, 1, why="gradient steps of the train stage")
     if plugins:
         registry.load_plugins(plugins)
-    cfg = cli_config(config, {"dataset": dataset, "dataloader": dataloader, "model": model,
-                              "traversal": traversal, "manager": manager, "trainer": trainer},
+    cfg = cli_config(config, modules or {},
                      [f"seed={seed}", f"device={device}", *(set_ or [])], plugins)
     results = run_stages(cfg, max_rows=rows, steps=steps)
     failed = any(r.status == "fail" for r in results)
@@ -181,8 +176,7 @@ def test_(
         console.print_json(json.dumps({"ok": not failed,
                                        "stages": [r.to_dict() for r in results]}))
     else:
-        names = ", ".join(f"{k}={cfg.choice(k).name}" for k in
-                          ("dataset", "dataloader", "model", "traversal", "manager", "trainer"))
+        names = ", ".join(f"{k}={cfg.choice(k).name}" for k in COMBINATION_KINDS)
         table = Table(title=f"hypergraph test: {names}")
         for col in ("stage", "result", "time", "details"):
             table.add_column(col, overflow="fold")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from hypergraph.cli._app import app, cli_config, console
 from hypergraph.cli._checks import check_range
 from hypergraph.exceptions import ConfigError, DataError, InvalidParameterError
 from hypergraph.logging import get_logger
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = get_logger(__name__)
 
@@ -136,6 +138,8 @@ def graph(
 
 
 def _run_visits(run: Path) -> np.ndarray | None:
+    import numpy as np
+
     path = run / "visits.npy"
     if not path.is_file():
         logger.warning("'%s' holds no visits.npy (unfinished run?); drawing without visits.",
@@ -159,6 +163,7 @@ def _apply_final_edges(g: Any, run: Path) -> None:
     path = run / "last.pt"
     if not path.is_file():
         return
+    import numpy as np
     import torch
 
     try:
