@@ -35,6 +35,7 @@ from hypergraph.logging import get_logger
 from hypergraph.managers import GraphManager
 from hypergraph.models import Model, resolve_device
 from hypergraph.rng import RngStreams
+from hypergraph.runtime import apply_threads
 from hypergraph.tags import check_combination, problems
 from hypergraph.trainers import Callback, TrainContext, Trainer
 from hypergraph.traversals import Traversal
@@ -117,6 +118,7 @@ def resolved_config(config: RunConfig, modules: Modules) -> RunConfig:
 
 def prepare(config: RunConfig, modules: Modules) -> TrainContext:
     """Load the data, build the graph and set the model up (no training yet)."""
+    apply_threads()  # $HYPERGRAPH_THREADS (the CLI's --threads); unset: torch's own setting
     streams = RngStreams(config.seed)
     device = resolve_device(config.device)
     t0 = time.perf_counter()

@@ -47,7 +47,22 @@ def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
     plugins: Annotated[list[str] | None, typer.Option(
         "--plugins", help="Import a module that registers extra modules (repeatable).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="CPU threads torch may use (default: the usable cores, at most 4; "
+        "also read from HYPERGRAPH_THREADS). Use 1 when several runs share the cores.")
+                       ] = None,
 ) -> None:
+    import os
+
+    from hypergraph.runtime import THREADS_ENV, default_threads
+
+    if threads is not None:
+        from hypergraph.cli._checks import check_range
+
+        check_range("--threads", threads, 1, why="torch needs at least one thread")
+        os.environ[THREADS_ENV] = str(threads)
+    elif not os.environ.get(THREADS_ENV):
+        os.environ[THREADS_ENV] = str(default_threads())
     _state["debug"] = debug
     _state["plugins"] = list(plugins or [])  # reset: main() may run several times in-process
     if verbose:
