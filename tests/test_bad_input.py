@@ -337,7 +337,6 @@ def test_smoke_and_bench_option_ranges(tmp_path: Path,
                                 ("--first-seed", "-1", ">= 0"), ("--evals", "0", ">= 1"),
                                 ("--batch-size", "-3", ">= 1")):
         fails(["bench", option, value, "-o", str(out)], capsys, f"{option} must be {rule}")
-    fails(["bench", "--quick", "-o", str(out)], capsys, "--quick only applies to --perf")
     assert not out.exists()
     cheap = ["bench", "--datasets", "clean", "--methods", "uniform", "--seeds", "1",
              "--step-scale", "0.01", "--no-progress", "-o"]

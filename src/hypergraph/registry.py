@@ -106,7 +106,7 @@ def _load_undoing(load: Callable[[], object]) -> None:
 def _ensure_loaded() -> None:
     if not _state["builtins"]:
         _state["builtins"] = True
-        importlib.import_module("hypergraph.modules")
+        importlib.import_module("hypergraph._builtin_modules")
     if not _state["entry_points"]:
         _state["entry_points"] = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):

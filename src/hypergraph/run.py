@@ -40,14 +40,14 @@ from hypergraph.tags import check_combination, problems
 from hypergraph.trainers import Callback, TrainContext, Trainer
 from hypergraph.traversals import Traversal
 
-__all__ = ["Modules", "build", "resolved_config", "resume", "train"]
+__all__ = ["RunModules", "build", "resolved_config", "resume", "train"]
 
 logger = get_logger(__name__)
 
 
 @dataclass
-class Modules:
-    """The instantiated modules of one run (not yet set up)."""
+class RunModules:
+    """The instantiated modules of one run, one per run kind (not yet set up)."""
 
     dataset: Dataset
     dataloader: Dataloader
@@ -58,7 +58,7 @@ class Modules:
 
 
 def build(config: RunConfig, *, dataset: Dataset | None = None,
-          model: Model | None = None) -> Modules:
+          model: Model | None = None) -> RunModules:
     """Resolve, construct and tag-check the modules of ``config``.
 
     Args:
@@ -82,7 +82,7 @@ def build(config: RunConfig, *, dataset: Dataset | None = None,
         kind: given[kind] if kind in given else cls.from_params(config.choice(kind).params)
         for kind, cls in classes.items()
     }
-    return Modules(**instances)  # type: ignore[arg-type]
+    return RunModules(**instances)  # type: ignore[arg-type]
 
 
 def _default_traversal_fallback(config: RunConfig, classes: dict[str, type[Module]],
@@ -105,7 +105,7 @@ def _default_traversal_fallback(config: RunConfig, classes: dict[str, type[Modul
     return alt
 
 
-def resolved_config(config: RunConfig, modules: Modules) -> RunConfig:
+def resolved_config(config: RunConfig, modules: RunModules) -> RunConfig:
     """``config`` with every hyperparameter filled in from the built modules."""
     data = config.model_dump()
     for kind in RUN_KINDS:
@@ -116,7 +116,7 @@ def resolved_config(config: RunConfig, modules: Modules) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
-def prepare(config: RunConfig, modules: Modules) -> TrainContext:
+def prepare(config: RunConfig, modules: RunModules) -> TrainContext:
     """Load the data, build the graph and set the model up (no training yet)."""
     apply_threads()  # $HYPERGRAPH_THREADS (the CLI's --threads); unset: torch's own setting
     streams = RngStreams(config.seed)
@@ -255,7 +255,7 @@ def _check_resume(out: Path, resolved: RunConfig) -> dict[str, Any] | None:
     return manifest
 
 
-def _fit(resolved: RunConfig, modules: Modules, out: Path | None,
+def _fit(resolved: RunConfig, modules: RunModules, out: Path | None,
          callbacks: list[Callback] | None, ctx: TrainContext | None,
          resume_state: dict[str, Any] | None, run_id: str | None = None) -> dict[str, Any]:
     """Train with the prepared context (or prepare it now) and write the run's files."""

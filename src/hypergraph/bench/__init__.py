@@ -3,7 +3,6 @@
 from pathlib import Path
 from typing import Any
 
-from hypergraph.bench._plots import plot_bench
 from hypergraph.bench._report import best_so_far, head_to_head, markdown_report, summarise
 from hypergraph.bench._runner import (
     DATASETS,
@@ -32,7 +31,6 @@ __all__ = [
     "markdown_report",
     "parse_dataset",
     "parse_method",
-    "plot_bench",
     "run_bench",
     "run_cell",
     "summarise",
@@ -46,4 +44,6 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path, command: str = "
     out = Path(out_dir)
     report = out / "report.md"
     report.write_text(markdown_report(results, command))
-    return [report, *plot_bench(results, out)]
+    from hypergraph.plots import plot_bench_curves
+
+    return [report, *plot_bench_curves(summarise(results), out)]

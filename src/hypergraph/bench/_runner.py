@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ from hypergraph.config import RunConfig
 from hypergraph.exceptions import ConfigError, DataError
 from hypergraph.graph import TEST, VAL
 from hypergraph.logging import get_logger
+from hypergraph.runtime import THREADS_ENV, apply_threads
 from hypergraph.trainers import Callback, TrainContext, TrainState, write_json_atomic
 
 __all__ = [
@@ -318,9 +320,10 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
                        "datasets": [asdict(d) | {"budget": spec.budget(d)}
                                     for d in spec.datasets],
                        "methods": [asdict(m) for m in spec.methods], "seeds": spec.seeds}
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    old_threads, old_env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
+    if threads:  # every run applies $HYPERGRAPH_THREADS when it is prepared
+        os.environ[THREADS_ENV] = str(threads)
+        apply_threads()
     try:
         for dataset, method, seed in _cells(spec.datasets, spec.methods, spec.seeds):
             key = spec.cell_key(dataset, method, seed)
@@ -337,6 +340,10 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
             if on_cell:
                 on_cell(key, False)
     finally:
+        if old_env is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = old_env
         torch.set_num_threads(old_threads)
     write_json_atomic(path, results, compact=True)
     return results

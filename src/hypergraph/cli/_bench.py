@@ -40,12 +40,6 @@ def bench(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch threads per run.")] = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    perf: Annotated[bool, typer.Option(
-        "--perf", help="Instead, run the performance benchmarks of the framework itself "
-        "(python benchmarks/run.py: overhead vs a hand-written loop, traversal scaling, kNN "
-        "at 10^6 points, memory); needs a source checkout.")] = False,
-    quick: Annotated[bool, typer.Option(
-        "--quick", help="With --perf: tiny sizes (proves the benchmarks run).")] = False,
 ) -> None:
     """Benchmark traversals at matched budgets; write results.json, report.md and plots.
 
@@ -54,12 +48,10 @@ def bench(
     (forward + backward passes, selection included) and wall time. The report gives, per method,
     the steps and compute needed to reach uniform's final accuracy. Finished cells found in
     results.json are skipped, so an interrupted bench resumes.
+
+    The framework's own speed and memory benchmarks are developer scripts of the source
+    checkout: `python benchmarks/run.py` (see docs/benchmarks.md).
     """
-    if quick and not perf:
-        raise ConfigError("--quick only applies to --perf; add --perf, or use --step-scale "
-                          "0.1 for a quick traversal bench.")
-    if perf:
-        raise typer.Exit(_run_perf(quick))
     from hypergraph.bench import (
         BenchSpec,
         load_results,
@@ -113,17 +105,3 @@ def bench(
     paths = write_outputs(results, out, command=command)
     console.print((out / "report.md").read_text())
     console.print("Wrote " + ", ".join(str(p) for p in [out / "results.json", *paths]))
-
-
-def _run_perf(quick: bool) -> int:
-    """Run ``benchmarks/run.py`` of the source checkout; returns its exit code."""
-    import subprocess
-
-    import hypergraph
-
-    script = Path(hypergraph.__file__).resolve().parents[2] / "benchmarks" / "run.py"
-    if not script.is_file():
-        raise ConfigError(f"bench --perf runs benchmarks/run.py of a source checkout; it was not "
-                          f"found at {script}. Run it from a clone of the repository.")
-    return subprocess.run([sys.executable, str(script), *(["--quick"] if quick else [])],
-                          check=False).returncode
