@@ -25,9 +25,8 @@ import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 from _common import Row, table
 
-from hypergraph.dataloaders import KNNDataloader, graph_from_pairs, similarity_weights
-from hypergraph.dataloaders._knn import knn_recall
-from hypergraph.datasets._base import in_memory
+from hypergraph.dataloaders import KNNDataloader, graph_from_pairs, knn_recall, similarity_weights
+from hypergraph.datasets import in_memory
 from hypergraph.graph import HyperGraph
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, {src!r})
 import numpy as np, torch
 torch.set_num_threads(1)
 import hypergraph.modules  # noqa: F401
-from hypergraph.datasets._base import in_memory
+from hypergraph.datasets import in_memory
 from hypergraph.graph import HyperGraph
 from hypergraph.managers import StaticManager
 from hypergraph.models import MLPModel

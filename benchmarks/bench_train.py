@@ -42,16 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts src/ on the path)
+import hypergraph.modules  # noqa: F401  (registers every module)
 import numpy as np
 import torch
 from _common import Row, cli
 from torch import nn
 
-import hypergraph.modules  # noqa: F401  (registers every module)
 from hypergraph import registry
 from hypergraph.dataloaders import KNNDataloader
-from hypergraph.datasets import DatasetBundle
-from hypergraph.datasets._base import in_memory
+from hypergraph.datasets import DatasetBundle, in_memory
 from hypergraph.managers import StaticManager
 from hypergraph.models import MLPModel
 from hypergraph.rng import RngStreams
@@ -409,7 +408,7 @@ def _write_pngs(folder: Path, X: np.ndarray) -> list[str]:
 def run_file_path(quick: bool, repeats: int) -> list[Row]:
     """A file-backed image store: prefetching vs reading in the training thread (CNN)."""
     from hypergraph.data import ArrayStore, FileStore
-    from hypergraph.datasets._images import ImageLoader
+    from hypergraph.datasets import ImageLoader
     from hypergraph.graph import HyperGraph
 
     n = 150 if quick else 3000

@@ -21,8 +21,7 @@ from hypergraph.dataloaders import (
     threshold_edges,
     threshold_edges_knn,
 )
-from hypergraph.datasets import Dataset, DatasetBundle
-from hypergraph.datasets._base import in_memory
+from hypergraph.datasets import Dataset, DatasetBundle, in_memory
 from hypergraph.exceptions import DataError
 from hypergraph.graph import TRAIN, ClusterNode, HyperGraph
 from hypergraph.run import train

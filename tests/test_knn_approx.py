@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from hypergraph.dataloaders import KNNDataloader
-from hypergraph.dataloaders._knn import knn_recall
-from hypergraph.datasets._base import in_memory
+from hypergraph.dataloaders import KNNDataloader, knn_recall
+from hypergraph.datasets import in_memory
 from hypergraph.exceptions import InvalidParameterError
 
 

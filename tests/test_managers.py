@@ -12,11 +12,10 @@ import torch
 from hypergraph.config import RunConfig
 from hypergraph.data import ArrayStore
 from hypergraph.dataloaders import KNNDataloader
-from hypergraph.datasets._base import in_memory
+from hypergraph.datasets import in_memory
 from hypergraph.exceptions import DataError
 from hypergraph.graph import TRAIN, HyperGraph
-from hypergraph.managers import ReductionManager, ReembedManager, ReweightManager
-from hypergraph.managers._reweight import reverse_positions
+from hypergraph.managers import ReductionManager, ReembedManager, ReweightManager, reverse_positions
 from hypergraph.run import resume, train
 from hypergraph.trainers import Callback, TrainContext, TrainState
 from hypergraph.traversals import (

@@ -10,7 +10,7 @@ import pytest
 
 from hypergraph.config import RunConfig
 from hypergraph.dataloaders import ClusterDataloader
-from hypergraph.datasets._base import in_memory
+from hypergraph.datasets import in_memory
 from hypergraph.graph import TRAIN, HyperGraph
 from hypergraph.run import train
 from hypergraph.traversals import ClusterHopTraversal, RandomWalkTraversal, Traversal

@@ -4,7 +4,7 @@ from hypergraph.dataloaders._attribute import AttributeDataloader, attribute_inc
 from hypergraph.dataloaders._base import Dataloader, graph_from_pairs
 from hypergraph.dataloaders._cluster import ClusterDataloader, kmeans_groups
 from hypergraph.dataloaders._embedding import builder_vectors, model_embedding, random_projection
-from hypergraph.dataloaders._knn import KNNDataloader, similarity_weights
+from hypergraph.dataloaders._knn import KNNDataloader, knn_recall, similarity_weights
 from hypergraph.dataloaders._threshold import (
     ThresholdDataloader,
     threshold_edges,
@@ -21,6 +21,7 @@ __all__ = [
     "builder_vectors",
     "graph_from_pairs",
     "kmeans_groups",
+    "knn_recall",
     "model_embedding",
     "random_projection",
     "similarity_weights",
