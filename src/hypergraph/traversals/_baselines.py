@@ -209,13 +209,10 @@ class InfoBatchTraversal(Traversal):
         self.prune_ratio = prune_ratio
         self.delta = delta
 
-    def _build(self) -> None:
-        n = self.train_ids_.size
-        old = getattr(self, "scores_", None)
-        if old is None or old.size != n:
-            self.scores_ = np.ones(n, np.float64)
-        self.pos_ = np.full(self.graph_.num_nodes, -1, np.int64)
-        self.pos_[self.train_ids_] = np.arange(n)
+    def init_state(self) -> None:
+        self.scores_ = np.ones(self.train_ids_.size, np.float64)
+
+    def reset(self) -> None:
         self._plan(-1)
 
     def _plan(self, epoch: int) -> None:
@@ -242,7 +239,7 @@ class InfoBatchTraversal(Traversal):
         return Selection(self.train_ids_[self.order_[sl]], self.weights_[sl].copy())
 
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        self.scores_[self.pos_[ids]] = losses
+        self.scores_[self.position_[ids]] = losses
 
     def extra_state(self) -> dict[str, Any]:
         return {"scores": self.scores_.copy(), "order": self.order_.copy(),
@@ -285,7 +282,7 @@ class RhoLossTraversal(Traversal):
         self.il_width = il_width
         self.il_epochs = il_epochs
 
-    def _build(self) -> None:
+    def build(self) -> None:
         ids = self.train_ids_
         feats = _train_features(self.graph_, ids, self.display_name())
         classes = max(1, int(np.max(self.graph_.label, initial=0)) + 1)
@@ -337,14 +334,11 @@ class LossTopKTraversal(Traversal):
         self.pressure = pressure
         self.recompute_every = recompute_every
 
-    def _build(self) -> None:
-        n = self.train_ids_.size
-        old = getattr(self, "loss_", None)
-        if old is None or old.size != n:
-            self.loss_ = np.full(n, np.inf)
-        self.pos_ = np.full(self.graph_.num_nodes, -1, np.int64)
-        self.pos_[self.train_ids_] = np.arange(n)
-        self.probs_ = rank_probabilities(n, self.pressure)
+    def build(self) -> None:
+        self.probs_ = rank_probabilities(self.train_ids_.size, self.pressure)
+
+    def init_state(self) -> None:
+        self.loss_ = np.full(self.train_ids_.size, np.inf)
 
     def on_epoch_start(self, epoch: int) -> None:
         every = self.recompute_every
@@ -360,7 +354,7 @@ class LossTopKTraversal(Traversal):
         return Selection(self.train_ids_[order[ranks]])
 
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        self.loss_[self.pos_[ids]] = losses
+        self.loss_[self.position_[ids]] = losses
 
     def extra_state(self) -> dict[str, Any]:
         return {"loss": self.loss_.copy()}

@@ -64,9 +64,9 @@ class ClusterHopTraversal(RandomWalkTraversal):
         sizes = ptr[ids + 1] - ptr[ids]
         return np.where(self.graph_.store_row[ids] < 0, sizes, 1).astype(np.int64)
 
-    def _build(self) -> None:
+    def build(self) -> None:
         self.sizes_ = self._sizes()
-        super()._build()
+        super().build()
 
     def _teleport_weights(self, sub: HyperGraph) -> np.ndarray | None:
         if self.teleport_to == "size":

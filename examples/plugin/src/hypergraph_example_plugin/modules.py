@@ -29,7 +29,7 @@ class StrideTraversal(Traversal):
     def __init__(self, stride: int = 7) -> None:
         self.stride = stride
 
-    def _build(self) -> None:
+    def reset(self) -> None:  # at setup and after every graph change: a new ring
         self.ring_ = self.rng_.permutation(self.train_ids_)
         self.cursor_ = 0
 
