@@ -14,10 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import sys
-from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,8 +32,6 @@ WITHDRAW = 17  # before this batch, a manager withdraws training nodes
 RESUME = 23  # before this batch, the state moves to a fresh instance
 SEEDS = (0, 1)
 BATCH = 8
-
-PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "plugin"
 
 #: (case id, registered name, parameters, graph: "points" or "clusters")
 CASES: list[tuple[str, str, dict[str, Any], str]] = [
@@ -165,20 +160,6 @@ def fingerprint(name: str, params: dict[str, Any], kind: str, seed: int) -> str:
         if trav.needs_feedback:
             trav.feedback(sel.ids, _losses(sel.ids, step))
     return digest.hexdigest()
-
-
-@pytest.fixture(scope="module")
-def plugin() -> Iterator[None]:
-    module = "hypergraph_example_plugin.modules"
-    sys.path.insert(0, str(PLUGIN / "src"))
-    try:
-        registry.load_plugins([module])
-        yield
-    finally:
-        registry.unregister("traversal", "stride")
-        registry.unregister("model", "linear_probe")
-        sys.modules.pop(module, None)
-        sys.path.remove(str(PLUGIN / "src"))
 
 
 def test_every_built_in_traversal_is_pinned() -> None:

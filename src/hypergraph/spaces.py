@@ -318,20 +318,16 @@ def from_wandb(spec: Mapping[str, Any], default: Any = None, where: str = "") ->
                               f"got {low!r}.")
         return Float(default=float(low) if default is None else default, low=float(low),
                      high=float(high), log=True)
-    if dist in ("q_uniform", "q_log_uniform_values"):
-        log = dist == "q_log_uniform_values"
-        if log and low <= 0:
-            raise ConfigError(f"{where or 'parameter'}: {dist} needs min > 0, got {low!r}.")
-        q = 1 if q is None else q
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, q)):
-            return Int(default=int(low) if default is None else default, low=int(low),
-                       high=int(high), log=log, step=int(q))
-        return Float(default=float(low) if default is None else default, low=float(low),
-                     high=float(high), log=log, step=float(q))
-    raise ConfigError(
-        f"{where or 'parameter'}: unsupported W&B distribution '{dist}'. Supported: constant, "
-        "categorical, int_uniform, uniform, log_uniform_values, q_uniform, q_log_uniform_values."
-    )
+    # q_uniform or q_log_uniform_values: the only ones left (dist is in _SUPPORTED)
+    log = dist == "q_log_uniform_values"
+    if log and low <= 0:
+        raise ConfigError(f"{where or 'parameter'}: {dist} needs min > 0, got {low!r}.")
+    q = 1 if q is None else q
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, q)):
+        return Int(default=int(low) if default is None else default, low=int(low),
+                   high=int(high), log=log, step=int(q))
+    return Float(default=float(low) if default is None else default, low=float(low),
+                 high=float(high), log=log, step=float(q))
 
 
 def space_to_wandb(space: Mapping[str, Param]) -> dict[str, dict[str, Any]]:

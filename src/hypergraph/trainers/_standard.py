@@ -282,11 +282,6 @@ class StandardTrainer(Trainer):
         }
         return payload
 
-    def save_checkpoint(self, ctx: TrainContext, state: TrainState) -> None:
-        """Write ``last.pt`` now (see :class:`~hypergraph.trainers.Checkpoint`)."""
-        assert ctx.out_dir is not None
-        Checkpoint(ctx.out_dir).save(ctx, state)
-
     def _restore(self, ctx: TrainContext, state: TrainState, payload: dict[str, Any]) -> None:
         if payload.get("format") != CHECKPOINT_FORMAT:
             raise DataError(f"The checkpoint to resume from has format {payload.get('format')!r}"

@@ -51,7 +51,7 @@ observing one batch of 64 at a time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,11 +60,11 @@ from scipy.sparse.csgraph import connected_components
 
 from hypergraph.registry import register
 from hypergraph.spaces import Categorical, Float, Int
-from hypergraph.traversals._base import Selection, Traversal
-from hypergraph.traversals._baselines import (
-    _train_features,
+from hypergraph.traversals._base import WALKERS, Selection, Traversal
+from hypergraph.traversals._irreducible import (
     graph_irreducible_losses,
     holdout_irreducible_losses,
+    train_features,
 )
 
 __all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
@@ -228,7 +228,7 @@ class IValueTraversal(Traversal):
                                    help="source of the irreducible loss (signal=reducible)"),
         "irreducible_weight": Float(default=1.0, low=0.0, high=10.0,
                                     help="weight of the irreducible loss subtracted"),
-        "walkers": Int(default=32, low=1, high=65536, log=True, help="walkers moving at once"),
+        "walkers": replace(WALKERS, default=32),
         "transform": Categorical(default="rank", choices=("rank", "z"),
                                  help="value -> logit: by rank (robust) or z-score"),
         "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
@@ -358,7 +358,7 @@ class IValueTraversal(Traversal):
             if self.irreducible == "graph":
                 self.irr_ = graph_irreducible_losses(sub)
             else:
-                feats = _train_features(self.graph_, self.train_ids_, self.display_name())
+                feats = train_features(self.graph_, self.train_ids_, self.display_name())
                 self.irr_, self.overhead_ = holdout_irreducible_losses(
                     feats, self.graph_.label[self.train_ids_],
                     max(1, int(np.max(self.graph_.label, initial=0)) + 1), self.rng_)
