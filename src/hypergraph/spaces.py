@@ -18,6 +18,7 @@ from typing import Any
 from hypergraph.exceptions import ConfigError, InvalidParameterError
 
 __all__ = [
+    "FROM_SIGNATURE",
     "Categorical",
     "Constant",
     "Fixed",
@@ -37,16 +38,31 @@ def _bad(owner: str, name: str, expected: str, value: Any) -> InvalidParameterEr
     )
 
 
+class _FromSignature:
+    """The default of a :class:`Param` declared without one (see :data:`FROM_SIGNATURE`)."""
+
+    def __repr__(self) -> str:
+        return "FROM_SIGNATURE"
+
+
+#: A ``Param`` declared without ``default`` takes the constructor's keyword default when its
+#: module class is defined (``Module.__init_subclass__``), so a module writes its default once.
+FROM_SIGNATURE: Any = _FromSignature()
+
+
 @dataclass(frozen=True)
 class Param:
     """Base of every hyperparameter declaration.
 
     Attributes:
         default: The value used when none is given; equals the constructor's keyword default.
+            Omit it in a module's ``space``: the module class fills it in from its
+            constructor's signature. When both are given they must agree (the contract kit
+            and ``tests/test_module_defaults.py`` check it).
         help: One line describing the parameter (shown by ``hypergraph modules``).
     """
 
-    default: Any
+    default: Any = FROM_SIGNATURE
     help: str = ""
 
     @property
