@@ -71,12 +71,12 @@ class ClusterDataloader(Dataloader):
                                                 "node:cluster"})
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
-        "cluster_size": Int(default=16, low=1, high=100_000, log=True,
+        "cluster_size": Int(low=1, high=100_000, log=True,
                             help="average training points per cluster node"),
-        "k": Int(default=8, low=1, high=200, help="neighbouring clusters per node"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "k": Int(low=1, high=200, help="neighbouring clusters per node"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="similarity of centroids"),
-        "eval_nodes": Categorical(default="point", choices=("point", "cluster"),
+        "eval_nodes": Categorical(choices=("point", "cluster"),
                                   help="validation/test rows as point nodes or per-split "
                                        "clusters"),
         "features": FEATURES,

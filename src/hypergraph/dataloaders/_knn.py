@@ -130,15 +130,15 @@ class KNNDataloader(Dataloader):
                                                 "node:point"})
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
-        "k": Int(default=10, low=1, high=200, help="neighbours per node before symmetrising"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "k": Int(low=1, high=200, help="neighbours per node before symmetrising"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="distance used to find neighbours"),
-        "mode": Categorical(default="auto", choices=("auto", "exact", "approx"),
+        "mode": Categorical(choices=("auto", "exact", "approx"),
                             help="exact search, approximate search (faiss IVF), or auto: "
                                  "approximate above approx_threshold rows"),
-        "approx_threshold": Int(default=20_000, low=0, high=1_000_000_000, log=False,
+        "approx_threshold": Int(low=0, high=1_000_000_000, log=False,
                                 help="rows above which mode=auto searches approximately"),
-        "target_recall": Float(default=0.95, low=0.5, high=1.0,
+        "target_recall": Float(low=0.5, high=1.0,
                                help="recall@k (vs exact search, on a sample) the approximate "
                                     "search is tuned to reach"),
         "features": FEATURES,

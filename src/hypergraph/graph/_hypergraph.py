@@ -124,11 +124,11 @@ class HyperGraph(Module):
     tags: ClassVar[frozenset[str]] = frozenset({"graph:csr", "graph:hyperedges"})
     # data, not searched over; declared because every keyword default belongs in the space
     space = {
-        "incidence": Fixed(default=None, types=_SPARSE_TYPES,
+        "incidence": Fixed(types=_SPARSE_TYPES,
                            help="hyperedge incidence matrix (hyperedges x nodes)"),
-        "members": Fixed(default=None, types=(tuple,),
+        "members": Fixed(types=(tuple,),
                          help="(member_ptr, member_rows) of cluster nodes"),
-        "attrs": Fixed(default=None, types=(dict,), help="extra per-node arrays by name"),
+        "attrs": Fixed(types=(dict,), help="extra per-node arrays by name"),
     }
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,

@@ -56,13 +56,13 @@ class StandardTrainer(Trainer):
 
     tags: ClassVar[frozenset[str]] = frozenset({"trainer:epochs"})
     space = {
-        "epochs": Int(default=30, low=1, high=100_000, help="passes over the training data"),
-        "batch_size": Int(default=64, low=1, high=65536, log=True, help="samples per step"),
-        "patience": Int(default=10, low=0, high=100_000,
+        "epochs": Int(low=1, high=100_000, help="passes over the training data"),
+        "batch_size": Int(low=1, high=65536, log=True, help="samples per step"),
+        "patience": Int(low=0, high=100_000,
                         help="epochs without val improvement before stopping (0: never)"),
-        "eval_batch_size": Int(default=2048, low=1, high=1_000_000, log=True,
+        "eval_batch_size": Int(low=1, high=1_000_000, log=True,
                                help="samples per forward pass when evaluating"),
-        "checkpoint_every": Int(default=0, low=0, high=10_000_000,
+        "checkpoint_every": Int(low=0, high=10_000_000,
                                 help="also write last.pt every N steps inside an epoch "
                                      "(0: only at epoch ends)"),
     }

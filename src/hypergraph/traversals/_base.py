@@ -165,4 +165,4 @@ class Traversal(Module):
         """Restore :meth:`extra_state`."""
 
 
-WALKERS = Int(default=16, low=1, high=65536, log=True, help="walkers moving at once")
+WALKERS = Int(low=1, high=65536, log=True, help="walkers moving at once")

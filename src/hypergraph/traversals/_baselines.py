@@ -97,9 +97,9 @@ class InfoBatchTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "sample_weights"})
     space = {
-        "prune_ratio": Float(default=0.5, low=0.0, high=0.95,
+        "prune_ratio": Float(low=0.0, high=0.95,
                              help="probability of pruning a below-mean-loss sample"),
-        "delta": Float(default=0.875, low=0.0, high=1.0,
+        "delta": Float(low=0.0, high=1.0,
                        help="share of epochs that prune; the rest use all data"),
     }
 
@@ -167,11 +167,11 @@ class RhoLossTraversal(Traversal):
     tags: ClassVar[frozenset[str]] = frozenset({"traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "node:point"})
     space = {
-        "big_batch_factor": Int(default=10, low=1, high=100,
+        "big_batch_factor": Int(low=1, high=100,
                                 help="candidates scored per selected sample (n_B / n_b)"),
-        "il_width": Int(default=32, low=0, high=1024,
+        "il_width": Int(low=0, high=1024,
                         help="hidden units of the irreducible-loss model (0: linear)"),
-        "il_epochs": Int(default=40, low=1, high=1000, help="epochs of IL model training"),
+        "il_epochs": Int(low=1, high=1000, help="epochs of IL model training"),
     }
 
     def __init__(self, big_batch_factor: int = 10, il_width: int = 32, il_epochs: int = 40,
@@ -222,9 +222,9 @@ class LossTopKTraversal(Traversal):
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss"})
     space = {
-        "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
+        "pressure": Float(low=1.0, high=1e8, log=True,
                           help="selection pressure: top-rank / bottom-rank probability"),
-        "recompute_every": Int(default=0, low=0, high=1000,
+        "recompute_every": Int(low=0, high=1000,
                                help="epochs between full loss refreshes (0: never)"),
     }
 

@@ -51,7 +51,7 @@ observing one batch of 64 at a time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -220,55 +220,54 @@ class IValueTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
     space = {
-        "signal": Categorical(default="learnable",
-                              choices=("loss", "gain", "reducible", "uncertainty", "variance",
+        "signal": Categorical(choices=("loss", "gain", "reducible", "uncertainty", "variance",
                                        "gated", "learnable"),
                               help="value measured at each visit"),
-        "irreducible": Categorical(default="graph", choices=("graph", "holdout"),
+        "irreducible": Categorical(choices=("graph", "holdout"),
                                    help="source of the irreducible loss (signal=reducible)"),
-        "irreducible_weight": Float(default=1.0, low=0.0, high=10.0,
+        "irreducible_weight": Float(low=0.0, high=10.0,
                                     help="weight of the irreducible loss subtracted"),
-        "walkers": replace(WALKERS, default=32),
-        "transform": Categorical(default="rank", choices=("rank", "z"),
+        "walkers": WALKERS,
+        "transform": Categorical(choices=("rank", "z"),
                                  help="value -> logit: by rank (robust) or z-score"),
-        "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
+        "pressure": Float(low=1.0, high=1e8, log=True,
                           help="rank transform: odds of the top- over the bottom-ranked node"),
-        "temperature": Float(default=0.5, low=0.01, high=100.0, log=True,
+        "temperature": Float(low=0.01, high=100.0, log=True,
                              help="z transform: softmax temperature over standardised values"),
-        "warp": Float(default=1.0, low=0.0, high=1.0,
+        "warp": Float(low=0.0, high=1.0,
                       help="probability a walker warps instead of moving to a neighbour"),
-        "explore": Float(default=0.1, low=0.0, high=1.0,
+        "explore": Float(low=0.0, high=1.0,
                          help="share of warps drawn uniformly (coverage floor)"),
-        "return_delay": Float(default=0.0, low=0.0, high=10.0,
+        "return_delay": Float(low=0.0, high=10.0,
                               help="epochs before a picked node may be picked again"),
-        "refresh": Int(default=8, low=1, high=100_000, log=True,
+        "refresh": Int(low=1, high=100_000, log=True,
                        help="batches between value propagations"),
-        "hops": Int(default=1, low=0, high=20, help="diffusion steps per propagation"),
-        "alpha": Float(default=0.5, low=0.0, high=1.0, help="weight of neighbours per hop"),
-        "trust": Float(default=0.0, low=0.0, high=10.0,
+        "hops": Int(low=0, high=20, help="diffusion steps per propagation"),
+        "alpha": Float(low=0.0, high=1.0, help="weight of neighbours per hop"),
+        "trust": Float(low=0.0, high=10.0,
                        help="weight of log label agreement with graph neighbours in the logits"),
-        "peak": Float(default=0.5, low=0.01, high=0.99,
+        "peak": Float(low=0.01, high=0.99,
                       help="signal=uncertainty: label probability p where the value p^a (1 - p) "
                       "peaks (a = peak / (1 - peak); 0.5 gives p (1 - p))"),
-        "sweep": Float(default=0.5, low=0.0, high=1.0,
+        "sweep": Float(low=0.0, high=1.0,
                        help="share of each batch taken from a shuffled pass over the training "
                        "nodes (without replacement) instead of the walkers"),
-        "contra": Float(default=0.0, low=0.0, high=20.0,
+        "contra": Float(low=0.0, high=20.0,
                         help="weight of log model-confirmed label agreement with train "
                         "neighbours in the logits (label-noise filter)"),
-        "self_weight": Float(default=1.0, low=0.0, high=1.0,
+        "self_weight": Float(low=0.0, high=1.0,
                              help="weight of a node's own observation vs its neighbourhood"),
-        "staleness": Float(default=2.0, low=0.01, high=1000.0, log=True,
+        "staleness": Float(low=0.01, high=1000.0, log=True,
                            help="epochs for an observation's confidence to fall by 1/e"),
-        "bonus": Float(default=0.5, low=0.0, high=10.0,
+        "bonus": Float(low=0.0, high=10.0,
                        help="exploration bonus per unit of uncertainty (in value std units)"),
-        "engine": Categorical(default="stream", choices=("stream", "exact"),
+        "engine": Categorical(choices=("stream", "exact"),
                               help="stream: per-step cost independent of the graph size; "
                               "exact: full propagation and ranking every refresh"),
-        "stratify": Categorical(default="label", choices=("none", "label"),
+        "stratify": Categorical(choices=("none", "label"),
                                 help="label: every class gets its share of the value draws "
                                 "(value picks members within a class, never the class mix)"),
-        "dedup": Float(default=0.995, low=0.0, high=1.0,
+        "dedup": Float(low=0.0, high=1.0,
                        help="edge weight (similarity) at or above which two training nodes "
                        "are near-duplicates; a group of m near-duplicates is visited as one "
                        "node (each member 1/m as often); 0 turns grouping off"),

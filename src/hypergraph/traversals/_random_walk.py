@@ -137,12 +137,12 @@ class RandomWalkTraversal(Traversal):
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise"})
     space = {
         "walkers": WALKERS,
-        "teleport": Float(default=0.05, low=0.0, high=1.0,
+        "teleport": Float(low=0.0, high=1.0,
                           help="probability of a jump to a random training node per step"),
-        "no_return": Int(default=2, low=0, high=64, help="steps a walker avoids revisiting"),
-        "teleport_to": Categorical(default="uniform", choices=("uniform", "degree"),
+        "no_return": Int(low=0, high=64, help="steps a walker avoids revisiting"),
+        "teleport_to": Categorical(choices=("uniform", "degree"),
                                    help="teleport targets: uniform or by weighted degree"),
-        "restart": Float(default=0.0, low=0.0, high=1.0,
+        "restart": Float(low=0.0, high=1.0,
                          help="probability per step of returning to the walker's start node"),
     }
 

@@ -24,7 +24,7 @@ class StrideTraversal(Traversal):
     """Every ``stride``-th node of a shuffled ring of training nodes, batch after batch."""
 
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:epoch"})
-    space = {"stride": Int(default=7, low=1, high=1000, help="ring positions skipped per pick")}
+    space = {"stride": Int(low=1, high=1000, help="ring positions skipped per pick")}
 
     def __init__(self, stride: int = 7) -> None:
         self.stride = stride
@@ -66,9 +66,9 @@ class LinearProbeModel(TorchModel):
                                                        "task:regression"}
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector"})
     space = {
-        "lr": Float(default=0.01, low=1e-5, high=1.0, log=True, help="learning rate"),
-        "weight_decay": Float(default=0.0, low=0.0, high=0.1, help="L2 penalty"),
-        "optimizer": Categorical(default="adam", choices=("adam", "adamw", "sgd"),
+        "lr": Float(low=1e-5, high=1.0, log=True, help="learning rate"),
+        "weight_decay": Float(low=0.0, high=0.1, help="L2 penalty"),
+        "optimizer": Categorical(choices=("adam", "adamw", "sgd"),
                                  help="optimiser"),
     }
 
