@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from hypergraph.testing import fixture_graph
 from hypergraph.traversals import Selection, Traversal
@@ -66,3 +67,23 @@ def test_hooks_run_in_the_documented_order() -> None:
     assert t.calls_ == [("before_graph_change", n), ("build", n - 3), ("init_state", n - 3),
                         ("reset", n - 3)]
     assert t.seen_.sum() == 0 and t.position_[g.train_ids()[0]] == 0
+
+
+def test_a_traversal_written_for_the_single_build_hook_still_works() -> None:
+    with pytest.warns(DeprecationWarning, match="_build is deprecated"):
+
+        class Old(Traversal):
+            def __init__(self) -> None:
+                pass
+
+            def _build(self) -> None:
+                self.order_ = self.rng_.permutation(self.train_ids_)
+
+            def next_batch(self) -> Selection:
+                return Selection(self.order_[:self.batch_size_])
+
+    t = Old()
+    t.setup(fixture_graph("standard"), 4, np.random.default_rng(0))
+    first = t.order_
+    t.on_graph_change(t.graph_)
+    assert t.next_batch().ids.size == 4 and not np.array_equal(first, t.order_)

@@ -8,6 +8,7 @@ walkers, a NumPy generator, nothing per data point in Python objects.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -78,6 +79,15 @@ class Traversal(Module):
 
     needs_feedback: ClassVar[bool] = False
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_build" in cls.__dict__ and "build" not in cls.__dict__:
+            # the single hook of earlier versions ran where build runs now
+            warnings.warn(f"{cls.__name__}._build is deprecated: override build (caches), "
+                          "init_state (state) and reset; see the Traversal docstring.",
+                          DeprecationWarning, stacklevel=2)
+            cls.build = cls.__dict__["_build"]  # type: ignore[method-assign]
 
     def setup(self, graph: HyperGraph, batch_size: int, rng: np.random.Generator,
               context: TraversalContext | None = None) -> None:

@@ -21,7 +21,13 @@ from hypergraph.traversals import Selection, Traversal
 
 @register("traversal", "stride")
 class StrideTraversal(Traversal):
-    """Every ``stride``-th node of a shuffled ring of training nodes, batch after batch."""
+    """Every ``stride``-th node of a shuffled ring of training nodes, batch after batch.
+
+    A whole traversal: the base class keeps ``graph_``, ``rng_``, ``batch_size_``,
+    ``train_ids_`` and ``position_`` current and calls ``reset`` at setup and after every graph
+    change. A traversal with per-node state would also override ``init_state`` (made once),
+    caches ``build`` (rebuilt with the graph) and, with ``needs_feedback``, ``feedback``.
+    """
 
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:epoch"})
     space = {"stride": Int(low=1, high=1000, help="ring positions skipped per pick")}
