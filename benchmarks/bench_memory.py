@@ -26,7 +26,8 @@ import json, resource, sys
 sys.path.insert(0, {src!r})
 import numpy as np, torch
 torch.set_num_threads(1)
-import hypergraph.modules  # noqa: F401
+from hypergraph.registry import load_builtins
+
 from hypergraph.datasets import in_memory
 from hypergraph.graph import HyperGraph
 from hypergraph.managers import StaticManager
@@ -34,6 +35,8 @@ from hypergraph.models import MLPModel
 from hypergraph.rng import RngStreams
 from hypergraph.trainers import StandardTrainer, TrainContext
 from hypergraph.traversals import ComprehensiveTraversal
+
+load_builtins()  # register every module before names are resolved
 
 def rss():
     # VmHWM: peak RSS of this process image (ru_maxrss would keep the parent's peak across

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts src/ on the path)
-import hypergraph.modules  # noqa: F401  (registers every module)
 import numpy as np
 import torch
 from _common import Row, cli
@@ -53,9 +52,12 @@ from hypergraph.dataloaders import KNNDataloader
 from hypergraph.datasets import DatasetBundle, in_memory
 from hypergraph.managers import StaticManager
 from hypergraph.models import MLPModel
+from hypergraph.registry import load_builtins
 from hypergraph.rng import RngStreams
 from hypergraph.trainers import Callback, StandardTrainer, TrainContext, TrainState
 from hypergraph.traversals import Traversal
+
+load_builtins()  # register every module before names are resolved
 
 BATCH = 64
 TURN = 16  # training steps per turn (about 20-40 ms with the MLP on the machines measured)

@@ -20,11 +20,13 @@ import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 from _common import Row, cli
 
-import hypergraph.modules  # noqa: F401  (registers every module)
 from hypergraph import registry
 from hypergraph.exceptions import UnknownNameError
 from hypergraph.graph import HyperGraph
+from hypergraph.registry import load_builtins
 from hypergraph.traversals import Traversal
+
+load_builtins()  # register every module before names are resolved
 
 WALKERS = 64
 

@@ -30,9 +30,11 @@ import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 import torch
 
-import hypergraph.modules  # noqa: F401  (registers every module)
 from hypergraph import registry
+from hypergraph.registry import load_builtins
 from hypergraph.traversals import Traversal
+
+load_builtins()  # register every module before names are resolved
 
 ROOT = Path(__file__).resolve().parents[1]
 PATH = "src/hypergraph/traversals/_ivalue.py"

@@ -22,10 +22,12 @@ from typing import Any
 import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 
-import hypergraph.modules  # noqa: F401  (registers every module)
 from hypergraph import registry
 from hypergraph.graph import HyperGraph
+from hypergraph.registry import load_builtins
 from hypergraph.traversals import TraversalContext
+
+load_builtins()  # register every module before names are resolved
 
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "uniform": ("uniform", {}),

@@ -31,8 +31,10 @@ import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 import torch
 
-import hypergraph.modules  # noqa: F401
 from hypergraph import registry
+from hypergraph.registry import load_builtins
+
+load_builtins()  # register every module before names are resolved
 
 
 def _stats(prof: cProfile.Profile, top: int) -> str:

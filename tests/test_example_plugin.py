@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +13,7 @@ from hypergraph.cli import app
 from hypergraph.testing import check_module, run_check
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "plugin"
-MODULE = "hypergraph_example_plugin.modules"
-
-
-@pytest.fixture
-def plugin() -> Iterator[None]:
-    sys.path.insert(0, str(PLUGIN / "src"))
-    try:
-        registry.load_plugins([MODULE])
-        yield
-    finally:
-        registry.unregister("traversal", "stride")
-        registry.unregister("model", "linear_probe")
-        sys.modules.pop(MODULE, None)
-        sys.path.remove(str(PLUGIN / "src"))
+MODULE = "hypergraph_example_plugin.modules"  # the plugin fixture (conftest.py) loads it
 
 
 def test_entry_point_declared() -> None:

@@ -364,7 +364,7 @@ def test_planned_batches_keep_class_quotas_and_never_repeat_a_node() -> None:
     assert strata is not None and t.window_
     for step, ids in enumerate(_drive(t, 40, np.random.default_rng(1))):
         assert np.unique(ids).size == ids.size == 12
-        value_part = strata[t.pos_of_[ids[6:]]]  # 6 places from the pass, 6 value draws
+        value_part = strata[t.position_[ids[6:]]]  # 6 places from the pass, 6 value draws
         counts = np.bincount(value_part, minlength=share.size)
         assert np.all(np.abs(counts - 6 * share) < 1), (step, counts)
 
@@ -410,6 +410,6 @@ def test_non_finite_losses_are_not_observed() -> None:
     losses[:3] = [np.nan, np.inf, -np.inf]
     t.feedback(ids, losses)  # refresh=1: values are rebuilt right away
     visits = t.values()["visits"]
-    assert visits[t.pos_of_[ids[:3]]].sum() == 0 and visits[t.pos_of_[ids[3:]]].min() == 1
+    assert visits[t.position_[ids[:3]]].sum() == 0 and visits[t.position_[ids[3:]]].min() == 1
     assert all(np.isfinite(v).all() for v in t.values().values())
     assert t.next_batch().ids.size == 8

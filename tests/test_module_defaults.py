@@ -14,6 +14,7 @@ import pytest
 
 from hypergraph import registry
 from hypergraph.base import Module, hyperparameter_names
+from hypergraph.exceptions import InvalidParameterError
 from hypergraph.spaces import Param
 
 MODULES = registry.all_modules()
@@ -87,3 +88,29 @@ def test_construct_with_defaults(cls: type[Module]) -> None:
     clone = module.clone()
     assert type(clone) is cls and clone.get_params() == params
     assert module.from_params(params).get_params() == params
+
+
+def test_space_default_comes_from_the_signature_when_left_out() -> None:
+    from hypergraph.spaces import FROM_SIGNATURE, Float, Int
+
+    shared = Int(low=1, high=64, help="walkers")
+
+    class Walker(Module):
+        space = {"walkers": shared, "teleport": Float(default=0.1, low=0.0, high=1.0)}
+
+        def __init__(self, walkers: int = 8, teleport: float = 0.1) -> None:
+            self.walkers = walkers
+            self.teleport = teleport
+
+    class Other(Walker):
+        space = {"walkers": shared, "teleport": Float(low=0.0, high=1.0)}
+
+        def __init__(self, walkers: int = 32, teleport: float = 0.5) -> None:
+            super().__init__(walkers, teleport)
+
+    assert Walker.space["walkers"].default == 8 and Walker.space["teleport"].default == 0.1
+    assert Other.space["walkers"].default == 32 and Other.space["teleport"].default == 0.5
+    assert shared.default is FROM_SIGNATURE  # the shared declaration is left untouched
+    assert Walker().get_params() == {"walkers": 8, "teleport": 0.1}
+    with pytest.raises(InvalidParameterError, match="walkers"):
+        Other(walkers=0)

@@ -204,7 +204,7 @@ def test_walkers_move_together(batch: int, walkers: int, monkeypatch: pytest.Mon
     assert need <= len(steps) <= need + math.ceil(batch * WALK_AHEAD / walkers) + 1
     stream = t.train_ids_[np.concatenate(steps)]
     np.testing.assert_array_equal(np.concatenate(got), stream[: batches * batch])
-    np.testing.assert_array_equal(t.train_ids_[t.pending_], stream[batches * batch:])
+    np.testing.assert_array_equal(t.train_ids_[t.stops_], stream[batches * batch:])
     assert t.steps_per_epoch() == math.ceil(g.train_ids().size / batch)
 
 
@@ -238,7 +238,7 @@ def test_graph_change_takes_back_the_steps_walked_ahead() -> None:
             change = graphs[(i // 7) % 2]
             a.on_graph_change(change)
             b.on_graph_change(change)
-            assert a.pending_.size == 0 and a.ahead_ == 1
+            assert a.stops_.size == 0 and a.ahead_ == 1
         b.ahead_ = 1
         np.testing.assert_array_equal(a.next_batch().ids, b.next_batch().ids)
     # a resumed copy takes back the same steps at the next change

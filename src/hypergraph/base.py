@@ -9,13 +9,14 @@ construction, with messages naming the module, the parameter, the allowed range 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
 from hypergraph.exceptions import InvalidParameterError, UnknownNameError
-from hypergraph.spaces import Param
+from hypergraph.spaces import FROM_SIGNATURE, Param
 
 __all__ = ["Module", "hyperparameter_names"]
 
@@ -28,6 +29,16 @@ def hyperparameter_names(cls: type) -> list[str]:
         if p.name != "self" and p.default is not inspect.Parameter.empty
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
+
+
+def _with_signature_defaults(cls: type, space: dict[str, Param]) -> dict[str, Param]:
+    """``space`` with every default left out taken from ``cls``'s constructor signature."""
+    sig = inspect.signature(cls.__init__)  # type: ignore[misc]
+    given = {p.name: p.default for p in sig.parameters.values()
+             if p.default is not inspect.Parameter.empty}
+    return {name: dataclasses.replace(param, default=given[name])
+            if param.default is FROM_SIGNATURE and name in given else param
+            for name, param in space.items()}
 
 
 class Module:
@@ -49,6 +60,9 @@ class Module:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("space")
+        if own and any(p.default is FROM_SIGNATURE for p in own.values()):
+            cls.space = _with_signature_defaults(cls, own)
         if "__init__" in cls.__dict__:
             original = cls.__dict__["__init__"]
 

@@ -22,8 +22,17 @@ from hypergraph.logging import get_logger
 if TYPE_CHECKING:
     from hypergraph.base import Module
 
-__all__ = ["KINDS", "all_modules", "broken_entry_points", "broken_plugins_note", "load_plugins",
-           "names", "register", "resolve"]
+__all__ = [
+    "KINDS",
+    "all_modules",
+    "broken_entry_points",
+    "broken_plugins_note",
+    "load_builtins",
+    "load_plugins",
+    "names",
+    "register",
+    "resolve",
+]
 
 logger = get_logger(__name__)
 
@@ -101,6 +110,11 @@ def _load_undoing(load: Callable[[], object]) -> None:
             _REGISTRY[kind].clear()
             _REGISTRY[kind].update(found)
         raise
+
+
+def load_builtins() -> None:
+    """Register every built-in module and installed plugin now (normally done on first use)."""
+    _ensure_loaded()
 
 
 def _ensure_loaded() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from hypergraph.exceptions import ConfigError, InvalidParameterError
 
 __all__ = [
+    "FROM_SIGNATURE",
     "Categorical",
     "Constant",
     "Fixed",
@@ -37,16 +38,31 @@ def _bad(owner: str, name: str, expected: str, value: Any) -> InvalidParameterEr
     )
 
 
+class _FromSignature:
+    """The default of a :class:`Param` declared without one (see :data:`FROM_SIGNATURE`)."""
+
+    def __repr__(self) -> str:
+        return "FROM_SIGNATURE"
+
+
+#: A ``Param`` declared without ``default`` takes the constructor's keyword default when its
+#: module class is defined (``Module.__init_subclass__``), so a module writes its default once.
+FROM_SIGNATURE: Any = _FromSignature()
+
+
 @dataclass(frozen=True)
 class Param:
     """Base of every hyperparameter declaration.
 
     Attributes:
         default: The value used when none is given; equals the constructor's keyword default.
+            Omit it in a module's ``space``: the module class fills it in from its
+            constructor's signature. When both are given they must agree (the contract kit
+            and ``tests/test_module_defaults.py`` check it).
         help: One line describing the parameter (shown by ``hypergraph modules``).
     """
 
-    default: Any
+    default: Any = FROM_SIGNATURE
     help: str = ""
 
     @property
@@ -318,20 +334,16 @@ def from_wandb(spec: Mapping[str, Any], default: Any = None, where: str = "") ->
                               f"got {low!r}.")
         return Float(default=float(low) if default is None else default, low=float(low),
                      high=float(high), log=True)
-    if dist in ("q_uniform", "q_log_uniform_values"):
-        log = dist == "q_log_uniform_values"
-        if log and low <= 0:
-            raise ConfigError(f"{where or 'parameter'}: {dist} needs min > 0, got {low!r}.")
-        q = 1 if q is None else q
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, q)):
-            return Int(default=int(low) if default is None else default, low=int(low),
-                       high=int(high), log=log, step=int(q))
-        return Float(default=float(low) if default is None else default, low=float(low),
-                     high=float(high), log=log, step=float(q))
-    raise ConfigError(
-        f"{where or 'parameter'}: unsupported W&B distribution '{dist}'. Supported: constant, "
-        "categorical, int_uniform, uniform, log_uniform_values, q_uniform, q_log_uniform_values."
-    )
+    # q_uniform or q_log_uniform_values: the only ones left (dist is in _SUPPORTED)
+    log = dist == "q_log_uniform_values"
+    if log and low <= 0:
+        raise ConfigError(f"{where or 'parameter'}: {dist} needs min > 0, got {low!r}.")
+    q = 1 if q is None else q
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, q)):
+        return Int(default=int(low) if default is None else default, low=int(low),
+                   high=int(high), log=log, step=int(q))
+    return Float(default=float(low) if default is None else default, low=float(low),
+                 high=float(high), log=log, step=float(q))
 
 
 def space_to_wandb(space: Mapping[str, Param]) -> dict[str, dict[str, Any]]:

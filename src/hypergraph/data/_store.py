@@ -83,7 +83,7 @@ class FileStore(DataStore):
     """
 
     tags: ClassVar[frozenset[str]] = frozenset({"store:file"})
-    space = {"cache_size": Int(default=4096, low=0, high=10_000_000,
+    space = {"cache_size": Int(low=0, high=10_000_000,
                                help="items kept in the LRU cache")}
 
     def __init__(self, paths: Sequence[str], loader: Callable[[str], np.ndarray],

@@ -97,14 +97,14 @@ class AttributeDataloader(Dataloader):
     requires: ClassVar[frozenset[str]] = frozenset(
         {"data:attributes", "features:vector|features:embedding"})
     space = {
-        "columns": Fixed(default=(), types=(tuple, list, str),
+        "columns": Fixed(types=(tuple, list, str),
                          help="attribute columns to use (empty: all the dataset provides)"),
-        "min_size": Int(default=2, low=1, high=1_000_000, log=True,
+        "min_size": Int(low=1, high=1_000_000, log=True,
                         help="smallest group that forms a hyperedge"),
-        "pairwise": Categorical(default="knn", choices=("knn", "comembers", "none"),
+        "pairwise": Categorical(choices=("knn", "comembers", "none"),
                                 help="pairwise edges added for walkers"),
-        "k": Int(default=10, low=1, high=200, help="pairwise neighbours per point"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "k": Int(low=1, high=200, help="pairwise neighbours per point"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="distance of the kNN pairwise edges"),
         "features": FEATURES,
         "embed_dim": EMBED_DIM,

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from hypergraph.dataloaders._base import Dataloader
 from hypergraph.dataloaders._embedding import EMBED_DIM, FEATURES, builder_vectors
-from hypergraph.dataloaders._knn import similarity_weights
+from hypergraph.dataloaders._knn import exact_neighbours, similarity_weights
 from hypergraph.datasets import DatasetBundle
 from hypergraph.graph import TRAIN, HyperGraph
 from hypergraph.registry import register
@@ -51,24 +51,6 @@ def kmeans_groups(X: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray
     return labels.astype(np.int64), centroids.astype(np.float32)
 
 
-def _knn(reference: np.ndarray, queries: np.ndarray, k: int, metric: str, exclude_self: bool,
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, distances)`` of each query's ``k`` nearest reference rows (exact search)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    k = min(k, reference.shape[0] - (1 if exclude_self else 0))
-    if k < 1 or queries.shape[0] == 0:
-        return np.zeros((queries.shape[0], 0), np.int64), np.zeros((queries.shape[0], 0))
-    nn = NearestNeighbors(n_neighbors=k + int(exclude_self), metric=metric, algorithm="brute")
-    nn.fit(reference)
-    dist, ids = nn.kneighbors(queries)
-    if exclude_self:
-        not_self = ids != np.arange(queries.shape[0])[:, None]
-        order = np.argsort(~not_self, axis=1, kind="stable")[:, :k]
-        ids, dist = np.take_along_axis(ids, order, 1), np.take_along_axis(dist, order, 1)
-    return ids, dist
-
-
 @register("dataloader", "cluster")
 class ClusterDataloader(Dataloader):
     """k-means hypernodes: training points grouped into cluster nodes linked by centroid kNN.
@@ -89,12 +71,12 @@ class ClusterDataloader(Dataloader):
                                                 "node:cluster"})
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
-        "cluster_size": Int(default=16, low=1, high=100_000, log=True,
+        "cluster_size": Int(low=1, high=100_000, log=True,
                             help="average training points per cluster node"),
-        "k": Int(default=8, low=1, high=200, help="neighbouring clusters per node"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "k": Int(low=1, high=200, help="neighbouring clusters per node"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="similarity of centroids"),
-        "eval_nodes": Categorical(default="point", choices=("point", "cluster"),
+        "eval_nodes": Categorical(choices=("point", "cluster"),
                                   help="validation/test rows as point nodes or per-split "
                                        "clusters"),
         "features": FEATURES,
@@ -142,8 +124,8 @@ class ClusterDataloader(Dataloader):
 
         train_nodes = np.flatnonzero(nsplit == TRAIN)
         other = np.flatnonzero(nsplit != TRAIN)
-        ids_t, dist_t = _knn(vec[train_nodes], vec[train_nodes], self.k, self.metric, True)
-        ids_o, dist_o = _knn(vec[train_nodes], vec[other], self.k, self.metric, False)
+        ids_t, dist_t = exact_neighbours(vec[train_nodes], None, self.k, self.metric)
+        ids_o, dist_o = exact_neighbours(vec[train_nodes], vec[other], self.k, self.metric)
         src = np.concatenate([np.repeat(train_nodes, ids_t.shape[1]),
                               np.repeat(other, ids_o.shape[1])])
         dst = np.concatenate([train_nodes[ids_t.ravel()], train_nodes[ids_o.ravel()]])

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["EMBED_DIM", "FEATURES", "builder_vectors", "model_embedding", "random_projection"]
 
 #: Shared hyperparameter declarations of the builders.
-FEATURES = Categorical(default="raw", choices=("raw", "random_projection"),
+FEATURES = Categorical(choices=("raw", "random_projection"),
                        help="compare raw features or a fixed seeded random projection of them")
-EMBED_DIM = Int(default=32, low=1, high=4096, log=True,
+EMBED_DIM = Int(low=1, high=4096, log=True,
                 help="width of the random projection (features=random_projection)")
 
 

@@ -29,7 +29,7 @@ from hypergraph.spaces import Categorical, Float, Int
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["KNNDataloader", "knn_recall", "similarity_weights"]
+__all__ = ["KNNDataloader", "exact_neighbours", "knn_recall", "similarity_weights"]
 
 logger = get_logger(__name__)
 
@@ -71,6 +71,51 @@ def _drop_self(ids: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int,
     return np.take_along_axis(ids, order, 1), np.take_along_axis(dist, order, 1)
 
 
+def _unit_rows(X: np.ndarray, metric: str) -> np.ndarray:
+    """``float32`` rows; unit length for cosine (so L2 order equals cosine order)."""
+    Xf = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=np.float32)
+    if metric == "cosine":
+        norm = np.linalg.norm(Xf, axis=1, keepdims=True)
+        Xf = Xf / np.maximum(norm, np.float32(1e-12))
+    return Xf
+
+
+def _metric_distances(sq: np.ndarray, metric: str) -> np.ndarray:
+    """Squared L2 of prepared rows -> the metric's distance (cosine: ``1 - cos``, which is
+    ``|a - b|^2 / 2`` for unit rows)."""
+    sq = np.maximum(sq, 0.0)
+    return (sq / 2.0 if metric == "cosine" else np.sqrt(sq)).astype(np.float32)
+
+
+def exact_neighbours(reference: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, distances)`` of each query's ``k`` nearest reference rows, by exact search.
+
+    Args:
+        reference: ``[m, d]`` rows searched.
+        queries: ``[q, d]`` rows whose neighbours are wanted; ``None``: the reference rows
+            themselves, each excluding itself.
+        k: Neighbours per query (fewer when the reference has fewer rows).
+        metric: ``"cosine"`` or ``"euclidean"``.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    # Cosine order equals the Euclidean order of unit rows, and scikit-learn's Euclidean
+    # brute force (one matrix product per chunk) is several times faster than its cosine.
+    ref = _unit_rows(reference, metric)
+    self_search = queries is None
+    qry = ref if queries is None else _unit_rows(queries, metric)
+    k = min(k, ref.shape[0] - int(self_search))
+    if k < 1 or qry.shape[0] == 0:
+        return np.zeros((qry.shape[0], 0), np.int64), np.zeros((qry.shape[0], 0), np.float32)
+    nn = NearestNeighbors(n_neighbors=k + int(self_search), metric="euclidean", algorithm="brute")
+    nn.fit(ref)
+    dist, ids = nn.kneighbors(qry)
+    if self_search:
+        ids, dist = _drop_self(ids, dist, np.arange(qry.shape[0]), k)
+    return ids, _metric_distances(dist.astype(np.float64) ** 2, metric)
+
+
 @register("dataloader", "knn")
 class KNNDataloader(Dataloader):
     """k-nearest-neighbour graph over the features, symmetrised, weighted by similarity.
@@ -85,15 +130,15 @@ class KNNDataloader(Dataloader):
                                                 "node:point"})
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
-        "k": Int(default=10, low=1, high=200, help="neighbours per node before symmetrising"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "k": Int(low=1, high=200, help="neighbours per node before symmetrising"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="distance used to find neighbours"),
-        "mode": Categorical(default="auto", choices=("auto", "exact", "approx"),
+        "mode": Categorical(choices=("auto", "exact", "approx"),
                             help="exact search, approximate search (faiss IVF), or auto: "
                                  "approximate above approx_threshold rows"),
-        "approx_threshold": Int(default=20_000, low=0, high=1_000_000_000, log=False,
+        "approx_threshold": Int(low=0, high=1_000_000_000, log=False,
                                 help="rows above which mode=auto searches approximately"),
-        "target_recall": Float(default=0.95, low=0.5, high=1.0,
+        "target_recall": Float(low=0.5, high=1.0,
                                help="recall@k (vs exact search, on a sample) the approximate "
                                     "search is tuned to reach"),
         "features": FEATURES,
@@ -139,29 +184,13 @@ class KNNDataloader(Dataloader):
         return self._exact(X, k)
 
     def _exact(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn.neighbors import NearestNeighbors
-
-        # Cosine order equals the Euclidean order of unit rows, and scikit-learn's Euclidean
-        # brute force (one matrix product per chunk) is several times faster than its cosine.
-        Xf = self._prepare(X)
-        nn = NearestNeighbors(n_neighbors=k + 1, metric="euclidean", algorithm="brute")
-        nn.fit(Xf)
-        dist, ids = nn.kneighbors(Xf)
-        ids, dist = _drop_self(ids, dist, np.arange(Xf.shape[0]), k)
-        return ids, self._distances(dist.astype(np.float64) ** 2)
+        return exact_neighbours(X, None, k, self.metric)
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:
-        """``float32`` rows; unit length for cosine (so L2 order equals cosine order)."""
-        Xf = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=np.float32)
-        if self.metric == "cosine":
-            norm = np.linalg.norm(Xf, axis=1, keepdims=True)
-            Xf = Xf / np.maximum(norm, np.float32(1e-12))
-        return Xf
+        return _unit_rows(X, self.metric)
 
     def _distances(self, sq: np.ndarray) -> np.ndarray:
-        """faiss squared L2 -> the metric's distance (cosine: ``1 - cos = |a - b|^2 / 2``)."""
-        sq = np.maximum(sq, 0.0)
-        return (sq / 2.0 if self.metric == "cosine" else np.sqrt(sq)).astype(np.float32)
+        return _metric_distances(sq, self.metric)
 
     def _approx(self, X: np.ndarray, k: int, rng: np.random.Generator,
                 ) -> tuple[np.ndarray, np.ndarray]:

@@ -133,18 +133,18 @@ class ThresholdDataloader(Dataloader):
                                                 "node:point"})
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector|features:embedding"})
     space = {
-        "threshold": Float(default=0.5, low=0.0, high=1.0,
+        "threshold": Float(low=0.0, high=1.0,
                            help="minimum similarity of an edge"),
-        "max_degree": Int(default=20, low=1, high=200, log=True,
+        "max_degree": Int(low=1, high=200, log=True,
                           help="most similar neighbours kept per node"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="cosine similarity or Gaussian kernel of Euclidean distance"),
-        "symmetrize": Categorical(default="union", choices=("union", "mutual"),
+        "symmetrize": Categorical(choices=("union", "mutual"),
                                   help="keep an edge chosen by either end, or by both"),
-        "mode": Categorical(default="auto", choices=("auto", "exact", "approx"),
+        "mode": Categorical(choices=("auto", "exact", "approx"),
                             help="exact blockwise search, approximate kNN candidates, or auto: "
                                  "approximate above approx_threshold rows"),
-        "approx_threshold": Int(default=50_000, low=0, high=1_000_000_000,
+        "approx_threshold": Int(low=0, high=1_000_000_000,
                                 help="rows above which mode=auto searches approximately"),
         "features": FEATURES,
         "embed_dim": EMBED_DIM,

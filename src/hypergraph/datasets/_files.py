@@ -37,7 +37,7 @@ __all__ = ["ArrayDataset", "CSVDataset", "NpzDataset", "ParquetDataset", "bundle
 
 logger = get_logger(__name__)
 
-TASK = Categorical(default="auto", choices=("auto", "classification", "regression"),
+TASK = Categorical(choices=("auto", "classification", "regression"),
                    help="auto: integer or text labels with <= 50 classes are classes")
 SPLIT_NAMES = {"train": 0, "val": 1, "validation": 1, "valid": 1, "test": 2, "0": 0, "1": 1,
                "2": 2}
@@ -210,14 +210,14 @@ class _TableDataset(Dataset):
         {"task:classification", "task:regression", "features:vector", "data:attributes",
          "user_data"})
     space = {
-        "path": Fixed(default=None, types=(str,), help="the file to read"),
-        "label": Fixed(default="label", types=(str,), help="label (target) column"),
-        "features": Fixed(default=None, types=(tuple,),
+        "path": Fixed(types=(str,), help="the file to read"),
+        "label": Fixed(types=(str,), help="label (target) column"),
+        "features": Fixed(types=(tuple,),
                           help="feature columns (default: every other column)"),
-        "split_column": Fixed(default=None, types=(str,),
+        "split_column": Fixed(types=(str,),
                               help="column of train/val/test per row (default: a column "
                                    "named 'split' if present, else a random split)"),
-        "attributes": Fixed(default=(), types=(tuple,),
+        "attributes": Fixed(types=(tuple,),
                             help="categorical columns kept as node attributes"),
         "task": TASK,
         **FRACTIONS,
@@ -385,10 +385,10 @@ class NpzDataset(Dataset):
     tags: ClassVar[frozenset[str]] = frozenset(
         {"task:classification", "task:regression", "features:vector", "user_data"})
     space = {
-        "path": Fixed(default=None, types=(str,), help="the .npz file to read"),
-        "x_key": Fixed(default="X", types=(str,), help="array of features"),
-        "y_key": Fixed(default="y", types=(str,), help="array of labels"),
-        "split_key": Fixed(default=None, types=(str,),
+        "path": Fixed(types=(str,), help="the .npz file to read"),
+        "x_key": Fixed(types=(str,), help="array of features"),
+        "y_key": Fixed(types=(str,), help="array of labels"),
+        "split_key": Fixed(types=(str,),
                            help="array of train/val/test (or 0/1/2) per row (default: a "
                                 "'split' array if present, else a random split)"),
         "task": TASK,
@@ -459,9 +459,9 @@ class ArrayDataset(Dataset):
     tags: ClassVar[frozenset[str]] = frozenset(
         {"task:classification", "task:regression", "features:vector", "user_data"})
     space = {"task": TASK, **FRACTIONS,
-             "standardize": Categorical(default=False, choices=(True, False),
+             "standardize": Categorical(choices=(True, False),
                                         help="scale features by training-row statistics"),
-             "seed": Fixed(default=None, types=(int,),
+             "seed": Fixed(types=(int,),
                            help="seed of the random split (default: the run's dataset stream)")}
 
     def __init__(self, X: np.ndarray, y: np.ndarray, split: np.ndarray | None,

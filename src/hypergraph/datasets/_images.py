@@ -107,13 +107,13 @@ class ImageFolderDataset(Dataset):
         {"task:classification", "features:image", "features:embedding", "store:file",
          "user_data"})
     space = {
-        "path": Fixed(default=None, types=(str,), help="folder holding one subfolder per class"),
-        "size": Int(default=32, low=4, high=1024, help="side images are resized to"),
-        "grayscale": Categorical(default=False, choices=(False, True),
+        "path": Fixed(types=(str,), help="folder holding one subfolder per class"),
+        "size": Int(low=4, high=1024, help="side images are resized to"),
+        "grayscale": Categorical(choices=(False, True),
                                  help="one channel instead of RGB"),
-        "cache_size": Int(default=4096, low=0, high=10_000_000,
+        "cache_size": Int(low=0, high=10_000_000,
                           help="decoded images kept in memory (LRU)"),
-        "thumbnail": Int(default=8, low=2, high=64,
+        "thumbnail": Int(low=2, high=64,
                          help="side of the grayscale thumbnail graph builders see"),
         **FRACTIONS,
     }

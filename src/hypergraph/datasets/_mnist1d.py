@@ -29,7 +29,7 @@ class MNIST1DDataset(Dataset):
     tags: ClassVar[frozenset[str]] = frozenset(
         {"task:classification", "features:vector", "features:sequence", "size:small"})
     space = {
-        "num_samples": Int(default=4000, low=100, high=1_000_000, log=True,
+        "num_samples": Int(low=100, high=1_000_000, log=True,
                            help="signals generated (equal per class)"),
         **FRACTIONS,
     }

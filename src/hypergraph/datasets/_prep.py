@@ -15,14 +15,14 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: The split-fraction hyperparameters every dataset that splits rows itself shares.
 FRACTIONS = {
-    "val_fraction": Float(default=0.15, low=0.01, high=0.5,
+    "val_fraction": Float(low=0.01, high=0.5,
                           help="share of rows held out for validation"),
-    "test_fraction": Float(default=0.2, low=0.01, high=0.5,
+    "test_fraction": Float(low=0.01, high=0.5,
                            help="share of rows held out for testing"),
 }
 
 #: Whether features are scaled to zero mean and unit variance (statistics of train rows only).
-STANDARDIZE = Categorical(default=True, choices=(True, False),
+STANDARDIZE = Categorical(choices=(True, False),
                           help="scale features to zero mean, unit variance (train statistics)")
 
 

@@ -125,11 +125,11 @@ class HyperGraph(Module):
     tags: ClassVar[frozenset[str]] = frozenset({"graph:csr", "graph:hyperedges"})
     # data, not searched over; declared because every keyword default belongs in the space
     space = {
-        "incidence": Fixed(default=None, types=_SPARSE_TYPES,
+        "incidence": Fixed(types=_SPARSE_TYPES,
                            help="hyperedge incidence matrix (hyperedges x nodes)"),
-        "members": Fixed(default=None, types=(tuple,),
+        "members": Fixed(types=(tuple,),
                          help="(member_ptr, member_rows) of cluster nodes"),
-        "attrs": Fixed(default=None, types=(dict,), help="extra per-node arrays by name"),
+        "attrs": Fixed(types=(dict,), help="extra per-node arrays by name"),
     }
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
@@ -338,6 +338,13 @@ class HyperGraph(Module):
 
     def is_symmetric(self) -> bool:
         """Whether every edge ``u -> v`` has a reverse ``v -> u`` with the same weight."""
+        n = self.num_nodes
+        # the edge pattern first: an edge of weight 0 is still an edge, but sparse arithmetic
+        # would drop it
+        pattern = sp.csr_matrix((np.ones(self.indices.size, np.int32), self.indices,
+                                 self.indptr), shape=(n, n))
+        if (pattern != pattern.T).nnz:
+            return False
         a = self.to_scipy()
         diff = a - a.T
         return bool(diff.nnz == 0 or np.abs(diff.data).max() <= 1e-6)

@@ -38,11 +38,11 @@ class ReductionManager(GraphManager):
     tags: ClassVar[frozenset[str]] = frozenset({"manager:dynamic", "manager:reduction"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss"})
     space = {
-        "fraction": Float(default=0.2, low=0.0, high=0.9,
+        "fraction": Float(low=0.0, high=0.9,
                           help="share of active training nodes withdrawn per round"),
-        "rest_epochs": Int(default=2, low=1, high=10_000, help="epochs a node stays withdrawn"),
-        "every": Int(default=1, low=1, high=10_000, help="epochs between withdrawal rounds"),
-        "min_active": Float(default=0.3, low=0.01, high=1.0,
+        "rest_epochs": Int(low=1, high=10_000, help="epochs a node stays withdrawn"),
+        "every": Int(low=1, high=10_000, help="epochs between withdrawal rounds"),
+        "min_active": Float(low=0.01, high=1.0,
                             help="share of training nodes that always stays active"),
     }
 

@@ -39,13 +39,13 @@ class ReembedManager(GraphManager):
     requires: ClassVar[frozenset[str]] = frozenset({"embedding", "node:point",
                                                     "graph:pairwise"})
     space = {
-        "every": Int(default=5, low=1, high=10_000, help="epochs between rebuilds"),
-        "method": Categorical(default="knn", choices=("knn", "threshold"),
+        "every": Int(low=1, high=10_000, help="epochs between rebuilds"),
+        "method": Categorical(choices=("knn", "threshold"),
                               help="graph built over the embeddings"),
-        "k": Int(default=10, low=1, high=200, help="neighbours (cap) per node"),
-        "metric": Categorical(default="cosine", choices=("cosine", "euclidean"),
+        "k": Int(low=1, high=200, help="neighbours (cap) per node"),
+        "metric": Categorical(choices=("cosine", "euclidean"),
                               help="similarity of embeddings"),
-        "threshold": Float(default=0.5, low=0.0, high=1.0,
+        "threshold": Float(low=0.0, high=1.0,
                            help="minimum similarity (method=threshold)"),
     }
 

@@ -51,13 +51,13 @@ class ReweightManager(GraphManager):
     tags: ClassVar[frozenset[str]] = frozenset({"manager:dynamic"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "graph:pairwise"})
     space = {
-        "rate": Float(default=0.2, low=1e-4, high=1.0, log=True,
+        "rate": Float(low=1e-4, high=1.0, log=True,
                       help="step of the moving average of credited loss reductions"),
-        "strength": Float(default=0.9, low=0.0, high=0.99,
+        "strength": Float(low=0.0, high=0.99,
                           help="largest relative change of an edge weight"),
-        "scale": Float(default=0.1, low=1e-6, high=100.0, log=True,
+        "scale": Float(low=1e-6, high=100.0, log=True,
                        help="loss reduction that moves a weight by ~76% of strength"),
-        "update_every": Int(default=50, low=1, high=1_000_000, log=True,
+        "update_every": Int(low=1, high=1_000_000, log=True,
                             help="steps between writes of the weights to the graph"),
     }
 

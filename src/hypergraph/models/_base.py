@@ -6,7 +6,6 @@ any PyTorch network built by ``build_network`` (subclasses only describe their n
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any, ClassVar
 
@@ -217,12 +216,6 @@ class TorchModel(Model):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net_.load_state_dict(state["net"])
         self.opt_.load_state_dict(state["opt"])
-
-    def state_bytes(self) -> bytes:
-        """Serialized :meth:`state_dict` (for in-memory best checkpoints)."""
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
-        return buf.getvalue()
 
     def num_parameters(self) -> int:
         """Trainable parameter count."""

@@ -52,13 +52,13 @@ class CNNModel(ScheduledTorchModel):
                                                        "task:regression", "model:torch"}
     requires: ClassVar[frozenset[str]] = frozenset({"features:image"})
     space = {
-        "channels": Int(default=16, low=2, high=256, log=True,
+        "channels": Int(low=2, high=256, log=True,
                         help="channels of the first convolution (doubling per block)"),
-        "depth": Int(default=2, low=1, high=5, help="convolution blocks"),
-        "hidden": Int(default=128, low=8, high=2048, log=True,
+        "depth": Int(low=1, high=5, help="convolution blocks"),
+        "hidden": Int(low=8, high=2048, log=True,
                       help="units of the hidden (embedding) layer"),
-        "dropout": Float(default=0.1, low=0.0, high=0.8, help="dropout before the output"),
-        **optim_space(1e-3),
+        "dropout": Float(low=0.0, high=0.8, help="dropout before the output"),
+        **optim_space(),
     }
 
     def __init__(self, channels: int = 16, depth: int = 2, hidden: int = 128,

@@ -17,23 +17,24 @@ from hypergraph.spaces import Categorical, Float, Int
 
 __all__ = ["OPTIMIZER", "SCHEDULE_SPACE", "Net", "Reshape", "ScheduledTorchModel"]
 
-OPTIMIZER = Categorical(default="adam", choices=("adam", "adamw", "sgd"), help="optimiser")
+OPTIMIZER = Categorical(choices=("adam", "adamw", "sgd"), help="optimiser")
 
 #: Learning-rate schedule hyperparameters (applied per optimiser step).
 SCHEDULE_SPACE = {
-    "scheduler": Categorical(default="none", choices=("none", "cosine", "step"),
+    "scheduler": Categorical(choices=("none", "cosine", "step"),
                              help="learning-rate schedule over optimiser steps"),
-    "scheduler_steps": Int(default=1000, low=1, high=10_000_000, log=True,
+    "scheduler_steps": Int(low=1, high=10_000_000, log=True,
                            help="cosine: steps of one half period; step: steps between "
                                 "10x decays"),
 }
 
 
-def optim_space(lr: float = 1e-3) -> dict[str, Any]:
-    """``lr``, ``weight_decay``, ``optimizer`` and the schedule parameters."""
+def optim_space() -> dict[str, Any]:
+    """``lr``, ``weight_decay``, ``optimizer`` and the schedule parameters (defaults: the
+    model's constructor)."""
     return {
-        "lr": Float(default=lr, low=1e-5, high=1.0, log=True, help="learning rate"),
-        "weight_decay": Float(default=0.0, low=0.0, high=0.1, help="L2 penalty"),
+        "lr": Float(low=1e-5, high=1.0, log=True, help="learning rate"),
+        "weight_decay": Float(low=0.0, high=0.1, help="L2 penalty"),
         "optimizer": OPTIMIZER,
         **SCHEDULE_SPACE,
     }

@@ -24,7 +24,7 @@ class LogRegModel(ScheduledTorchModel):
     tags: ClassVar[frozenset[str]] = TorchModel.tags | {"task:classification", "model:torch",
                                                        "model:linear"}
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector", "task:classification"})
-    space = optim_space(1e-2)
+    space = optim_space()
 
     def __init__(self, lr: float = 1e-2, weight_decay: float = 0.0, optimizer: str = "adam",
                  scheduler: str = "none", scheduler_steps: int = 1000) -> None:

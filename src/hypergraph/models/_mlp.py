@@ -22,10 +22,10 @@ class MLPModel(ScheduledTorchModel):
                                                        "task:regression", "model:torch"}
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector"})
     space = {
-        "width": Int(default=256, low=8, high=2048, log=True, help="units per hidden layer"),
-        "depth": Int(default=2, low=1, high=6, help="hidden layers"),
-        "dropout": Float(default=0.1, low=0.0, high=0.8, help="dropout after each hidden layer"),
-        **optim_space(1e-3),
+        "width": Int(low=8, high=2048, log=True, help="units per hidden layer"),
+        "depth": Int(low=1, high=6, help="hidden layers"),
+        "dropout": Float(low=0.0, high=0.8, help="dropout after each hidden layer"),
+        **optim_space(),
     }
 
     def __init__(self, width: int = 256, depth: int = 2, dropout: float = 0.1,

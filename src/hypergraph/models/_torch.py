@@ -65,11 +65,11 @@ class TorchWrapperModel(ScheduledTorchModel):
                                                        "task:regression", "model:torch",
                                                        "python_only"}
     space = {
-        "loss": Categorical(default="auto", choices=("auto", *_LOSSES),
+        "loss": Categorical(choices=("auto", *_LOSSES),
                             help="per-sample loss (auto: by task)"),
-        "head": Fixed(default=None, types=(str,), help="output layer whose input is the "
+        "head": Fixed(types=(str,), help="output layer whose input is the "
                                                        "embedding"),
-        **optim_space(1e-3),
+        **optim_space(),
     }
 
     def __init__(self, module_factory: ModuleFactory | nn.Module, loss: str = "auto",

@@ -57,13 +57,13 @@ class StandardTrainer(Trainer):
 
     tags: ClassVar[frozenset[str]] = frozenset({"trainer:epochs"})
     space = {
-        "epochs": Int(default=30, low=1, high=100_000, help="passes over the training data"),
-        "batch_size": Int(default=64, low=1, high=65536, log=True, help="samples per step"),
-        "patience": Int(default=10, low=0, high=100_000,
+        "epochs": Int(low=1, high=100_000, help="passes over the training data"),
+        "batch_size": Int(low=1, high=65536, log=True, help="samples per step"),
+        "patience": Int(low=0, high=100_000,
                         help="epochs without val improvement before stopping (0: never)"),
-        "eval_batch_size": Int(default=2048, low=1, high=1_000_000, log=True,
+        "eval_batch_size": Int(low=1, high=1_000_000, log=True,
                                help="samples per forward pass when evaluating"),
-        "checkpoint_every": Int(default=0, low=0, high=10_000_000,
+        "checkpoint_every": Int(low=0, high=10_000_000,
                                 help="also write last.pt every N steps inside an epoch "
                                      "(0: only at epoch ends)"),
     }
@@ -287,11 +287,6 @@ class StandardTrainer(Trainer):
                 "attrs": graph.attrs, "version": graph.version},
         }
         return payload
-
-    def save_checkpoint(self, ctx: TrainContext, state: TrainState) -> None:
-        """Write ``last.pt`` now (see :class:`~hypergraph.trainers.Checkpoint`)."""
-        assert ctx.out_dir is not None
-        Checkpoint(ctx.out_dir).save(ctx, state)
 
     def _restore(self, ctx: TrainContext, state: TrainState, payload: dict[str, Any]) -> None:
         if payload.get("format") != CHECKPOINT_FORMAT:

@@ -20,10 +20,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hypergraph.exceptions import DataError
-from hypergraph.graph import HyperGraph
 from hypergraph.registry import register
 from hypergraph.spaces import Float, Int
 from hypergraph.traversals._base import Selection, Traversal
+from hypergraph.traversals._irreducible import (
+    graph_irreducible_losses,
+    holdout_irreducible_losses,
+    train_features,
+)
 
 __all__ = [
     "InfoBatchTraversal",
@@ -75,112 +79,6 @@ def rank_probabilities(n: int, pressure: float) -> np.ndarray:
     return p / p.sum()
 
 
-def graph_irreducible_losses(graph: HyperGraph, smoothing: float = 1.0,
-                             num_classes: int | None = None) -> np.ndarray:
-    """Leave-one-out irreducible loss of each node from its neighbours' labels.
-
-    ``-log p_i`` with ``p_i = (sum_j w_ij [y_j = y_i] + smoothing / C) / (sum_j w_ij + smoothing)``
-    over the out-neighbours ``j`` of ``i`` in ``graph``: the cross-entropy of a weighted kNN
-    classifier that never saw node ``i``. A label that disagrees with its neighbourhood (a likely
-    flipped label) gets a high value. Costs one pass over the edges and no model. With float
-    (regression) labels: the squared error of the neighbours' weighted mean label.
-    """
-    n = graph.num_nodes
-    labels = np.asarray(graph.label)
-    src = np.repeat(np.arange(n), np.diff(graph.indptr))
-    if labels.dtype.kind == "f":  # regression: squared error of the neighbours' weighted mean
-        w = graph.weights.astype(np.float64)
-        total = np.bincount(src, weights=w, minlength=n)
-        mean = np.bincount(src, weights=w * labels[graph.indices], minlength=n)
-        pred = np.where(total > 0, mean / np.maximum(total, 1e-30), labels.mean())
-        sq: np.ndarray = (labels - pred) ** 2
-        return sq
-    classes = int(num_classes or (labels.max(initial=0) + 1))
-    agree = (labels[graph.indices] == labels[src]).astype(np.float64) * graph.weights
-    same = np.bincount(src, weights=agree, minlength=n)
-    total = np.bincount(src, weights=graph.weights.astype(np.float64), minlength=n)
-    p = (same + smoothing / classes) / (total + smoothing)
-    result: np.ndarray = -np.log(p)
-    return result
-
-
-def holdout_irreducible_losses(features: np.ndarray, labels: np.ndarray, num_classes: int,
-                               rng: np.random.Generator, width: int = 32, epochs: int = 40,
-                               lr: float = 3e-3, batch_size: int = 64, folds: int = 2,
-                               ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Cross-fitted irreducible losses from a small model trained on held-out rows.
-
-    The rows are split into ``folds`` parts; for each part a small MLP (``width`` hidden units,
-    0 for a linear model) is trained on the other parts and scores the held-out part. Every row
-    thus gets the loss of a model that never trained on it, and the main model can still train
-    on every row (the no-extra-holdout variant of RHO-LOSS).
-
-    Returns:
-        ``(losses, overhead)`` where overhead holds ``forward_samples`` (training samples count
-        three forward passes: forward plus a backward of about twice the cost), ``params`` and
-        ``wall_s`` (seconds spent).
-    """
-    import time
-
-    import torch
-    from torch import nn
-
-    t0 = time.perf_counter()
-    n, d = features.shape[0], int(np.prod(features.shape[1:]))
-    x_all = torch.from_numpy(np.ascontiguousarray(features.reshape(n, d), np.float32))
-    regression = np.asarray(labels).dtype.kind == "f"
-    y_all = torch.from_numpy(np.asarray(labels, np.float32 if regression else np.int64))
-    outputs = 1 if regression else num_classes
-
-    def per_sample(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if regression:
-            return nn.functional.mse_loss(out.reshape(-1), y, reduction="none")
-        return nn.functional.cross_entropy(out, y, reduction="none")
-
-    fold = rng.permutation(n) % max(2, folds)
-    out = np.zeros(n, np.float64)
-    fwd = 0.0
-    params = 0
-    seed = int(rng.integers(0, 2**31 - 1))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for f in range(max(2, folds)):
-            fit_rows = np.flatnonzero(fold != f)
-            held = np.flatnonzero(fold == f)
-            layers: list[nn.Module] = (
-                [nn.Linear(d, width), nn.ReLU(), nn.Linear(width, outputs)] if width > 0
-                else [nn.Linear(d, outputs)])
-            net = nn.Sequential(*layers)
-            params = sum(p.numel() for p in net.parameters())
-            opt = torch.optim.Adam(net.parameters(), lr=lr)
-            for _ in range(epochs):
-                order = fit_rows[rng.permutation(fit_rows.size)]
-                for i in range(0, order.size, batch_size):
-                    idx = torch.from_numpy(order[i:i + batch_size])
-                    loss = per_sample(net(x_all[idx]), y_all[idx]).mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                fwd += 3.0 * fit_rows.size
-            with torch.no_grad():
-                idx = torch.from_numpy(held)
-                out[held] = per_sample(net(x_all[idx]), y_all[idx]).numpy()
-            fwd += held.size
-    return out, {"forward_samples": fwd, "params": int(params),
-                 "wall_s": time.perf_counter() - t0, "what": "irreducible-loss model"}
-
-
-def _train_features(graph: HyperGraph, ids: np.ndarray, who: str) -> np.ndarray:
-    store = graph.store
-    if store is None:
-        raise DataError(f"{who} needs the graph's data store to train its irreducible-loss "
-                        "model; build the graph with a dataloader that attaches it.")
-    if graph.members is not None and np.any(graph.store_row[ids] < 0):
-        raise DataError(f"{who} needs point nodes (one data row per node); this graph holds "
-                        "cluster nodes.")
-    return np.asarray(store.get(graph.store_row[ids]), np.float32)
-
-
 # ---------------------------------------------------------------------------- InfoBatch
 @register("traversal", "infobatch")
 class InfoBatchTraversal(Traversal):
@@ -199,9 +97,9 @@ class InfoBatchTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "sample_weights"})
     space = {
-        "prune_ratio": Float(default=0.5, low=0.0, high=0.95,
+        "prune_ratio": Float(low=0.0, high=0.95,
                              help="probability of pruning a below-mean-loss sample"),
-        "delta": Float(default=0.875, low=0.0, high=1.0,
+        "delta": Float(low=0.0, high=1.0,
                        help="share of epochs that prune; the rest use all data"),
     }
 
@@ -209,13 +107,10 @@ class InfoBatchTraversal(Traversal):
         self.prune_ratio = prune_ratio
         self.delta = delta
 
-    def _build(self) -> None:
-        n = self.train_ids_.size
-        old = getattr(self, "scores_", None)
-        if old is None or old.size != n:
-            self.scores_ = np.ones(n, np.float64)
-        self.pos_ = np.full(self.graph_.num_nodes, -1, np.int64)
-        self.pos_[self.train_ids_] = np.arange(n)
+    def init_state(self) -> None:
+        self.scores_ = np.ones(self.train_ids_.size, np.float64)
+
+    def reset(self) -> None:
         self._plan(-1)
 
     def _plan(self, epoch: int) -> None:
@@ -242,7 +137,7 @@ class InfoBatchTraversal(Traversal):
         return Selection(self.train_ids_[self.order_[sl]], self.weights_[sl].copy())
 
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        self.scores_[self.pos_[ids]] = losses
+        self.scores_[self.position_[ids]] = losses
 
     def extra_state(self) -> dict[str, Any]:
         return {"scores": self.scores_.copy(), "order": self.order_.copy(),
@@ -272,11 +167,11 @@ class RhoLossTraversal(Traversal):
     tags: ClassVar[frozenset[str]] = frozenset({"traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss", "node:point"})
     space = {
-        "big_batch_factor": Int(default=10, low=1, high=100,
+        "big_batch_factor": Int(low=1, high=100,
                                 help="candidates scored per selected sample (n_B / n_b)"),
-        "il_width": Int(default=32, low=0, high=1024,
+        "il_width": Int(low=0, high=1024,
                         help="hidden units of the irreducible-loss model (0: linear)"),
-        "il_epochs": Int(default=40, low=1, high=1000, help="epochs of IL model training"),
+        "il_epochs": Int(low=1, high=1000, help="epochs of IL model training"),
     }
 
     def __init__(self, big_batch_factor: int = 10, il_width: int = 32, il_epochs: int = 40,
@@ -285,9 +180,9 @@ class RhoLossTraversal(Traversal):
         self.il_width = il_width
         self.il_epochs = il_epochs
 
-    def _build(self) -> None:
+    def build(self) -> None:
         ids = self.train_ids_
-        feats = _train_features(self.graph_, ids, self.display_name())
+        feats = train_features(self.graph_, ids, self.display_name())
         classes = max(1, int(np.max(self.graph_.label, initial=0)) + 1)
         self.irreducible_, self.overhead_ = holdout_irreducible_losses(
             feats, self.graph_.label[ids], classes, self.rng_, width=self.il_width,
@@ -327,9 +222,9 @@ class LossTopKTraversal(Traversal):
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"per_sample_loss"})
     space = {
-        "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
+        "pressure": Float(low=1.0, high=1e8, log=True,
                           help="selection pressure: top-rank / bottom-rank probability"),
-        "recompute_every": Int(default=0, low=0, high=1000,
+        "recompute_every": Int(low=0, high=1000,
                                help="epochs between full loss refreshes (0: never)"),
     }
 
@@ -337,14 +232,11 @@ class LossTopKTraversal(Traversal):
         self.pressure = pressure
         self.recompute_every = recompute_every
 
-    def _build(self) -> None:
-        n = self.train_ids_.size
-        old = getattr(self, "loss_", None)
-        if old is None or old.size != n:
-            self.loss_ = np.full(n, np.inf)
-        self.pos_ = np.full(self.graph_.num_nodes, -1, np.int64)
-        self.pos_[self.train_ids_] = np.arange(n)
-        self.probs_ = rank_probabilities(n, self.pressure)
+    def build(self) -> None:
+        self.probs_ = rank_probabilities(self.train_ids_.size, self.pressure)
+
+    def init_state(self) -> None:
+        self.loss_ = np.full(self.train_ids_.size, np.inf)
 
     def on_epoch_start(self, epoch: int) -> None:
         every = self.recompute_every
@@ -360,7 +252,7 @@ class LossTopKTraversal(Traversal):
         return Selection(self.train_ids_[order[ranks]])
 
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        self.loss_[self.pos_[ids]] = losses
+        self.loss_[self.position_[ids]] = losses
 
     def extra_state(self) -> dict[str, Any]:
         return {"loss": self.loss_.copy()}

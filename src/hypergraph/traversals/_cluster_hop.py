@@ -34,14 +34,14 @@ class ClusterHopTraversal(RandomWalkTraversal):
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "node:cluster"})
     space = {
         "walkers": WALKERS,
-        "teleport": Float(default=0.05, low=0.0, high=1.0,
+        "teleport": Float(low=0.0, high=1.0,
                           help="probability of a jump to a random training cluster per step"),
-        "no_return": Int(default=1, low=0, high=64, help="steps a walker avoids revisiting"),
-        "teleport_to": Categorical(default="size", choices=("uniform", "degree", "size"),
+        "no_return": Int(low=0, high=64, help="steps a walker avoids revisiting"),
+        "teleport_to": Categorical(choices=("uniform", "degree", "size"),
                                    help="teleport targets: uniform, by degree or by cluster size"),
-        "restart": Float(default=0.0, low=0.0, high=1.0,
+        "restart": Float(low=0.0, high=1.0,
                          help="probability per step of returning to the walker's start node"),
-        "samples_per_stop": Int(default=4, low=1, high=4096, log=True,
+        "samples_per_stop": Int(low=1, high=4096, log=True,
                                 help="points sampled from the cluster at each stop"),
     }
 
@@ -64,9 +64,9 @@ class ClusterHopTraversal(RandomWalkTraversal):
         sizes = ptr[ids + 1] - ptr[ids]
         return np.where(self.graph_.store_row[ids] < 0, sizes, 1).astype(np.int64)
 
-    def _build(self) -> None:
+    def build(self) -> None:
         self.sizes_ = self._sizes()
-        super()._build()
+        super().build()
 
     def _teleport_weights(self, sub: HyperGraph) -> np.ndarray | None:
         if self.teleport_to == "size":

@@ -60,11 +60,11 @@ from scipy.sparse.csgraph import connected_components
 
 from hypergraph.registry import register
 from hypergraph.spaces import Categorical, Float, Int
-from hypergraph.traversals._base import Selection, Traversal
-from hypergraph.traversals._baselines import (
-    _train_features,
+from hypergraph.traversals._base import WALKERS, Selection, Traversal
+from hypergraph.traversals._irreducible import (
     graph_irreducible_losses,
     holdout_irreducible_losses,
+    train_features,
 )
 
 __all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
@@ -220,55 +220,54 @@ class IValueTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
     space = {
-        "signal": Categorical(default="learnable",
-                              choices=("loss", "gain", "reducible", "uncertainty", "variance",
+        "signal": Categorical(choices=("loss", "gain", "reducible", "uncertainty", "variance",
                                        "gated", "learnable"),
                               help="value measured at each visit"),
-        "irreducible": Categorical(default="graph", choices=("graph", "holdout"),
+        "irreducible": Categorical(choices=("graph", "holdout"),
                                    help="source of the irreducible loss (signal=reducible)"),
-        "irreducible_weight": Float(default=1.0, low=0.0, high=10.0,
+        "irreducible_weight": Float(low=0.0, high=10.0,
                                     help="weight of the irreducible loss subtracted"),
-        "walkers": Int(default=32, low=1, high=65536, log=True, help="walkers moving at once"),
-        "transform": Categorical(default="rank", choices=("rank", "z"),
+        "walkers": WALKERS,
+        "transform": Categorical(choices=("rank", "z"),
                                  help="value -> logit: by rank (robust) or z-score"),
-        "pressure": Float(default=100.0, low=1.0, high=1e8, log=True,
+        "pressure": Float(low=1.0, high=1e8, log=True,
                           help="rank transform: odds of the top- over the bottom-ranked node"),
-        "temperature": Float(default=0.5, low=0.01, high=100.0, log=True,
+        "temperature": Float(low=0.01, high=100.0, log=True,
                              help="z transform: softmax temperature over standardised values"),
-        "warp": Float(default=1.0, low=0.0, high=1.0,
+        "warp": Float(low=0.0, high=1.0,
                       help="probability a walker warps instead of moving to a neighbour"),
-        "explore": Float(default=0.1, low=0.0, high=1.0,
+        "explore": Float(low=0.0, high=1.0,
                          help="share of warps drawn uniformly (coverage floor)"),
-        "return_delay": Float(default=0.0, low=0.0, high=10.0,
+        "return_delay": Float(low=0.0, high=10.0,
                               help="epochs before a picked node may be picked again"),
-        "refresh": Int(default=8, low=1, high=100_000, log=True,
+        "refresh": Int(low=1, high=100_000, log=True,
                        help="batches between value propagations"),
-        "hops": Int(default=1, low=0, high=20, help="diffusion steps per propagation"),
-        "alpha": Float(default=0.5, low=0.0, high=1.0, help="weight of neighbours per hop"),
-        "trust": Float(default=0.0, low=0.0, high=10.0,
+        "hops": Int(low=0, high=20, help="diffusion steps per propagation"),
+        "alpha": Float(low=0.0, high=1.0, help="weight of neighbours per hop"),
+        "trust": Float(low=0.0, high=10.0,
                        help="weight of log label agreement with graph neighbours in the logits"),
-        "peak": Float(default=0.5, low=0.01, high=0.99,
+        "peak": Float(low=0.01, high=0.99,
                       help="signal=uncertainty: label probability p where the value p^a (1 - p) "
                       "peaks (a = peak / (1 - peak); 0.5 gives p (1 - p))"),
-        "sweep": Float(default=0.5, low=0.0, high=1.0,
+        "sweep": Float(low=0.0, high=1.0,
                        help="share of each batch taken from a shuffled pass over the training "
                        "nodes (without replacement) instead of the walkers"),
-        "contra": Float(default=0.0, low=0.0, high=20.0,
+        "contra": Float(low=0.0, high=20.0,
                         help="weight of log model-confirmed label agreement with train "
                         "neighbours in the logits (label-noise filter)"),
-        "self_weight": Float(default=1.0, low=0.0, high=1.0,
+        "self_weight": Float(low=0.0, high=1.0,
                              help="weight of a node's own observation vs its neighbourhood"),
-        "staleness": Float(default=2.0, low=0.01, high=1000.0, log=True,
+        "staleness": Float(low=0.01, high=1000.0, log=True,
                            help="epochs for an observation's confidence to fall by 1/e"),
-        "bonus": Float(default=0.5, low=0.0, high=10.0,
+        "bonus": Float(low=0.0, high=10.0,
                        help="exploration bonus per unit of uncertainty (in value std units)"),
-        "engine": Categorical(default="stream", choices=("stream", "exact"),
+        "engine": Categorical(choices=("stream", "exact"),
                               help="stream: per-step cost independent of the graph size; "
                               "exact: full propagation and ranking every refresh"),
-        "stratify": Categorical(default="label", choices=("none", "label"),
+        "stratify": Categorical(choices=("none", "label"),
                                 help="label: every class gets its share of the value draws "
                                 "(value picks members within a class, never the class mix)"),
-        "dedup": Float(default=0.995, low=0.0, high=1.0,
+        "dedup": Float(low=0.0, high=1.0,
                        help="edge weight (similarity) at or above which two training nodes "
                        "are near-duplicates; a group of m near-duplicates is visited as one "
                        "node (each member 1/m as often); 0 turns grouping off"),
@@ -308,14 +307,15 @@ class IValueTraversal(Traversal):
         self.dedup = dedup
         self.stratify = stratify
 
-    # ------------------------------------------------------------------ setup
-    def _build(self) -> None:
+    # ------------------------------------------------------------------ life cycle
+    def before_graph_change(self) -> None:
         self._flush()  # feedback still queued belongs to the previous graph's positions
+
+    def build(self) -> None:
         sub = self.graph_.subgraph(self.train_ids_)
         n = sub.num_nodes
         self.n_ = n
-        self.pos_of_ = np.full(self.graph_.num_nodes, -1, np.int64)
-        self.pos_of_[self.train_ids_] = np.arange(n)
+        self.mark_ = np.zeros(n, bool)  # this batch's picks (see _select); all False between
         wdeg = sub.weighted_degree()
         scale = np.repeat(np.where(wdeg > 0, 1.0 / np.maximum(wdeg, 1e-30), 0.0),
                           np.diff(sub.indptr))
@@ -339,7 +339,6 @@ class IValueTraversal(Traversal):
         self.window_ = self.warp >= 1.0 and self.return_delay <= 0 and self.contra <= 0
         self.plan_ = np.empty((0, 0), np.int64)
         self.plan_at_ = 0
-        self.fbq_: list[tuple[np.ndarray, np.ndarray, int]] = []
         if labels.dtype.kind in "iub":
             same = labels[sub.indices] == np.repeat(labels, np.diff(sub.indptr))
         else:  # regression: no label agreement
@@ -358,28 +357,33 @@ class IValueTraversal(Traversal):
             if self.irreducible == "graph":
                 self.irr_ = graph_irreducible_losses(sub)
             else:
-                feats = _train_features(self.graph_, self.train_ids_, self.display_name())
+                feats = train_features(self.graph_, self.train_ids_, self.display_name())
                 self.irr_, self.overhead_ = holdout_irreducible_losses(
                     feats, self.graph_.label[self.train_ids_],
                     max(1, int(np.max(self.graph_.label, initial=0)) + 1), self.rng_)
-        old = getattr(self, "obs_", None)
-        if old is None or old.size != n:
-            self.obs_ = np.zeros(n)
-            self.t_obs_ = np.full(n, _NEVER, np.int64)
-            self.last_loss_ = np.full(n, np.nan)
-            self.last_pick_ = np.full(n, _NEVER, np.int64)
-            self.visits_ = np.zeros(n, np.int64)
-            self.pos_ = self.rng_.integers(0, n, size=self.walkers)
-            self.step_ = 0
-            self.mu_ = math.nan
-            self.p_sum_ = np.zeros(n)
-            self.p_sq_ = np.zeros(n)
-            self.perm_ = self._new_pass()
-            self.cursor_ = 0
-            self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
         self.cap_ = math.inf  # logits' cap (stream engine: set at every refresh)
         if self.engine == "stream":
             self.adjT_ = self.adj_.T.tocsr()
+
+    def init_state(self) -> None:
+        n = self.n_
+        self.fbq_: list[tuple[np.ndarray, np.ndarray, int]] = []  # feedback not folded in yet
+        self.obs_ = np.zeros(n)
+        self.t_obs_ = np.full(n, _NEVER, np.int64)
+        self.last_loss_ = np.full(n, np.nan)
+        self.last_pick_ = np.full(n, _NEVER, np.int64)
+        self.visits_ = np.zeros(n, np.int64)
+        self.walker_pos_ = self.rng_.integers(0, n, size=self.walkers)
+        self.step_ = 0
+        self.mu_ = math.nan
+        self.p_sum_ = np.zeros(n)
+        self.p_sq_ = np.zeros(n)
+        self.perm_ = self._new_pass()
+        self.cursor_ = 0
+        self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
+
+    def reset(self) -> None:
+        if self.engine == "stream":
             self._rebase()
         self._refresh()
 
@@ -437,7 +441,7 @@ class IValueTraversal(Traversal):
             nh = n0 + self.alpha * (self.adj_ @ nh)
             dh = c + self.alpha * (self.adj_ @ dh)
         self.V_ = np.ascontiguousarray(np.stack([n0, c, nh, dh], axis=1))
-        self.pending_: list[np.ndarray] = []
+        self.observed_: list[np.ndarray] = []  # nodes observed since, not yet in V_
 
     def _observe(self, u: np.ndarray) -> None:
         """Fold the latest observations of nodes ``u`` (distinct) into the diffusion sums: only
@@ -701,9 +705,9 @@ class IValueTraversal(Traversal):
         if self.engine == "stream":
             if self.step_ - self.base_ > _REBASE * self._tau():
                 self._rebase()
-            elif self.pending_:
-                self._observe(np.unique(np.concatenate(self.pending_)))
-                self.pending_ = []
+            elif self.observed_:
+                self._observe(np.unique(np.concatenate(self.observed_)))
+                self.observed_ = []
             self.gstep_ = self.step_
             self._resketch()
             return
@@ -772,10 +776,10 @@ class IValueTraversal(Traversal):
 
     def _walk(self, blocked: np.ndarray) -> np.ndarray:
         """One step of every walker; returns the new positions (subgraph ids)."""
-        pos, rng = self.pos_, self.rng_
+        pos, rng = self.walker_pos_, self.rng_
         if self.warp >= 1.0 and pos.size:  # every walker warps (uniforms are < 1): same draws
             rng.random(pos.size)
-            nxt = self.pos_ = self._warp(pos.size, blocked)
+            nxt = self.walker_pos_ = self._warp(pos.size, blocked)
             return nxt
         nxt = np.empty(pos.size, np.int64)
         jump = rng.random(pos.size) < self.warp
@@ -792,7 +796,7 @@ class IValueTraversal(Traversal):
             jump[local[~valid.any(axis=1)]] = True  # dead end or all neighbours blocked
         if jump.any():
             nxt[jump] = self._warp(int(jump.sum()), blocked)
-        self.pos_ = nxt
+        self.walker_pos_ = nxt
         return nxt
 
     def _new_pass(self) -> np.ndarray:
@@ -879,10 +883,7 @@ class IValueTraversal(Traversal):
             if blocked.sum() > self.n_ - need:  # never block so much that a batch cannot fill
                 blocked[:] = False
         else:  # only this batch's picks are blocked: a reused mask, reset below (O(batch))
-            mark: np.ndarray | None = getattr(self, "mark_", None)
-            if mark is None or mark.size != self.n_:
-                mark = self.mark_ = np.zeros(self.n_, bool)
-            blocked = mark
+            blocked = self.mark_
         chosen: list[np.ndarray] = []
         have = 0
         k_sweep = min(round(self.sweep * need), need)
@@ -935,7 +936,7 @@ class IValueTraversal(Traversal):
     def _flush(self) -> None:
         """Fold the queued feedback into the per-node state, in batch order (the same state
         whichever way the queue is split)."""
-        queue: list[tuple[np.ndarray, np.ndarray, int]] = getattr(self, "fbq_", [])
+        queue = self.fbq_
         if not queue:
             return
         self.fbq_ = []
@@ -1000,7 +1001,7 @@ class IValueTraversal(Traversal):
         finite = np.isfinite(losses)
         if not finite.all():  # a diverged step (the trainer stops on it): no observation
             ids, losses, batch = ids[finite], losses[finite], batch[finite]
-        s = self.pos_of_[ids]
+        s = self.position_[ids]
         order, later, last = self._last_visits(s)
         prev = self.last_loss_[s]  # the loss at the node's previous visit (the queue's included)
         if later.any():
@@ -1027,7 +1028,7 @@ class IValueTraversal(Traversal):
             self.obs_[u] = val[at]
             self.t_obs_[u] = steps[b_obs[at]]
             if self.engine == "stream":
-                self.pending_.append(u)
+                self.observed_.append(u)
         at = order[last]
         self.last_loss_[s[at]] = losses[at]
         if later.any():  # visits per node: the lengths of the runs of the sorted visits
@@ -1101,14 +1102,15 @@ class IValueTraversal(Traversal):
         self._flush()
         common = {"obs": self.obs_.copy(), "t_obs": self.t_obs_.copy(),
                   "last_loss": self.last_loss_.copy(), "last_pick": self.last_pick_.copy(),
-                  "visits": self.visits_.copy(), "pos": self.pos_.copy(), "step": self.step_,
+                  "visits": self.visits_.copy(), "pos": self.walker_pos_.copy(), "step": self.step_,
                   "mu": self.mu_, "irr": self.irr_.copy(), "moments": self.moments_.copy(),
                   "p_sum": self.p_sum_.copy(), "p_sq": self.p_sq_.copy(),
                   "perm": self.perm_.copy(), "cursor": self.cursor_,
                   "plan": self.plan_[self.plan_at_:].copy(), "acc_all": self.all_.acc.copy(),
                   "acc_class": self.by_class_.acc.copy()}
         if self.engine == "stream":
-            pending = np.concatenate(self.pending_) if self.pending_ else np.empty(0, np.int64)
+            pending = (np.concatenate(self.observed_) if self.observed_
+                       else np.empty(0, np.int64))
             return {**common, "V": self.V_.copy(), "base": self.base_,
                     "gstep": self.gstep_, "pending": pending,
                     "sketch": self.sketch_.copy(), "sk_mean": self.sk_mean_,
@@ -1119,9 +1121,10 @@ class IValueTraversal(Traversal):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.fbq_ = []
-        for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "pos", "irr", "moments",
+        for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "irr", "moments",
                     "p_sum", "p_sq"):
             setattr(self, f"{key}_", np.array(state[key]))
+        self.walker_pos_ = np.array(state["pos"])
         plan = np.array(state["plan"], np.int64)
         self.plan_ = plan if plan.ndim == 2 else np.empty((0, 0), np.int64)
         self.plan_at_ = 0
@@ -1137,7 +1140,7 @@ class IValueTraversal(Traversal):
             self.accept_ = float(state["accept"])
             self.base_ = int(state["base"])
             self.gstep_ = int(state["gstep"])
-            self.pending_ = [np.asarray(state["pending"], np.int64)]
+            self.observed_ = [np.asarray(state["pending"], np.int64)]
             self.sk_mean_, self.sk_std_ = float(state["sk_mean"]), float(state["sk_std"])
         else:
             self.raw_ = np.array(state["raw"], np.float64)

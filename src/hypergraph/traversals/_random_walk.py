@@ -36,6 +36,7 @@ class WalkTable:
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> None:
         self.indptr = indptr
         self.indices = indices
+        self._cols = np.arange(0)
         self.cum = np.concatenate([[0.0], np.cumsum(weights, dtype=np.float64)])
         n = indptr.shape[0] - 1
         deg = np.diff(indptr)
@@ -111,8 +112,8 @@ class WalkTable:
 
     def _columns(self, w: int) -> np.ndarray:
         """``arange(w)``, kept between calls (the walker count rarely changes)."""
-        cols: np.ndarray | None = getattr(self, "_cols", None)
-        if cols is None or cols.size != w:
+        cols = self._cols
+        if cols.size != w:
             cols = self._cols = np.arange(w)
         return cols
 
@@ -136,12 +137,12 @@ class RandomWalkTraversal(Traversal):
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise"})
     space = {
         "walkers": WALKERS,
-        "teleport": Float(default=0.05, low=0.0, high=1.0,
+        "teleport": Float(low=0.0, high=1.0,
                           help="probability of a jump to a random training node per step"),
-        "no_return": Int(default=2, low=0, high=64, help="steps a walker avoids revisiting"),
-        "teleport_to": Categorical(default="uniform", choices=("uniform", "degree"),
+        "no_return": Int(low=0, high=64, help="steps a walker avoids revisiting"),
+        "teleport_to": Categorical(choices=("uniform", "degree"),
                                    help="teleport targets: uniform or by weighted degree"),
-        "restart": Float(default=0.0, low=0.0, high=1.0,
+        "restart": Float(low=0.0, high=1.0,
                          help="probability per step of returning to the walker's start node"),
     }
 
@@ -153,26 +154,39 @@ class RandomWalkTraversal(Traversal):
         self.teleport_to = teleport_to
         self.restart = restart
 
-    def _build(self) -> None:
-        self._rewind()
+    def build(self) -> None:
         sub = self.graph_.subgraph(self.train_ids_)
         self.table_ = WalkTable(sub.indptr, sub.indices, sub.weights)
-        self.n_sub_ = sub.num_nodes
-        pos: np.ndarray | None = getattr(self, "pos_", None)
-        if pos is None or pos.max(initial=-1) >= self.n_sub_:
-            self.pos_ = self.rng_.integers(0, self.n_sub_, size=self.walkers)
-            self.history_ = np.full((self.walkers, self.no_return), -1, np.int64)
-        start: np.ndarray | None = getattr(self, "start_", None)
-        if start is None or start.shape != self.pos_.shape or start.max(initial=-1) >= self.n_sub_:
-            self.start_ = self.pos_.copy()
         weights = self._teleport_weights(sub)
         self.teleport_cum_: np.ndarray | None = None
         if weights is not None and weights.sum() > 0:
             self.teleport_cum_ = np.cumsum(weights, dtype=np.float64)
-        self.pending_ = np.zeros(0, np.int64)  # stops walked ahead, not yet batched
+
+    def init_state(self) -> None:
+        self._place_walkers()
+        self.start_ = self.walker_pos_.copy()
+        self.steps_ = 0  # walk steps taken so far
+
+    def _place_walkers(self) -> None:
+        """Walkers at uniform training nodes (subgraph ids), with an empty history."""
+        self.walker_pos_ = self.rng_.integers(0, self.train_ids_.size, size=self.walkers)
+        self.history_ = np.full((self.walkers, self.no_return), -1, np.int64)
+
+    def fit_state(self, previous: np.ndarray) -> None:
+        """Walkers (and start nodes) left outside a smaller training set are placed anew."""
+        n = self.train_ids_.size
+        if self.walker_pos_.max(initial=-1) >= n:
+            self._place_walkers()
+        if self.start_.shape != self.walker_pos_.shape or self.start_.max(initial=-1) >= n:
+            self.start_ = self.walker_pos_.copy()
+
+    def reset(self) -> None:
+        self.stops_ = np.zeros(0, np.int64)  # stops walked ahead, not yet batched
         self.ahead_ = 1  # batches the next burst walks (see _walk_ahead)
         self.burst_: dict[str, Any] | None = None  # how to undo the last burst (see _rewind)
-        self.steps_: int = getattr(self, "steps_", 0)  # walk steps taken so far
+
+    def before_graph_change(self) -> None:
+        self._rewind()
 
     def _teleport_weights(self, sub: HyperGraph) -> np.ndarray | None:
         """Teleport probabilities over subgraph nodes (unnormalised); ``None`` for uniform."""
@@ -184,13 +198,13 @@ class RandomWalkTraversal(Traversal):
         """``count`` teleport targets (subgraph ids) drawn per ``teleport_to``."""
         cum = self.teleport_cum_
         if cum is None:
-            return self.rng_.integers(0, self.n_sub_, size=count)
+            return self.rng_.integers(0, self.train_ids_.size, size=count)
         u = self.rng_.random(count) * cum[-1]
-        return np.minimum(np.searchsorted(cum, u, side="right"), self.n_sub_ - 1)
+        return np.minimum(np.searchsorted(cum, u, side="right"), self.train_ids_.size - 1)
 
     def walk(self) -> np.ndarray:
         """Advance every walker one step; returns the new positions (subgraph ids)."""
-        rng, pos = self.rng_, self.pos_
+        rng, pos = self.rng_, self.walker_pos_
         nxt = self.table_.draw(pos, rng, self.history_ if self.no_return > 0 else None)
         jump = (nxt < 0) | (rng.random(pos.size) < self.teleport)
         jumps = int(np.count_nonzero(jump))
@@ -204,20 +218,20 @@ class RandomWalkTraversal(Traversal):
             hist[:, 1:] = hist[:, :-1]  # shift in place (np.roll allocates and is slow)
             hist[:, 0] = nxt
             self.history_ = hist
-        self.pos_ = nxt
+        self.walker_pos_ = nxt
         self.steps_ += 1
         return nxt
 
     def next_batch(self) -> Selection:
         need = self.batch_size_
-        if self.pending_.size < need:
+        if self.stops_.size < need:
             self._walk_ahead(need)
-        ids = self.pending_[:need]
-        self.pending_ = self.pending_[need:]
+        ids = self.stops_[:need]
+        self.stops_ = self.stops_[need:]
         return Selection(self.train_ids_[ids])
 
     def _walk_ahead(self, need: int) -> None:
-        """Walk the steps of several batches in one burst, buffered in ``pending_``.
+        """Walk the steps of several batches in one burst, buffered in ``stops_``.
 
         Batches are the walkers' stops in step order whether they are walked ahead or one
         batch at a time (same generator draws, same batches): walking in bursts keeps NumPy's
@@ -226,11 +240,11 @@ class RandomWalkTraversal(Traversal):
         :meth:`_rewind`) and restarts the burst length at one batch; it doubles with every burst
         up to ``WALK_AHEAD`` batches, so a manager that changes the graph often wastes little.
         """
-        parts = [self.pending_]
-        have = self.pending_.size
+        parts = [self.stops_]
+        have = self.stops_.size
         target = need * self.ahead_
         self.ahead_ = min(2 * self.ahead_, WALK_AHEAD)
-        burst: dict[str, Any] = {"rng": self.rng_.bit_generator.state, "pos": self.pos_,
+        burst: dict[str, Any] = {"rng": self.rng_.bit_generator.state, "pos": self.walker_pos_,
                                  "history": self.history_.copy()}
         sizes = []
         while have < target:
@@ -238,7 +252,7 @@ class RandomWalkTraversal(Traversal):
             parts.append(step)
             sizes.append(step.size)
             have += step.size
-        self.pending_ = np.concatenate(parts)
+        self.stops_ = np.concatenate(parts)
         burst["sizes"] = np.asarray(sizes, np.int64)
         burst["end"] = self.steps_
         self.burst_ = burst
@@ -252,17 +266,17 @@ class RandomWalkTraversal(Traversal):
         the graph give the same batches as without walking ahead. A no-op when ``walk`` was
         called from outside since the burst.
         """
-        burst: dict[str, Any] | None = getattr(self, "burst_", None)
+        burst = self.burst_
         self.burst_ = None
         if burst is None or burst["end"] != self.steps_:
             return
         sizes = burst["sizes"]
-        used = int(sizes.sum()) - self.pending_.size  # stops of the burst handed out
+        used = int(sizes.sum()) - self.stops_.size  # stops of the burst handed out
         keep = int(np.searchsorted(np.cumsum(sizes), used, side="left")) + 1 if used > 0 else 0
         if keep >= sizes.size:
             return
         self.rng_.bit_generator.state = burst["rng"]
-        self.pos_ = burst["pos"]
+        self.walker_pos_ = burst["pos"]
         self.history_ = burst["history"].copy()  # the snapshot may live on in a state_dict
         for _ in range(keep):
             self.walk()
@@ -272,16 +286,16 @@ class RandomWalkTraversal(Traversal):
         return positions
 
     def extra_state(self) -> dict[str, Any]:
-        return {"pos": self.pos_.copy(), "history": self.history_.copy(),
-                "pending": self.pending_.copy(), "start": self.start_.copy(),
+        return {"pos": self.walker_pos_.copy(), "history": self.history_.copy(),
+                "pending": self.stops_.copy(), "start": self.start_.copy(),
                 "ahead": self.ahead_, "steps": self.steps_,
                 "burst": None if self.burst_ is None else dict(self.burst_)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.pos_ = np.asarray(state["pos"])
+        self.walker_pos_ = np.asarray(state["pos"])
         self.history_ = np.asarray(state["history"])
-        self.pending_ = np.asarray(state["pending"])
-        self.start_ = np.asarray(state.get("start", self.pos_))
+        self.stops_ = np.asarray(state["pending"])
+        self.start_ = np.asarray(state.get("start", self.walker_pos_))
         self.ahead_ = int(state.get("ahead", 1))
         self.steps_ = int(state.get("steps", 0))
         burst = state.get("burst")

@@ -21,17 +21,17 @@ class ComprehensiveTraversal(Traversal):
     def __init__(self) -> None:
         pass
 
-    def _build(self) -> None:
+    def reset(self) -> None:
+        """A fresh pass (at setup, after a graph change and at each epoch start)."""
         self.order_ = self.rng_.permutation(self.train_ids_)
         self.cursor_ = 0
 
     def on_epoch_start(self, epoch: int) -> None:
-        self.order_ = self.rng_.permutation(self.train_ids_)
-        self.cursor_ = 0
+        self.reset()
 
     def next_batch(self) -> Selection:
         if self.cursor_ >= self.order_.size:
-            self.on_epoch_start(-1)
+            self.reset()
         ids = self.order_[self.cursor_:self.cursor_ + self.batch_size_]
         self.cursor_ += ids.size
         return Selection(ids)

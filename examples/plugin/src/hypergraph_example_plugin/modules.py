@@ -21,15 +21,21 @@ from hypergraph.traversals import Selection, Traversal
 
 @register("traversal", "stride")
 class StrideTraversal(Traversal):
-    """Every ``stride``-th node of a shuffled ring of training nodes, batch after batch."""
+    """Every ``stride``-th node of a shuffled ring of training nodes, batch after batch.
+
+    A whole traversal: the base class keeps ``graph_``, ``rng_``, ``batch_size_``,
+    ``train_ids_`` and ``position_`` current and calls ``reset`` at setup and after every graph
+    change. A traversal with per-node state would also override ``init_state`` (made once),
+    caches ``build`` (rebuilt with the graph) and, with ``needs_feedback``, ``feedback``.
+    """
 
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:epoch"})
-    space = {"stride": Int(default=7, low=1, high=1000, help="ring positions skipped per pick")}
+    space = {"stride": Int(low=1, high=1000, help="ring positions skipped per pick")}
 
     def __init__(self, stride: int = 7) -> None:
         self.stride = stride
 
-    def _build(self) -> None:
+    def reset(self) -> None:  # at setup and after every graph change: a new ring
         self.ring_ = self.rng_.permutation(self.train_ids_)
         self.cursor_ = 0
 
@@ -66,9 +72,9 @@ class LinearProbeModel(TorchModel):
                                                        "task:regression"}
     requires: ClassVar[frozenset[str]] = frozenset({"features:vector"})
     space = {
-        "lr": Float(default=0.01, low=1e-5, high=1.0, log=True, help="learning rate"),
-        "weight_decay": Float(default=0.0, low=0.0, high=0.1, help="L2 penalty"),
-        "optimizer": Categorical(default="adam", choices=("adam", "adamw", "sgd"),
+        "lr": Float(low=1e-5, high=1.0, log=True, help="learning rate"),
+        "weight_decay": Float(low=0.0, high=0.1, help="L2 penalty"),
+        "optimizer": Categorical(choices=("adam", "adamw", "sgd"),
                                  help="optimiser"),
     }
 
