@@ -193,7 +193,9 @@ def main(argv: list[str] | None = None) -> None:
 
     ``--debug`` is accepted anywhere on the command line (``hypergraph train --debug`` too).
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    from hypergraph.cli._agent_args import translate_agent_args
+
+    args = translate_agent_args(list(sys.argv[1:] if argv is None else argv))  # wandb agent
     if "--debug" in args[1:]:
         args = [args[0], *[a for a in args[1:] if a != "--debug"]]
         args.insert(0, "--debug")
