@@ -162,6 +162,9 @@ def _spawn(k: int, storage: str, name: str, out: Path, seed: int | None,
         base.append("--debug")
     for plugin in _state.get("plugins") or []:
         base += ["--plugins", plugin]
+    # k processes share the cores: one BLAS/OpenMP pool each of cores/k threads
+    threads = str(max(1, (os.cpu_count() or 1) // k))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **os.environ}
     procs = []
     for i in range(k):
         cmd = [*base, "sweep", "--worker", "--storage", storage, "--name", name,
@@ -170,7 +173,7 @@ def _spawn(k: int, storage: str, name: str, out: Path, seed: int | None,
             cmd += ["--seed", str(seed + i)]
         for lg in loggers or []:
             cmd += ["--logger", lg]
-        procs.append(subprocess.Popen(cmd, env={**os.environ, "HYPERGRAPH_SWEEP_WORKER": str(i)}))
+        procs.append(subprocess.Popen(cmd, env={**env, "HYPERGRAPH_SWEEP_WORKER": str(i)}))
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:

@@ -348,7 +348,7 @@ class SweepStore:
 
     def _on_stale(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """A trial was failed for a dead worker: queue its retry, then free its slot."""
-        if trial.params:
+        if trial.params or "fixed_params" in trial.system_attrs:  # a popped retry, too
             with quiet():
                 self._retry(study, trial)
             logger.warning("Trial %d lost its worker (%s); queued again with the same "
@@ -375,13 +375,16 @@ class SweepStore:
                 & (SLOTS.c.claimed_at < now - grace)))
         for tid, slot in held.items():
             t = trials.get(tid)
-            if t is None or t.state != TrialState.FAIL or ERROR_ATTR in t.user_attrs:
+            if (t is None or t.state != TrialState.FAIL or ERROR_ATTR in t.user_attrs
+                    or t.datetime_complete is None
+                    or dt.datetime.now() - t.datetime_complete < grace):
                 continue
-            # failed as stale by a worker that died before freeing the slot
+            # failed as stale a grace period ago by a worker that died before it could queue
+            # the retry and free the slot (the callback takes milliseconds)
             with self.engine.begin() as conn:
                 gone = conn.execute(SLOTS.delete().where(
                     (SLOTS.c.trial_id == tid) & (SLOTS.c.token == slot["token"]))).rowcount
-            if gone and t.params and not any(
+            if gone and (t.params or "fixed_params" in t.system_attrs) and not any(
                     t.number in o.system_attrs.get("retry_history", []) for o in trials.values()):
                 with quiet():
                     self._retry(study, t)
