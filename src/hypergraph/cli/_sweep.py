@@ -125,8 +125,6 @@ def sweep(
     out = out if out is not None else Path("sweeps") / name
     if storage is None:
         storage = f"sqlite:///{(out / 'sweep.db').resolve()}"
-    if storage.startswith("sqlite:///") and not resume:
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     store = SweepStore(storage, **store_args)
     if resume and name not in store.names():
         raise ConfigError(f"--resume: no sweep named '{name}' in the storage to continue.")

@@ -148,8 +148,11 @@ class SweepSpec:
             return optuna.samplers.GridSampler(space, seed=seed)
         if self.method == "random":
             return optuna.samplers.RandomSampler(seed=seed)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True)
+        from hypergraph.sweeps._store import quiet
+
+        with quiet():  # multivariate, group and constant_liar are marked experimental
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              constant_liar=True)
 
     def pruner(self) -> optuna.pruners.BasePruner:
         """HyperbandPruner for ``early_terminate: hyperband``, otherwise no pruning."""

@@ -121,6 +121,13 @@ class SweepStore:
             raise ConfigError(f"Heartbeat interval ({heartbeat_interval}s) must be >= 1 and "
                               f"shorter than the grace period ({grace_period}s).")
         self.url = _normalise_url(url)
+        if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
+            from pathlib import Path
+
+            try:  # the sweep folder of a new sweep
+                Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"Cannot create the folder of '{self.url}': {err}") from None
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         engine_kwargs: dict[str, Any] = {}
