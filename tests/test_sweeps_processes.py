@@ -125,7 +125,7 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
             trials = _trials(url, name)
             return any(t.system_attrs.get("failed_trial") == victim.number for t in trials)
 
-        _wait(taken_over, 30, "the killed trial to be failed and queued again")
+        _wait(taken_over, 60, "the killed trial to be failed and queued again")
     finally:  # kill the whole sweep: parent and the surviving workers
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
