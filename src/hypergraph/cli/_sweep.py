@@ -91,8 +91,10 @@ def sweep(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from hypergraph.loggers import check_logger_names
     from hypergraph.sweeps import SweepStore, load_sweep, space_from_modules, sweep_from_mapping
 
+    check_logger_names(list(logger_ or []))  # before any trial, not in each
     names = {"dataset": dataset, "dataloader": dataloader, "model": model,
              "traversal": traversal, "manager": manager, "trainer": trainer}
     store_args = {"heartbeat_interval": heartbeat, "grace_period": grace}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,8 @@ def run_worker(store: SweepStore, name: str, spec: SweepSpec, out_dir: Path, *,
         name: Sweep (Optuna study) name.
         spec: The sweep.
         out_dir: Sweep folder (trial run folders go to ``out_dir/trials/<number>``).
-        seed: Sampler seed of this worker (``None``: random).
+        seed: Sampler seed of this worker (``None``: random). A sweep that already holds
+            trials (resumed or joined) offsets it by their number, so it draws anew.
         loggers: Extra run loggers for every trial (e.g. ``["wandb"]``).
         poll: Seconds between looks at the storage while every slot is held by running trials.
         max_trials: Stop after this many trials here (``None``: until the sweep is done).
@@ -75,9 +77,13 @@ def run_worker(store: SweepStore, name: str, spec: SweepSpec, out_dir: Path, *,
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if "wandb" in (loggers or []):
-        os.environ.setdefault("WANDB_RUN_GROUP", name)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    group = os.environ.get("WANDB_RUN_GROUP")
+    if "wandb" in (loggers or []) and group is None:
+        os.environ["WANDB_RUN_GROUP"] = name  # every trial's W&B run, grouped by sweep
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    if seed is not None:  # a resumed or joined sweep must not draw the same sequence again
+        seed += 7919 * len(store.load(name).get_trials(deepcopy=False))
     study = store.load(name, spec, seed)
     budget = spec.budget()
     ran = 0
@@ -100,7 +106,10 @@ def run_worker(store: SweepStore, name: str, spec: SweepSpec, out_dir: Path, *,
             _run_trial(store, study, trial, spec, out_dir, loggers)
             ran += 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        if group is None:
+            os.environ.pop("WANDB_RUN_GROUP", None)
     return ran
 
 
