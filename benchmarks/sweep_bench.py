@@ -39,9 +39,16 @@ NARROW: dict[str, dict[str, Any]] = {
     "model.width": {"distribution": "q_log_uniform_values", "min": 16, "max": 256, "q": 1},
     "model.depth": {"distribution": "int_uniform", "min": 1, "max": 3},
 }
-#: Traversal parameters left at their defaults: one walker per sample is the slow path of
-#: the walk (a batch of 64 from a single walker takes 64 sequential steps).
-FIXED = ("walkers",)
+#: Traversal parameters searched (the others stay at their defaults). ``walkers`` stays fixed:
+#: one walker is the slow path of a walk (a batch of 64 takes 64 sequential steps). Most of
+#: IValue's parameters stay fixed because draws from their full declared ranges ran for
+#: minutes at 4.7-7.8 GB per process on digits (pressure 3776 with temperature 24.3 and
+#: hops 18; signal uncertainty with hops 11 and stratify label), which 2 shared cores and
+#: 23 GB cannot hold.
+SEARCHED = {
+    "ivalue": ("signal", "explore", "refresh", "alpha"),
+    "random_walk": ("teleport", "no_return", "teleport_to", "restart"),
+}
 
 
 def sweep_file(epochs: int, trials: int, hyperband: bool) -> dict[str, Any]:
@@ -58,7 +65,7 @@ def sweep_file(epochs: int, trials: int, hyperband: bool) -> dict[str, Any]:
             parameters[f"model.{name}"] = NARROW.get(f"model.{name}", param.to_wandb())
     for trav in ("ivalue", "random_walk"):
         for name, param in registry.resolve("traversal", trav).space.items():
-            if param.searchable and name not in FIXED:
+            if param.searchable and name in SEARCHED[trav]:
                 parameters[f"traversal.{trav}.{name}"] = param.to_wandb()
     data: dict[str, Any] = {"method": "bayes", "run_cap": trials,
                             "metric": {"name": "val.accuracy", "goal": "maximize"},
