@@ -51,7 +51,7 @@ SEARCHED = {
 }
 
 
-def sweep_file(epochs: int, trials: int, hyperband: bool) -> dict[str, Any]:
+def sweep_file(epochs: int, trials: int, hyperband: bool, eta: int = 2) -> dict[str, Any]:
     """The benchmark sweep: mlp's space, and ivalue / random_walk with their own spaces."""
     from hypergraph import registry
 
@@ -71,7 +71,7 @@ def sweep_file(epochs: int, trials: int, hyperband: bool) -> dict[str, Any]:
                             "metric": {"name": "val.accuracy", "goal": "maximize"},
                             "parameters": parameters}
     if hyperband:
-        data["early_terminate"] = {"type": "hyperband", "min_iter": 1, "eta": 2}
+        data["early_terminate"] = {"type": "hyperband", "min_iter": 1, "eta": eta}
     return data
 
 
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed of both sweeps")
+    parser.add_argument("--eta", type=int, default=2, help="hyperband reduction factor")
     parser.add_argument("--default-seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="keep the sweeps here")
     args = parser.parse_args()
@@ -139,12 +140,13 @@ def main() -> None:
     default_s = time.perf_counter() - t0
     # the two sweeps side by side, one process (and one thread) each
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(run_sweep, sweep_file(args.epochs, args.trials, prune),
+        jobs = [pool.submit(run_sweep, sweep_file(args.epochs, args.trials, prune, args.eta),
                             root / arm, args.seed)
                 for arm, prune in (("bayes", False), ("hyperband", True))]
         plain, pruned = (job.result() for job in jobs)
     report = {
         "epochs_per_trial": args.epochs, "trials": args.trials, "sampler_seed": args.seed,
+        "eta": args.eta,
         "default_val": defaults, "default_val_median": statistics.median(defaults),
         "default_wall_s": round(default_s, 1), "bayes": plain, "hyperband": pruned,
         "bayes_minus_default": plain["best_val"] - max(defaults),

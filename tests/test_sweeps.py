@@ -145,6 +145,11 @@ def test_other_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code, _, err = cli(["sweep", "-c", str(write(tmp_path, BASE)), "--resume", "--out",
                         str(tmp_path / "o2")], capsys)
     assert code == 2 and "no sweep named" in err
+    (tmp_path / "o3" / "trials" / "0").mkdir(parents=True)
+    code, _, err = cli(["sweep", "-c", str(write(tmp_path, BASE)), "--out",
+                        str(tmp_path / "o3"), "--storage", f"sqlite:///{tmp_path / 'x.db'}"],
+                       capsys)
+    assert code == 2 and "another sweep" in err
     code, _, err = cli(["sweep", "show", str(tmp_path)], capsys)
     assert code == 2 and "not a sweep folder" in err
 

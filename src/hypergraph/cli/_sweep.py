@@ -128,8 +128,12 @@ def sweep(
     if storage is None:
         storage = f"sqlite:///{(out / 'sweep.db').resolve()}"
     store = SweepStore(storage, **store_args)
-    if resume and name not in store.names():
+    exists = name in store.names()
+    if resume and not exists:
         raise ConfigError(f"--resume: no sweep named '{name}' in the storage to continue.")
+    if not exists and any((out / "trials").glob("*")):
+        raise ConfigError(f"'{out / 'trials'}' holds the trials of another sweep (this storage "
+                          f"has no sweep '{name}'); give another --out.")
     store.create(name, spec)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.yaml").write_text(spec.to_yaml())
