@@ -359,6 +359,10 @@ def test_agent_args_translation() -> None:
         "train", "--set", "model.lr=0.01", "--traversal=ivalue", "--set",
         "traversal.explore=0.2", "--seed=1"]
     assert translate_agent_args(["modules", "--kind=model"]) == ["modules", "--kind=model"]
+    assert translate_agent_args(["--plugins", "p", "train", "--model.lr=1"]) == [
+        "--plugins", "p", "train", "--set", "model.lr=1"]
+    assert translate_agent_args(["sweep", "--name", "train", "--model.lr=1"]) == [
+        "sweep", "--name", "train", "--model.lr=1"]
 
 
 def test_wandb_agent_command_line_trains(tmp_path: Path) -> None:

@@ -16,9 +16,16 @@ __all__ = ["translate_agent_args"]
 
 def translate_agent_args(args: list[str]) -> list[str]:
     """``train --kind.param=value`` -> ``train --set kind.param=value``; other args unchanged."""
-    if "train" not in args:
+    at = 0
+    while at < len(args) and args[at] != "train":  # only global options may come first
+        if args[at] == "--plugins":
+            at += 1
+        elif not args[at].startswith("-"):
+            return args  # another command
+        at += 1
+    if at >= len(args):
         return args
-    at = args.index("train") + 1
+    at += 1
     head, tail = args[:at], args[at:]
     chosen = dict(DEFAULTS)
     for arg in tail:
