@@ -7,7 +7,8 @@ importing it here registers the command.
 import hypergraph.cli._bench
 import hypergraph.cli._check
 import hypergraph.cli._plot
-import hypergraph.cli._runs  # noqa: F401
+import hypergraph.cli._runs
+import hypergraph.cli._sweep  # noqa: F401
 from hypergraph.cli._app import app, main
 
 __all__ = ["app", "main"]

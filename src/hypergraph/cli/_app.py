@@ -253,9 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     import signal
     import warnings
 
+    from hypergraph.cli._agent_args import translate_agent_args
     from hypergraph.exceptions import Terminated
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = translate_agent_args(list(sys.argv[1:] if argv is None else argv))  # wandb agent
     if "--debug" in args[1:]:
         args = [args[0], *[a for a in args[1:] if a != "--debug"]]
         args.insert(0, "--debug")

@@ -1,0 +1,423 @@
+"""The sweep's storage: Optuna's RDB storage plus an exact budget, leases and a fence.
+
+Optuna keeps the trials (SQLite on one machine, PostgreSQL for many: same code). This module
+adds what Optuna does not guarantee when workers race or die:
+
+* **Exact budget.** A sweep of ``run_cap`` trials has ``run_cap`` *slots*, rows of the table
+  ``hypergraph_sweep_slots`` keyed by ``(study_id, slot)``. A worker claims a slot with one
+  ``INSERT``: the primary key lets exactly one worker win each slot, in a real transaction of
+  the database (no check-then-set). Only a trial holding a slot may train, so no more than
+  ``run_cap`` trials can ever finish. A finished trial (complete, pruned, or failed by its own
+  error) keeps its slot for good; a trial whose worker died gives its slot back once its retry
+  is queued.
+* **Leases.** A trial's lease is Optuna's heartbeat (``heartbeat_interval``/``grace_period``).
+  :meth:`SweepStore.maintain` (run by every worker at start and between trials) fails stale
+  trials with :func:`optuna.storages.fail_stale_trials`, whose callback queues a retry with the
+  same parameters (Optuna's retry callback) and then frees the slot. It also repairs what a
+  worker killed at an unlucky moment leaves: a claimed slot never given a trial, a running
+  trial that never beat, a failed trial whose slot was not freed.
+* **Fence.** A trial failed as stale is finished in the storage; a late ``report`` or
+  ``tell`` from its old worker is refused (:class:`StaleTrialError`, logged), never applied.
+
+A control server can call the same methods on behalf of remote agents: this class holds the
+whole protocol, the worker loop (:mod:`hypergraph.sweeps._worker`) only drives it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from hypergraph.exceptions import ConfigError, HyperGraphError
+from hypergraph.logging import get_logger
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hypergraph.sweeps._spec import SweepSpec
+
+__all__ = ["Claim", "StaleTrialError", "SweepStore", "worker_id"]
+
+logger = get_logger(__name__)
+
+_META = sa.MetaData()
+SLOTS = sa.Table(
+    "hypergraph_sweep_slots", _META,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer, nullable=True, unique=True),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("worker", sa.String(255), nullable=False),
+    sa.Column("claimed_at", sa.DateTime, nullable=False),
+)
+#: Study attribute holding the sweep file (JSON), so any machine can join or show a sweep.
+SPEC_ATTR = "hypergraph_sweep"
+#: Trial attribute set before a trial is told failed by its own error: its slot is final.
+ERROR_ATTR = "hypergraph_error"
+#: Trial attribute naming the worker (``host:pid``) running the trial.
+WORKER_ATTR = "hypergraph_worker"
+#: Trial attribute holding the trial's run config (JSON), for ``sweep show`` and best.yaml.
+CONFIG_ATTR = "hypergraph_config"
+
+
+class StaleTrialError(HyperGraphError):
+    """The trial was failed as stale (its lease expired) and retried elsewhere: a late report
+    or result from its old worker is refused."""
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Optuna's notes that heartbeats and retries are experimental (we rely on them
+    knowingly) and that heartbeats are meant for ``Study.optimize`` (we beat ourselves)."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        yield
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Claim:
+    """A slot of the budget held by this worker (``trial_id`` once a trial is attached)."""
+
+    study_id: int
+    slot: int
+    token: str
+    trial_id: int | None = None
+
+
+class SweepStore:
+    """One sweep storage (any SQLAlchemy URL) with exact budgets, leases and a fence.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///sweep.db``, ``postgresql+psycopg://...``).
+        heartbeat_interval: Seconds between a running trial's heartbeats.
+        grace_period: Seconds without a heartbeat after which a trial is failed and retried.
+    """
+
+    def __init__(self, url: str, heartbeat_interval: int = 5, grace_period: int = 20) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
+            raise ConfigError(f"Heartbeat interval ({heartbeat_interval}s) must be >= 1 and "
+                              f"shorter than the grace period ({grace_period}s).")
+        self.url = _normalise_url(url)
+        if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
+            from pathlib import Path
+
+            try:  # the sweep folder of a new sweep
+                Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"Cannot create the folder of '{self.url}': {err}") from None
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        engine_kwargs: dict[str, Any] = {}
+        if self.url.startswith("sqlite"):
+            engine_kwargs = {"connect_args": {"timeout": 60}}
+        else:
+            engine_kwargs = {"pool_pre_ping": True}
+        retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+            optuna.storages.RetryFailedTrialCallback
+        with quiet():
+            self._retry = retry_cls(max_retry=None)
+        kwargs: dict[str, Any] = {"heartbeat_interval": heartbeat_interval,
+                                  "grace_period": grace_period}
+        stale_arg = ("heartbeat_stale_trial_callback"
+                     if hasattr(optuna.storages.RDBStorage, "get_heartbeat_stale_trial_callback")
+                     else "failed_trial_callback")
+        kwargs[stale_arg] = self._on_stale
+        try:
+            with quiet():
+                self.storage = optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs,
+                                                          **kwargs)
+            self.engine = sa.create_engine(self.url, **engine_kwargs)
+            _META.create_all(self.engine)
+        except (OperationalError, sa.exc.ArgumentError, ImportError) as err:
+            raise ConfigError(f"Cannot open the sweep storage '{_redact(self.url)}': "
+                              f"{str(err).splitlines()[0]}") from None
+
+    # -- studies ---------------------------------------------------------------------------
+
+    def create(self, name: str, spec: SweepSpec) -> optuna.Study:
+        """Create the sweep ``name``, or return it when the same sweep exists (resume).
+
+        Raises:
+            ConfigError: a study of that name exists with another sweep file.
+        """
+        import optuna
+
+        study = optuna.create_study(storage=self.storage, study_name=name,
+                                    direction=spec.direction,  # type: ignore[arg-type]
+                                    load_if_exists=True)
+        stored = study.user_attrs.get(SPEC_ATTR)
+        if stored is None:
+            study.set_user_attr(SPEC_ATTR, spec.to_json())
+        elif json.loads(stored) != json.loads(spec.to_json()):
+            raise ConfigError(f"A sweep named '{name}' already exists in this storage with a "
+                              "different sweep file; give another --name (or the same file "
+                              "to continue it).")
+        return study
+
+    def spec(self, name: str) -> SweepSpec:
+        """The sweep file stored with the sweep ``name``."""
+        from hypergraph.sweeps._spec import sweep_from_mapping
+
+        study = self.load(name)
+        raw = study.user_attrs.get(SPEC_ATTR)
+        if raw is None:
+            raise ConfigError(f"Study '{name}' was not created by `hypergraph sweep`.")
+        spec = sweep_from_mapping(json.loads(raw), f"'{name}'")
+        spec.name = name
+        return spec
+
+    def load(self, name: str, spec: SweepSpec | None = None,
+             seed: int | None = None) -> optuna.Study:
+        """Open the sweep ``name`` (with the sampler and pruner of ``spec`` when given)."""
+        import optuna
+
+        kwargs: dict[str, Any] = {}
+        if spec is not None:
+            kwargs = {"sampler": spec.sampler(seed), "pruner": spec.pruner()}
+        try:
+            return optuna.load_study(study_name=name, storage=self.storage, **kwargs)
+        except KeyError:
+            names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
+            raise ConfigError(f"No sweep named '{name}' in '{_redact(self.url)}'. Sweeps there: "
+                              f"{', '.join(names) or '(none)'}.") from None
+
+    def names(self) -> list[str]:
+        """Names of the sweeps in this storage."""
+        import optuna
+
+        return [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
+
+    # -- budget ----------------------------------------------------------------------------
+
+    def slots(self, study: optuna.Study) -> list[dict[str, Any]]:
+        """The claimed slots of ``study`` (slot, trial_id, worker, claimed_at)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(SLOTS).where(SLOTS.c.study_id == study._study_id)
+                                .order_by(SLOTS.c.slot))
+            return [dict(r._mapping) for r in rows]
+
+    def finished(self, study: optuna.Study) -> int:
+        """Trials that used up their slot for good (complete, pruned, or failed by an error)."""
+        from optuna.trial import TrialState
+
+        held = {s["trial_id"] for s in self.slots(study) if s["trial_id"] is not None}
+        count = 0
+        for t in study.get_trials(deepcopy=False):
+            if t._trial_id not in held:
+                continue
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                    t.state == TrialState.FAIL and ERROR_ATTR in t.user_attrs):
+                count += 1
+        return count
+
+    def claim(self, study: optuna.Study, budget: int) -> Claim | None:
+        """Claim a free slot of the ``budget`` (one INSERT per try), or ``None`` if all are held.
+
+        Two workers inserting the same ``(study_id, slot)`` cannot both commit: the loser gets
+        an integrity error and tries the next free slot.
+        """
+        sid = study._study_id
+        for _ in range(budget + 1):
+            taken = {s["slot"] for s in self.slots(study)}
+            free = [s for s in range(budget) if s not in taken]
+            if not free:
+                return None
+            token = uuid.uuid4().hex
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(SLOTS.insert().values(
+                        study_id=sid, slot=free[0], trial_id=None, token=token,
+                        worker=worker_id(), claimed_at=_now()))
+            except IntegrityError:
+                continue  # another worker won this slot: look again
+            return Claim(sid, free[0], token)
+        return None
+
+    def attach(self, claim: Claim, trial: optuna.Trial) -> bool:
+        """Give the claimed slot to ``trial`` (starting its heartbeat first).
+
+        Returns ``False`` when the claim was lost meanwhile (this worker stalled past the grace
+        period and the slot was freed): the trial must not train.
+        """
+        self.storage.record_heartbeat(trial._trial_id)
+        with self.engine.begin() as conn:
+            done = conn.execute(SLOTS.update().where(
+                (SLOTS.c.study_id == claim.study_id) & (SLOTS.c.slot == claim.slot)
+                & (SLOTS.c.token == claim.token) & SLOTS.c.trial_id.is_(None))
+                .values(trial_id=trial._trial_id)).rowcount
+        if done != 1:
+            return False
+        claim.trial_id = trial._trial_id
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        return True
+
+    def unclaim(self, claim: Claim) -> None:
+        """Give back a slot that got no trial."""
+        with self.engine.begin() as conn:
+            conn.execute(SLOTS.delete().where(
+                (SLOTS.c.study_id == claim.study_id) & (SLOTS.c.slot == claim.slot)
+                & (SLOTS.c.token == claim.token)))
+
+    @contextmanager
+    def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
+        """Beat for ``trial`` every ``heartbeat_interval`` seconds while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_interval):
+                try:
+                    self.storage.record_heartbeat(trial._trial_id)
+                except sa.exc.SQLAlchemyError as err:  # keep beating: a blip is not a death
+                    logger.warning("Heartbeat of trial %d failed: %s", trial.number, err)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # -- the fence -------------------------------------------------------------------------
+
+    def report(self, trial: optuna.Trial, value: float, step: int) -> bool:
+        """Report an intermediate value; ``False`` (logged) when the trial is no longer ours."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            trial.report(value, step)
+        except (UpdateFinishedTrialError, RuntimeError) as err:
+            logger.warning("Refused a late report of trial %d (step %d): %s", trial.number,
+                           step, err)
+            return False
+        return True
+
+    def tell(self, study: optuna.Study, trial: optuna.Trial, state: Any,
+             value: float | None = None) -> bool:
+        """Finish ``trial``; ``False`` (logged) when it was already failed as stale."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            study.tell(trial, value if value is not None else None, state=state,
+                       skip_if_finished=False)
+        except (UpdateFinishedTrialError, ValueError, RuntimeError) as err:
+            logger.warning("Refused the late result of trial %d: %s", trial.number, err)
+            return False
+        return True
+
+    def fail(self, study: optuna.Study, trial: optuna.Trial, error: str) -> bool:
+        """Tell ``trial`` failed by its own error (its slot stays used)."""
+        from optuna.trial import TrialState
+
+        try:
+            trial.set_user_attr(ERROR_ATTR, error[:2000])
+        except (ValueError, RuntimeError) as err:
+            logger.warning("Trial %d is no longer ours: %s", trial.number, err)
+            return False
+        return self.tell(study, trial, TrialState.FAIL)
+
+    def release(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        """Give a trial back unfinished (the worker is stopping): failed, retried, slot freed."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        try:
+            changed = self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            changed = False
+        if changed:
+            self._on_stale(study, self.storage.get_trial(trial._trial_id))
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def _on_stale(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """A trial was failed for a dead worker: queue its retry, then free its slot."""
+        if trial.params or "fixed_params" in trial.system_attrs:  # a popped retry, too
+            with quiet():
+                self._retry(study, trial)
+            logger.warning("Trial %d lost its worker (%s); queued again with the same "
+                           "parameters.", trial.number, trial.user_attrs.get(WORKER_ATTR, "?"))
+        with self.engine.begin() as conn:
+            conn.execute(SLOTS.delete().where(SLOTS.c.trial_id == trial._trial_id))
+
+    def maintain(self, study: optuna.Study) -> None:
+        """Fail stale trials (queueing their retries) and repair half-done claims."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
+        with quiet():
+            fail_stale_trials(study)
+        grace = dt.timedelta(seconds=self.grace_period)
+        now = _now()
+        slots = self.slots(study)
+        held = {s["trial_id"]: s for s in slots if s["trial_id"] is not None}
+        trials = {t._trial_id: t for t in study.get_trials(deepcopy=False)}
+        with self.engine.begin() as conn:  # claims whose worker died before asking
+            conn.execute(SLOTS.delete().where(
+                (SLOTS.c.study_id == study._study_id) & SLOTS.c.trial_id.is_(None)
+                & (SLOTS.c.claimed_at < now - grace)))
+        for tid, slot in held.items():
+            t = trials.get(tid)
+            if (t is None or t.state != TrialState.FAIL or ERROR_ATTR in t.user_attrs
+                    or t.datetime_complete is None
+                    or dt.datetime.now() - t.datetime_complete < grace):
+                continue
+            # failed as stale a grace period ago by a worker that died before it could queue
+            # the retry and free the slot (the callback takes milliseconds)
+            with self.engine.begin() as conn:
+                gone = conn.execute(SLOTS.delete().where(
+                    (SLOTS.c.trial_id == tid) & (SLOTS.c.token == slot["token"]))).rowcount
+            if gone and (t.params or "fixed_params" in t.system_attrs) and not any(
+                    t.number in o.system_attrs.get("retry_history", []) for o in trials.values()):
+                with quiet():
+                    self._retry(study, t)
+        for tid, t in trials.items():  # running, never attached, older than the grace period
+            if (t.state == TrialState.RUNNING and tid not in held and t.datetime_start
+                    and dt.datetime.now() - t.datetime_start > grace):
+                try:
+                    if self.storage.set_trial_state_values(tid, TrialState.FAIL):
+                        self._on_stale(study, self.storage.get_trial(tid))
+                except UpdateFinishedTrialError:
+                    pass  # another worker failed it first
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _normalise_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the driver installed with HyperGraph)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url

@@ -1,0 +1,168 @@
+"""Sweeps with real worker processes: SIGKILL mid-trial, takeover, resume, exact run_cap.
+
+Each test starts ``hypergraph sweep --workers 3`` (three worker processes), SIGKILLs the worker
+of a running trial, waits until a surviving worker has failed that trial (its heartbeat stopped)
+and retried it, then kills every process of the sweep and runs the same command again, which
+finishes the sweep. Then: exactly ``run_cap`` complete trials, every killed trial failed and
+retried with the same parameters, and no other parameter set trained twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hypergraph.sweeps import SweepStore
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+RUN_CAP = 6
+SWEEP = f"""
+method: random
+metric: {{name: val.accuracy, goal: maximize}}
+run_cap: {RUN_CAP}
+parameters:
+  dataset: {{value: iris}}
+  model: {{value: mlp}}
+  traversal: {{value: random_walk}}
+  model.width: {{distribution: int_uniform, min: 8, max: 64}}
+  model.lr: {{distribution: log_uniform_values, min: 0.001, max: 0.1}}
+  trainer.epochs: {{value: 3}}
+"""
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                             connect_timeout=3):
+            return True
+    except Exception:  # any failure to connect means: no server here
+        return False
+
+
+def _storages() -> list[Any]:
+    pg = pytest.param("postgresql", marks=pytest.mark.skipif(
+        not os.environ.get("CI") and not _pg_available(),
+        reason="PostgreSQL is not reachable at 127.0.0.1:5432 (the test runs in CI, CI=true)"))
+    return ["sqlite", pg]
+
+
+def _command(tmp: Path, url: str, name: str) -> list[str]:
+    return [sys.executable, "-c", "from hypergraph.cli import main; main()", "sweep",
+            "-c", str(tmp / "sweep.yaml"), "--storage", url, "--name", name,
+            "--out", str(tmp / "out"), "--workers", "3", "--heartbeat", "1", "--grace", "3"]
+
+
+def _main(argv: list[str]) -> int:
+    from hypergraph.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    return 0
+
+
+def _trials(url: str, name: str) -> list[Any]:
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=url.replace(
+        "postgresql://", "postgresql+psycopg://")).get_trials(deepcopy=False)
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("backend", _storages())
+def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) -> None:
+    from optuna.trial import TrialState
+
+    (tmp_path / "sweep.yaml").write_text(SWEEP)
+    name = f"kill-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp_path / 'sweep.db'}" if backend == "sqlite" else PG_URL
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_command(tmp_path, url, name), env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def running_with_pid() -> Any:
+            if not (tmp_path / "sweep.db").exists() and backend == "sqlite":
+                return None
+            try:
+                trials = _trials(url, name)
+            except KeyError:
+                return None
+            return next((t for t in trials if t.state == TrialState.RUNNING
+                         and "hypergraph_worker" in t.user_attrs
+                         and t.intermediate_values), None)
+
+        try:
+            victim = _wait(running_with_pid, 90, "a running trial")
+        except AssertionError:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(proc.communicate()[0].decode()[-3000:]) from None
+        pid = int(victim.user_attrs["hypergraph_worker"].rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGKILL)
+
+        def taken_over() -> bool:
+            trials = _trials(url, name)
+            return any(t.system_attrs.get("failed_trial") == victim.number for t in trials)
+
+        _wait(taken_over, 60, "the killed trial to be failed and queued again")
+    finally:  # kill the whole sweep: parent and the surviving workers
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _trials(url, name)[victim.number].state == TrialState.FAIL
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+    # the same command again (its parent in this process; the 3 workers are processes)
+    assert _main(_command(tmp_path, url, name)[3:]) == 0
+
+    trials = _trials(url, name)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(complete) == RUN_CAP
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert victim.number in {t.number for t in failed}
+    retries = {t.system_attrs.get("failed_trial"): t for t in trials
+               if t.system_attrs.get("failed_trial") is not None}
+    for t in failed:  # every killed trial (that had drawn parameters) was retried
+        if not t.params:
+            continue
+        assert t.number in retries or any(
+            t.number in r.system_attrs.get("retry_history", []) for r in retries.values())
+    victim_retry = retries[victim.number]
+    assert victim_retry.params == victim.params
+    # no parameter set trained twice, except the retries of killed trials
+    keys = [json.dumps(t.params, sort_keys=True) for t in complete]
+    assert len(set(keys)) == len(keys)
+    # each complete trial is a finished run folder
+    for t in complete:
+        run = tmp_path / "out" / "trials" / str(t.number)
+        assert json.loads((run / "status.json").read_text())["state"] == "completed"
+    # running the command again changes nothing
+    assert _main(_command(tmp_path, url, name)[3:]) == 0
+    assert len(_trials(url, name)) == len(trials)
+    # and the storage agrees
+    store = SweepStore(url)
+    study = store.load(name)
+    assert store.finished(study) == RUN_CAP
