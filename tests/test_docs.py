@@ -4,7 +4,9 @@ public class and function has a docstring.
 Every fenced ``python`` and ``bash`` block under ``docs/`` is an example a reader may copy, so
 each page's blocks run in document order in a fresh temporary folder, in one process per page:
 ``python`` blocks share one namespace (as in a notebook), ``bash`` blocks run with ``bash -e``
-with the installed ``hypergraph`` command first on ``PATH``. A block that cannot run in a test
+with the installed ``hypergraph`` command first on ``PATH``. A ``python`` block whose first line
+(of any language) is ``# file: NAME`` is a file the reader saves: it is written to ``NAME``
+instead of run. A block that cannot run in a test
 (it installs software, or takes minutes) starts with a visible comment line
 ``# not run by the docs tests: <reason>``. Blocks without a language (formulas, output, command
 synopses with placeholders) and ``text`` blocks are not examples.
@@ -30,6 +32,7 @@ import hypergraph
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SKIP_MARK = "# not run by the docs tests:"
+FILE_MARK = "# file:"
 PYTHON = {"python", "py"}
 SHELL = {"bash", "sh", "shell"}
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
@@ -74,8 +77,13 @@ def _skipped(block: Block) -> bool:
     return block.code.lstrip().startswith(SKIP_MARK)
 
 
+def _is_file(block: Block) -> bool:
+    return block.code.lstrip().startswith(FILE_MARK)
+
+
 def _examples(path: Path) -> list[Block]:
-    return [b for b in blocks(path) if b.lang in PYTHON | SHELL and not _skipped(b)]
+    return [b for b in blocks(path)
+            if (b.lang in PYTHON | SHELL or _is_file(b)) and not _skipped(b)]
 
 
 PAGES = sorted(p for p in DOCS.rglob("*.md") if _examples(p))
@@ -87,7 +95,13 @@ blocks = json.load(open(sys.argv[1]))
 namespace = {"__name__": "__main__"}
 for b in blocks:
     print(f"--- {b['where']} ({b['lang']})", flush=True)
-    if b["lang"] == "python":
+    first = b["code"].lstrip().splitlines()[0] if b["code"].strip() else ""
+    if first.startswith("# file:"):
+        path = first.removeprefix("# file:").strip()
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w") as f:
+            f.write(b["code"])
+    elif b["lang"] == "python":
         try:
             exec(compile(b["code"], b["where"], "exec"), namespace)
         except BaseException:
@@ -105,7 +119,8 @@ for b in blocks:
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     """Every example of the page runs, in order, in a fresh folder."""
-    todo = [{"where": b.where, "lang": "python" if b.lang in PYTHON else "bash", "code": b.code}
+    todo = [{"where": b.where, "code": b.code,
+             "lang": "python" if b.lang in PYTHON else "bash" if b.lang in SHELL else b.lang}
             for b in _examples(page)]
     spec = tmp_path / "_blocks.json"
     spec.write_text(json.dumps(todo))
