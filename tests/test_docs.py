@@ -24,6 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,7 +172,7 @@ def test_cli_reference_lists_every_command_and_option() -> None:
     root = typer.main.get_command(app)
     for path in commands:
         assert f"`hypergraph {' '.join(path)}`" in page
-        cmd = root
+        cmd: Any = root
         for word in path:
             cmd = cmd.get_command(cmd.context_class(cmd, info_name=word), word)
         for param in cmd.params:
