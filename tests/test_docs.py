@@ -89,6 +89,76 @@ def _examples(path: Path) -> list[Block]:
 
 PAGES = sorted(p for p in DOCS.rglob("*.md") if _examples(p))
 
+# The `hypergraph` command of the bash blocks. Each command is its own process with its own
+# argv, folder, environment, stdin/stdout/stderr and exit code, but forked from a "zygote" that
+# has already imported hypergraph (torch makes a fresh start cost ~3 s of CPU per command, most
+# of this file's budget). The zygote never runs user code; PYTHONPATH is applied per command as
+# Python would at start-up; entry points are loaded by each command, as in a fresh process.
+# HYPERGRAPH_DOCS_REAL_CLI=1 runs the installed console script instead.
+_ZYGOTE = r"""
+import json, os, signal, socket, sys
+import hypergraph.cli, hypergraph.modules, hypergraph.plots, hypergraph.run  # noqa: F401
+def reap(*_):                                          # reaped here, so their CPU time
+    try:                                               # counts towards this process's
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+signal.signal(signal.SIGCHLD, reap)
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(8)
+print("ready", flush=True)
+while True:
+    conn, _ = server.accept()
+    msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    sys.stdout.flush(); sys.stderr.flush()
+    if os.fork():
+        conn.close()
+        for fd in fds:
+            os.close(fd)
+        continue
+    server.close()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    req = json.loads(msg)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(req["cwd"])
+    os.environ.clear()
+    os.environ.update(req["env"])
+    extra = [os.path.abspath(p) for p in req["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[1:1] = extra
+    sys.argv = ["hypergraph", *req["argv"]]
+    code = 0
+    try:
+        hypergraph.cli.main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush(); sys.stderr.flush()
+    conn.sendall(code.to_bytes(4, "big", signed=True))
+    os._exit(0)
+"""
+
+_SHIM = r"""#!{python} -S
+import json, os, socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect({sock!r})
+msg = json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}})
+socket.send_fds(conn, [msg.encode()], [0, 1, 2])
+reply = b""
+while len(reply) < 4:
+    part = conn.recv(4 - len(reply))
+    if not part:
+        sys.exit("hypergraph (docs test zygote): the command process died")
+    reply += part
+sys.exit(int.from_bytes(reply, "big", signed=True))
+"""
+
 # Runs a page's blocks in order: Python in one shared namespace, shell through bash -e.
 _DRIVER = r"""
 import json, os, subprocess, sys, traceback
@@ -117,6 +187,20 @@ for b in blocks:
 """
 
 
+def _start_zygote(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], Path]:
+    """Start the pre-imported command server and put its ``hypergraph`` shim in ``bin/``."""
+    sock = tmp_path / "hg.sock"
+    zygote = subprocess.Popen([sys.executable, "-c", _ZYGOTE, str(sock)], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    assert zygote.stdout is not None and zygote.stdout.readline().strip() == "ready"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "hypergraph"
+    shim.write_text(_SHIM.format(python=sys.executable, sock=str(sock)))
+    shim.chmod(0o755)
+    return zygote, bin_dir
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     """Every example of the page runs, in order, in a fresh folder."""
@@ -132,8 +216,17 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline",
                 "WANDB_SILENT": "true", "MPLBACKEND": "Agg",
                 "HYPERGRAPH_DOCS_ROOT": str(ROOT)})
-    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(spec)], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=600)
+    zygote = None
+    if os.environ.get("HYPERGRAPH_DOCS_REAL_CLI") != "1" and "hypergraph " in page.read_text():
+        zygote, bin_dir = _start_zygote(tmp_path, env)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    try:
+        proc = subprocess.run([sys.executable, "-c", _DRIVER, str(spec)], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        if zygote is not None:
+            zygote.kill()
+            zygote.wait()
     assert proc.returncode == 0, f"{page.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
 
 
