@@ -20,8 +20,10 @@ import json
 import os
 import pkgutil
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,9 +189,11 @@ for b in blocks:
 """
 
 
-def _start_zygote(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], Path]:
+def _start_zygote(tmp_path: Path, env: dict[str, str],
+                  ) -> tuple[subprocess.Popen[str], Path, Path]:
     """Start the pre-imported command server and put its ``hypergraph`` shim in ``bin/``."""
-    sock = tmp_path / "hg.sock"
+    # A short path: Unix socket names are limited to about 100 bytes.
+    sock = Path(tempfile.mkdtemp(prefix="hgdoc-")) / "hg.sock"
     zygote = subprocess.Popen([sys.executable, "-c", _ZYGOTE, str(sock)], env=env,
                               stdout=subprocess.PIPE, text=True)
     assert zygote.stdout is not None and zygote.stdout.readline().strip() == "ready"
@@ -198,7 +202,7 @@ def _start_zygote(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     shim = bin_dir / "hypergraph"
     shim.write_text(_SHIM.format(python=sys.executable, sock=str(sock)))
     shim.chmod(0o755)
-    return zygote, bin_dir
+    return zygote, bin_dir, sock.parent
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
@@ -218,7 +222,7 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
                 "HYPERGRAPH_DOCS_ROOT": str(ROOT)})
     zygote = None
     if os.environ.get("HYPERGRAPH_DOCS_REAL_CLI") != "1" and "hypergraph " in page.read_text():
-        zygote, bin_dir = _start_zygote(tmp_path, env)
+        zygote, bin_dir, sock_dir = _start_zygote(tmp_path, env)
         env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     try:
         proc = subprocess.run([sys.executable, "-c", _DRIVER, str(spec)], cwd=work, env=env,
@@ -227,6 +231,7 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
         if zygote is not None:
             zygote.kill()
             zygote.wait()
+            shutil.rmtree(sock_dir, ignore_errors=True)
     assert proc.returncode == 0, f"{page.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
 
 
