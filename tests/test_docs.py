@@ -279,6 +279,29 @@ def test_cli_reference_lists_every_command_and_option() -> None:
                     assert opt in page, f"{' '.join(path)}: {opt} missing from the CLI page"
 
 
+def test_cli_reference_follows_command_groups() -> None:
+    """Commands added later as groups (``hypergraph sweep create``) appear with their options."""
+    import typer
+
+    app = typer.Typer()
+    sweep = typer.Typer(help="Sweeps.")
+
+    @app.command()
+    def train(epochs: int = typer.Option(3, help="Epochs.")) -> None:
+        """Train."""
+
+    @sweep.command()
+    def create(storage: str = typer.Option(..., help="Where trials live.")) -> None:
+        """Create a sweep."""
+
+    app.add_typer(sweep, name="sweep")
+    assert sorted(docs_hooks.cli_commands(app)) == [["sweep", "create"], ["train"]]
+    page = docs_hooks.cli_reference(app)
+    for text in ("`hypergraph sweep create`", "Create a sweep.", "--storage", "Where trials live",
+                 "`hypergraph train`", "--epochs"):
+        assert text in page
+
+
 def test_module_reference_lists_every_registered_module() -> None:
     """The modules page is generated from the registry, with each hyperparameter."""
     from hypergraph import registry

@@ -85,17 +85,18 @@ def _command_md(cmd: Any, path: list[str], ctx: Any, depth: int) -> list[str]:
     return out
 
 
-def _root() -> tuple[Any, Any]:
+def _root(app: Any = None) -> tuple[Any, Any]:
     import typer
 
-    from hypergraph.cli import app
-
+    if app is None:
+        from hypergraph.cli import app
     root = typer.main.get_command(app)
     return root, root.context_class(root, info_name="hypergraph")
 
 
-def cli_commands() -> list[list[str]]:
-    """Every (sub-)command of the ``hypergraph`` CLI as a word path, e.g. ``["train"]``."""
+def cli_commands(app: Any = None) -> list[list[str]]:
+    """Every (sub-)command of a Typer app (default: the ``hypergraph`` CLI) as a word path,
+    e.g. ``["train"]`` or ``["sweep", "create"]``."""
     found: list[list[str]] = []
 
     def walk(cmd: Any, ctx: Any, path: list[str]) -> None:
@@ -105,13 +106,13 @@ def cli_commands() -> list[list[str]]:
         for name, sub, sub_ctx in subs:
             walk(sub, sub_ctx, [*path, name])
 
-    walk(*_root(), [])
+    walk(*_root(app), [])
     return found
 
 
-def cli_reference() -> str:
-    """The CLI reference page, generated from the Typer app."""
-    root, ctx = _root()
+def cli_reference(app: Any = None) -> str:
+    """The CLI reference page, generated from a Typer app (default: the ``hypergraph`` CLI)."""
+    root, ctx = _root(app)
     lines = [
         "# Command line",
         "",
