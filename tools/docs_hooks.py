@@ -26,8 +26,11 @@ API_TITLE = "Python API"
 
 
 def _md(text: str) -> str:
-    """Escape ``<``/``>`` outside backtick spans (help texts hold ``<time>``-style words)."""
-    parts = text.split("`")
+    """Escape ``<``/``>`` outside backtick spans (help texts hold ``<time>``-style words).
+
+    Docstrings use reStructuredText's double backticks for code; they become single ones.
+    """
+    parts = text.replace("``", "`").split("`")
     for i in range(0, len(parts), 2):
         parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
     return "`".join(parts)
