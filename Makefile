@@ -1,10 +1,10 @@
 # Two commands on a fresh machine:  `make demo` (set up + default training), `make test` (set up +
-# lint + type check + whole test suite). `constraints.txt` pins the CPU torch wheel.
+# lint + type check + documentation site + whole test suite). `constraints.txt` pins the CPU torch wheel.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,12 +18,16 @@ demo: setup
 	$(VENV)/bin/hypergraph train
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
 	$(VENV)/bin/mypy
+
+# The documentation site (mkdocs.yml), warnings as errors; open build/site/index.html.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
 
 # HYPERGRAPH_MATRIX=full: every tag-valid module combination trains one epoch (about 3 min on
 # 2 cores); plain `pytest` runs the pair-wise subset.
-test: lint
+test: lint docs
 	HYPERGRAPH_MATRIX=full $(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 clean:

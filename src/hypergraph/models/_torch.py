@@ -58,7 +58,11 @@ class TorchWrapperModel(ScheduledTorchModel):
         head: Name of the output layer (as in ``named_modules()``); its *input* is the
             embedding. Default: a ``head`` attribute when the module has ``body`` and ``head``,
             else the last submodule that holds parameters.
-        lr, weight_decay, optimizer, scheduler, scheduler_steps: As for ``mlp``.
+        lr: Learning rate (as for ``mlp``).
+        weight_decay: L2 penalty.
+        optimizer: ``adam``, ``adamw`` or ``sgd``.
+        scheduler: Learning-rate schedule over optimiser steps: ``none``, ``cosine`` or ``step``.
+        scheduler_steps: ``cosine``: steps of one half period; ``step``: steps between 10x decays.
     """
 
     tags: ClassVar[frozenset[str]] = TorchModel.tags | {"task:classification",
