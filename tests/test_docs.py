@@ -99,7 +99,8 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if _examples(p))
 # HYPERGRAPH_DOCS_REAL_CLI=1 runs the installed console script instead.
 _ZYGOTE = r"""
 import json, os, signal, socket, sys
-import hypergraph.cli, hypergraph.modules, hypergraph.plots, hypergraph.run  # noqa: F401
+import hypergraph.cli, hypergraph.plots, hypergraph.registry, hypergraph.run  # noqa: F401
+hypergraph.registry.load_builtins()
 def reap(*_):                                          # reaped here, so their CPU time
     try:                                               # counts towards this process's
         while os.waitpid(-1, os.WNOHANG)[0]:
