@@ -51,12 +51,10 @@ observing one batch of 64 at a time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from hypergraph.registry import register
 from hypergraph.spaces import Categorical, Float, Int
@@ -66,132 +64,24 @@ from hypergraph.traversals._irreducible import (
     holdout_irreducible_losses,
     train_features,
 )
+from hypergraph.traversals.ivalue._draws import (
+    Strata,
+    fill,
+    make_strata,
+    quotas,
+    shuffled_pass,
+)
+from hypergraph.traversals.ivalue._engines import ENGINES, NEVER, ValueEngine
+from hypergraph.traversals.ivalue._graph import (
+    label_agreement,
+    near_duplicate_groups,
+    pad_neighbours,
+    propagate_values,
+)
 
 __all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
 
-_NEVER = -(10**12)
-_SKETCH = 4096  # nodes sampled for the rank sketch (all nodes below this many)
-_BINS = 8192  # value bins of the rank lookup table (stream engine)
-_REBASE = 30.0  # staleness time constants between exact recomputations (stream engine)
-_MIN_ACCEPT = 0.002  # below this expected acceptance, warps use a cumulative table instead
 _QUEUE = 64  # most batches of feedback held before they are folded in
-
-
-@dataclass
-class _Strata:
-    """Training positions grouped into strata (classes, or one stratum of all nodes) for the
-    value draws. ``order`` lists the positions stratum by stratum, stratum ``c`` spanning
-    ``order[start[c]:start[c + 1]]``, and within a stratum cell by cell: a cell is one
-    near-duplicate group's members in the stratum (one node without groups), cell ``j``
-    spanning ``order[cells[j]:cells[j + 1]]`` and stratum ``c`` holding cells
-    ``ccount[c]`` cells from ``cfirst[c]``. ``share`` is each stratum's mass under the
-    exploration floor; ``ratio`` (with groups) each position's cell size over its group size;
-    ``acc`` the running acceptance rate of value proposals per stratum; ``table`` the
-    cumulative table of ``exp(logit)`` when draws use one (rebuilt lazily after a refresh)."""
-
-    order: np.ndarray
-    start: np.ndarray
-    share: np.ndarray
-    acc: np.ndarray
-    cells: np.ndarray | None = None
-    cfirst: np.ndarray | None = None
-    ccount: np.ndarray | None = None
-    ratio: np.ndarray | None = None
-    table: np.ndarray | None = field(default=None)
-
-
-def _cum_within(w: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """``c + (cumulative sum of w within stratum c) / (its total)`` for weights ``w`` laid out
-    stratum by stratum (``start``): one increasing array, so that one ``searchsorted`` for
-    ``c + u`` draws from stratum ``c`` in proportion to ``w``."""
-    counts = np.diff(start)
-    sid = np.repeat(np.arange(counts.size), counts)
-    c = np.cumsum(w)
-    before = np.concatenate([[0.0], c])[start[:-1]]
-    total = np.concatenate([[0.0], c])[start[1:]] - before
-    total = np.where(total > 0, total, 1.0)
-    out: np.ndarray = sid + (c - before[sid]) / total[sid]
-    return out
-
-
-def _gather_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Entries of the given CSR rows: ``(position in rows, column, value)``, O(entries)."""
-    offs, lens = _row_offsets(indptr, rows)
-    owner = np.repeat(np.arange(rows.size), lens)
-    return owner, indices[offs], data[offs]
-
-
-def _row_offsets(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the entries of the given CSR rows (row by row) and each row's length."""
-    start = indptr[rows]
-    lens = indptr[rows + 1] - start
-    ends = np.cumsum(lens)
-    total = int(ends[-1]) if ends.size else 0
-    start -= ends - lens  # each entry's position = its rank in the output + its row's shift
-    return np.arange(total) + np.repeat(start, lens), lens
-
-
-def propagate_values(adj: sp.csr_matrix, obs: np.ndarray, conf: np.ndarray, alpha: float,
-                     hops: int, prior_mean: float = 0.0, prior_weight: float = 1.0,
-                     self_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence-weighted diffusion of node observations over a graph.
-
-    With ``A`` the row-normalised adjacency, ``num_0 = conf * obs`` and ``den_0 = conf``, each hop
-    computes ``num = num_0 + alpha * A @ num`` and ``den = den_0 + alpha * A @ den``. The estimate
-    is ``(num + prior_weight * prior_mean) / (den + prior_weight)`` and the uncertainty
-    ``prior_weight / (den + prior_weight)`` (1 where no confident mass arrived, near 0 for a node
-    just observed with full confidence and observed neighbours). ``self_weight`` scales a node's
-    own observation in its *own* estimate (its neighbours always see it in full): 0 values a node
-    by its neighbourhood only, which ignores an outlying loss such as a flipped label's.
-
-    Args:
-        adj: Row-normalised ``(n, n)`` adjacency (rows sum to 1 or 0).
-        obs: Observed signal per node (any value where ``conf`` is 0).
-        conf: Confidence of each observation in ``[0, 1]``.
-        alpha: Weight of the neighbours' mass per hop.
-        hops: Number of diffusion steps.
-        prior_mean: Value assumed with no evidence.
-        prior_weight: Pseudo-confidence of the prior.
-        self_weight: Weight of a node's own observation in its estimate.
-
-    Returns:
-        ``(estimate, uncertainty)``.
-    """
-    num0 = conf * np.where(conf > 0, obs, 0.0)
-    den0 = np.asarray(conf, np.float64)
-    num, den = num0, den0
-    for _ in range(hops):
-        num = num0 + alpha * (adj @ num)
-        den = den0 + alpha * (adj @ den)
-    num = num - (1.0 - self_weight) * num0
-    den = den - (1.0 - self_weight) * den0
-    est = (num + prior_weight * prior_mean) / (den + prior_weight)
-    unc = prior_weight / (den + prior_weight)
-    return est, unc
-
-
-def near_duplicate_groups(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
-                          threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Groups of near-duplicate nodes: connected components of the edges whose weight is at
-    least ``threshold`` (a similarity in ``(0, 1]``, as the kNN and threshold builders give).
-
-    Returns ``(group id per node, group size per node)``. Every node is its own group when
-    ``threshold`` is 0 or when the weights carry no information (all equal, as in an unweighted
-    graph), so grouping never merges a graph whose weights say nothing about similarity.
-    """
-    n = indptr.size - 1
-    alone = (np.arange(n), np.ones(n))
-    if threshold <= 0 or weights.size == 0 or float(np.ptp(weights)) == 0.0:
-        return alone
-    keep = weights >= threshold
-    if not keep.any():
-        return alone
-    rows = np.repeat(np.arange(n), np.diff(indptr))
-    adj = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], indices[keep])), shape=(n, n))
-    _, group = connected_components(adj, directed=False)
-    size = np.bincount(group)
-    return group.astype(np.int64), size[group].astype(np.float64)
 
 
 @register("traversal", "ivalue")
@@ -320,20 +210,20 @@ class IValueTraversal(Traversal):
         scale = np.repeat(np.where(wdeg > 0, 1.0 / np.maximum(wdeg, 1e-30), 0.0),
                           np.diff(sub.indptr))
         self.adj_ = sp.csr_matrix((sub.weights * scale, sub.indices, sub.indptr), shape=(n, n))
-        self._pad_neighbours(sub.indptr, sub.indices, sub.weights)
+        self.nbr_, self.logw_ = pad_neighbours(sub.indptr, sub.indices, sub.weights)
         self.group_, self.mult_ = near_duplicate_groups(sub.indptr, sub.indices, sub.weights,
                                                         self.dedup)
-        self.grouped_ = bool(self.mult_.max(initial=1) > 1)
-        self.log_mult_ = np.log(self.mult_) if self.grouped_ else None
-        self.members_ = np.argsort(self.group_, kind="stable")  # nodes ordered by group
-        self.starts_ = np.concatenate([[0], np.cumsum(np.bincount(self.group_))])
+        grouped = bool(self.mult_.max(initial=1) > 1)
+        self.groups_ = self.group_ if grouped else None  # group ids, None without groups
+        self.log_mult_ = np.log(self.mult_) if grouped else None
         labels = np.asarray(sub.label)
         self.classes_ = int(labels.max(initial=1)) + 1 if labels.dtype.kind in "iub" else 2
         self.strata_: np.ndarray | None = None
         if self.stratify == "label" and labels.dtype.kind in "iub" and n:
             self.strata_ = np.unique(labels, return_inverse=True)[1].astype(np.int64)
-        self.all_ = self._strata(np.zeros(n, np.int64))
-        self.by_class_ = self.all_ if self.strata_ is None else self._strata(self.strata_)
+        self.all_ = make_strata(np.zeros(n, np.int64), self.mult_, self.groups_)
+        self.by_class_ = (self.all_ if self.strata_ is None
+                          else make_strata(self.strata_, self.mult_, self.groups_))
         self.strata_share_ = self.by_class_.share
         # batches up to the next refresh depend on nothing feedback changes: planned together
         self.window_ = self.warp >= 1.0 and self.return_delay <= 0 and self.contra <= 0
@@ -361,409 +251,70 @@ class IValueTraversal(Traversal):
                 self.irr_, self.overhead_ = holdout_irreducible_losses(
                     feats, self.graph_.label[self.train_ids_],
                     max(1, int(np.max(self.graph_.label, initial=0)) + 1), self.rng_)
-        self.cap_ = math.inf  # logits' cap (stream engine: set at every refresh)
-        if self.engine == "stream":
-            self.adjT_ = self.adj_.T.tocsr()
+        self.engine_: ValueEngine = ENGINES[self.engine](self)
 
     def init_state(self) -> None:
         n = self.n_
         self.fbq_: list[tuple[np.ndarray, np.ndarray, int]] = []  # feedback not folded in yet
         self.obs_ = np.zeros(n)
-        self.t_obs_ = np.full(n, _NEVER, np.int64)
+        self.t_obs_ = np.full(n, NEVER, np.int64)
         self.last_loss_ = np.full(n, np.nan)
-        self.last_pick_ = np.full(n, _NEVER, np.int64)
+        self.last_pick_ = np.full(n, NEVER, np.int64)
         self.visits_ = np.zeros(n, np.int64)
         self.walker_pos_ = self.rng_.integers(0, n, size=self.walkers)
         self.step_ = 0
         self.mu_ = math.nan
         self.p_sum_ = np.zeros(n)
         self.p_sq_ = np.zeros(n)
-        self.perm_ = self._new_pass()
+        self.perm_ = shuffled_pass(self.rng_, self.n_, self.groups_)
         self.cursor_ = 0
         self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
 
     def reset(self) -> None:
-        if self.engine == "stream":
-            self._rebase()
-        self._refresh()
-
-    def _strata(self, sid: np.ndarray) -> _Strata:
-        """:class:`_Strata` of the training positions by stratum id ``sid``."""
-        k = int(sid.max(initial=0)) + 1
-        mass = np.bincount(sid, 1.0 / self.mult_, minlength=k)
-        start = np.concatenate([[0], np.cumsum(np.bincount(sid, minlength=k))])
-        share = mass / max(mass.sum(), 1e-300)
-        if not self.grouped_:
-            return _Strata(np.argsort(sid, kind="stable"), start, share, np.full(k, 0.1))
-        order = np.lexsort((self.group_, sid))
-        s_sid, s_grp = sid[order], self.group_[order]
-        new = np.ones(order.size, bool)
-        new[1:] = (s_sid[1:] != s_sid[:-1]) | (s_grp[1:] != s_grp[:-1])
-        cells = np.concatenate([np.flatnonzero(new), [order.size]])
-        ccount = np.bincount(s_sid[new], minlength=k)
-        cfirst = np.concatenate([[0], np.cumsum(ccount)[:-1]])
-        size = np.diff(cells)
-        ratio = np.empty(order.size)
-        ratio[order] = np.repeat(size, size) / self.mult_[order]
-        return _Strata(order, start, share, np.full(k, 0.1), cells, cfirst, ccount, ratio)
-
-    def _pad_neighbours(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
-                        cap: int = 32) -> None:
-        """``(n, D)`` neighbour ids (-1 padded) and log edge weights: the D heaviest per row."""
-        n = indptr.size - 1
-        rows = np.repeat(np.arange(n), np.diff(indptr))
-        order = np.lexsort((-weights, rows))
-        rank = np.arange(order.size) - indptr[rows[order]]
-        deg = int(min(cap, np.diff(indptr).max(initial=0)))
-        keep = rank < deg
-        self.nbr_ = np.full((n, max(deg, 1)), -1, np.int64)
-        self.logw_ = np.full((n, max(deg, 1)), -np.inf)
-        r, c = rows[order][keep], rank[keep]
-        self.nbr_[r, c] = indices[order][keep]
-        self.logw_[r, c] = np.log(np.maximum(weights[order][keep], 1e-30))
+        self.all_.table = self.by_class_.table = None
+        self.engine_.reset()
 
     def _delay(self) -> int:
         return round(self.return_delay * self.steps_per_epoch())
 
-    # ------------------------------------------------------------------ stream engine
-    def _tau(self) -> float:
-        return float(self.staleness * self.steps_per_epoch())
-
-    def _rebase(self) -> None:
-        """Recompute the scaled diffusion sums of every node exactly (setup, and every
-        ``_REBASE`` staleness constants so that the scale ``exp(t_obs / tau)`` stays bounded)."""
-        self.base_ = self.step_
-        seen = self.t_obs_ > _NEVER
-        c = np.where(seen, np.exp(np.minimum(self.t_obs_ - self.base_, 0) / self._tau()), 0.0)
-        n0 = c * np.where(seen, self.obs_, 0.0)
-        nh, dh = n0, c
-        for _ in range(self.hops):
-            nh = n0 + self.alpha * (self.adj_ @ nh)
-            dh = c + self.alpha * (self.adj_ @ dh)
-        self.V_ = np.ascontiguousarray(np.stack([n0, c, nh, dh], axis=1))
-        self.observed_: list[np.ndarray] = []  # nodes observed since, not yet in V_
-
-    def _observe(self, u: np.ndarray) -> None:
-        """Fold the latest observations of nodes ``u`` (distinct) into the diffusion sums: only
-        the nodes within ``hops`` of ``u`` change, by linearity of the diffusion."""
-        v = self.V_
-        ob = self.obs_[u]
-        c = np.exp((self.t_obs_[u] - self.base_) / self._tau())
-        new0 = c * ob
-        old = np.take(v, u, axis=0)
-        d0 = np.empty((2, u.size))  # (numerator, denominator) change per node of u
-        np.subtract(new0, old[:, 0], out=d0[0])
-        np.subtract(c, old[:, 1], out=d0[1])
-        v[u, 0] = new0
-        v[u, 1] = c
-        idx, d = u, d0  # the change of each hop's sums (repeated ids add up)
-        at = self.adjT_
-        for _ in range(self.hops):
-            offs, lens = _row_offsets(at.indptr, idx)
-            w = self.alpha * at.data[offs]
-            spread = np.repeat(d, lens, axis=1)
-            spread *= w
-            idx = np.concatenate([u, at.indices[offs]])
-            d = np.concatenate([d0, spread], axis=1)
-        # one 1-d scatter-add into columns 2 and 3 of V (each entry gets the same additions in
-        # the same order as with one scatter per column)
-        pos = np.empty((2, idx.size), np.int64)
-        np.multiply(idx, 4, out=pos[0])
-        pos[0] += 2
-        np.add(pos[0], 1, out=pos[1])
-        np.add.at(v.reshape(-1), pos.reshape(-1), d.reshape(-1))
-
-    def _node_values(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(estimate, uncertainty)`` of nodes ``x`` as of the last refresh, as
-        :func:`propagate_values` gives them (prior mean 0, prior weight 0.5)."""
-        g = math.exp(-(self.gstep_ - self.base_) / self._tau())
-        v = np.take(self.V_, x, axis=0)
-        off = 1.0 - self.self_weight
-        if off:
-            num = g * (v[:, 2] - off * v[:, 0])
-            den = g * (v[:, 3] - off * v[:, 1])
-        else:  # the same numbers (``x - 0 * y == x`` for finite sums), fewer passes
-            num = v[:, 2] * g
-            den = v[:, 3] * g
-        np.maximum(den, 0.0, out=den)
-        den += 0.5
-        return num / den, np.divide(0.5, den, out=den)
-
-    def _resketch(self) -> None:
-        """Sorted sample of current values (the rank transform's reference), its moments (z
-        transform) and the logits' cap: the sample's largest raw logit. Logits are capped
-        there, which never binds when the sample holds every node (``n <= 4096``) and makes
-        the rejection bound of value draws tight."""
-        n = self.n_
-        x = np.arange(n) if n <= _SKETCH else self.rng_.integers(0, n, _SKETCH)
-        est, unc = self._node_values(x)
-        self.sketch_ = np.sort(est)
-        self.sk_mean_, self.sk_std_ = ((float(est.mean()), float(est.std()))
-                                       if self.transform == "z" else (0.0, 1.0))
-        self._rank_table()
-        self.cap_ = math.inf
-        raw = self._logits_from(x, est, unc, mult=False)
-        self.cap_ = float(raw.max(initial=-math.inf))
-        # expected acceptance of a uniform proposal (the sample's mean of exp(logit - cap)):
-        # when the values concentrate on few nodes, value draws use an O(n) table instead
-        self.accept_ = float(np.mean(np.exp(raw - self.cap_))) if raw.size else 1.0
-
-    def _rank_table(self) -> None:
-        """Mid-rank quantile of each of ``_BINS`` equal value bins spanning the sketch (ties in
-        a bin share its mid-rank): an O(1) rank lookup for any value."""
-        sk = self.sketch_
-        lo, hi = float(sk[0]), float(sk[-1])
-        self.tab_lo_ = lo
-        if not hi - lo > 1e-12 * max(abs(lo), abs(hi), 1e-300):
-            self.tab_scale_ = 0.0
-            self.tab_ = np.full(1, 0.5)
-            return
-        self.tab_scale_ = _BINS / (hi - lo)
-        counts = np.bincount(np.minimum(((sk - lo) * self.tab_scale_).astype(np.intp), _BINS - 1),
-                             minlength=_BINS)
-        leq = np.cumsum(counts)
-        less = leq - counts
-        self.tab_ = np.clip((less + leq - 1) / (2.0 * max(sk.size - 1, 1)), 0.0, 1.0)
-
-    def _agreement(self, x: np.ndarray, smoothing: float = 0.25) -> np.ndarray:
-        """:meth:`model_agreement` of nodes ``x`` only (O(their degree))."""
-        sums = []
-        for mat in (self.adj_same_, self.adj_diff_):
-            owner, col, val = _gather_rows(mat.indptr, mat.indices, mat.data, x)
-            ll = self.last_loss_[col]
-            p = np.where(np.isfinite(ll), np.exp(-np.nan_to_num(ll)), 0.0)
-            sums.append(np.bincount(owner, val * p, minlength=x.size))
-        out: np.ndarray = (sums[0] + smoothing) / (sums[0] + sums[1] + smoothing)
-        return out
-
-    def _node_logits(self, x: np.ndarray) -> np.ndarray:
-        """Current warp logits of nodes ``x`` (stream engine)."""
-        est, unc = self._node_values(x)
-        return self._logits_from(x, est, unc)
-
-    def _logits_from(self, x: np.ndarray, est: np.ndarray, unc: np.ndarray,
-                     mult: bool = True) -> np.ndarray:
-        """Logits of nodes ``x`` from their values; ``mult=False`` leaves out the
-        ``-log(group size)`` of near-duplicate groups (the raw logits value draws accept by)."""
-        if self.transform == "rank":
-            pos = np.clip((est - self.tab_lo_) * self.tab_scale_, 0, self.tab_.size - 1)
-            q = self.tab_[pos.astype(np.intp)]
-            out = math.log(self.pressure) * (q + self.bonus * np.sqrt(unc))
-        else:
-            std = self.sk_std_
-            z = (est - self.sk_mean_) / std if std > 1e-12 else np.zeros_like(est)
-            out = (z + self.bonus * np.sqrt(unc)) / self.temperature
-        if self.trust:
-            out += self.trust * self.log_agree_[x]
-        if self.contra > 0:
-            out += self.contra * np.log(self._agreement(x))
-        if self.cap_ < math.inf:
-            np.minimum(out, self.cap_, out=out)
-        if mult and self.log_mult_ is not None:
-            out = out - self.log_mult_[x]
-        return out
-
-    def _raw_bound(self) -> float:
-        """An upper bound of every node's raw logit (without the group term): the cap set at
-        the refresh (stream), the largest raw logit (exact)."""
-        return self.cap_ if self.engine == "stream" else self.raw_hi_
-
-    def _raw_logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits of nodes ``x`` without the ``-log(group size)`` term."""
-        if self.engine == "stream":
-            est, unc = self._node_values(x)
-            return self._logits_from(x, est, unc, mult=False)
-        out: np.ndarray = self.raw_[x]
-        return out
-
-    def _use_table(self) -> bool:
-        """Value draws by table: always for the exact engine (its logits are rebuilt at every
-        refresh anyway), for the stream engine when rejection's acceptance has collapsed."""
-        return self.engine != "stream" or self.accept_ < _MIN_ACCEPT
-
-    def _floor_draw(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
-        """One draw of the exploration floor within stratum ``cls[j]`` per entry: a uniform
-        node, or with near-duplicate groups a uniform cell (group) of the stratum, then a
-        uniform member of it. O(1) per draw."""
-        rng = self.rng_
-        if st.cells is None:
-            lo = st.start[cls]
-            out: np.ndarray = st.order[lo + (rng.random(cls.size) * (st.start[cls + 1] - lo))
-                                       .astype(np.int64)]
-            return out
-        assert st.cfirst is not None and st.ccount is not None
-        cell = st.cfirst[cls] + (rng.random(cls.size) * st.ccount[cls]).astype(np.int64)
-        lo = st.cells[cell]
-        out = st.order[lo + (rng.random(cls.size) * (st.cells[cell + 1] - lo)).astype(np.int64)]
-        return out
-
-    def _table_draw(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
-        """Exact value draws within strata ``cls`` from a cumulative table of the current logits
-        (O(n) to build, once per refresh)."""
-        if st.table is None:
-            lg = self._node_logits(st.order) if self.engine == "stream" else self.logits_[st.order]
-            counts = np.diff(st.start)
-            full = counts > 0
-            top = np.zeros(counts.size)
-            top[full] = np.maximum.reduceat(lg, st.start[:-1][full])
-            st.table = _cum_within(np.exp(lg - np.repeat(top, counts)), st.start)
-        idx = np.searchsorted(st.table, cls + self.rng_.random(cls.size), side="right")
-        out: np.ndarray = st.order[np.minimum(idx, st.start[cls + 1] - 1)]
-        return out
-
-    def _value_draw(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
-        """One draw per entry of ``cls`` from ``softmax(logits)`` restricted to stratum
-        ``cls[j]``: rejection from floor proposals of the stratum against an upper bound of the
-        raw logits (exact in distribution, O(1) expected work per draw; the proposals of all
-        entries in one vectorised pass per round), or a table when acceptance collapses."""
-        if not cls.size or self._use_table():
-            return self._table_draw(st, cls) if cls.size else np.empty(0, np.int64)
-        rng, k = self.rng_, st.share.size
-        demand = np.bincount(cls, minlength=k)
-        short = demand
-        bound = self._raw_bound()
-        xs: list[np.ndarray] = []
-        cs: list[np.ndarray] = []
-        for _ in range(32):
-            m = np.minimum(np.ceil(np.maximum(short, 0) * (1.25 / st.acc)
-                                   + np.where(short > 0, 2.0 / st.acc, 0.0)), 1 << 16)
-            m = m.astype(np.int64)
-            pc = np.repeat(np.arange(k), m)
-            x = self._floor_draw(st, pc)
-            lg = self._raw_logits(x)
-            lg -= bound
-            np.exp(lg, out=lg)
-            if st.ratio is not None:  # floor proposals of a cell: 1 / its size, not 1 / m
-                lg *= st.ratio[x]
-            ok = rng.random(x.size) < lg
-            got = np.bincount(pc[ok], minlength=k)
-            tried = m > 0
-            st.acc[tried] = np.clip(0.8 * st.acc[tried] + 0.2 * got[tried] / m[tried], 1e-4, 1.0)
-            xs.append(x[ok])
-            cs.append(pc[ok])
-            short = short - got
-            if short.max() <= 0:
-                break
-        x, c = (xs[0], cs[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(cs))
-        if len(xs) > 1:  # stratum by stratum, each in the order drawn
-            o = np.argsort(c, kind="stable")
-            x, c = x[o], c[o]
-        # the first demand[c] accepted draws of every stratum (they are i.i.d.)
-        rank = np.arange(c.size) - np.searchsorted(c, np.arange(k))[c]
-        keep = rank < demand[c]
-        x = x[keep]
-        if short.max() > 0:  # a stratum the values almost never reach: table draws for the rest
-            missing = np.repeat(np.arange(k), np.maximum(short, 0))
-            x = np.concatenate([x, self._table_draw(st, missing)])
-            x = x[np.argsort(np.concatenate([c[keep], missing]), kind="stable")]
-        out = np.empty(cls.size, np.int64)
-        out[np.argsort(cls, kind="stable")] = x
-        return out
-
-    def _fill(self, st: _Strata, cls: np.ndarray) -> np.ndarray:
-        """One draw per slot, slot ``j`` from stratum ``cls[j]``:
-        ``(1 - explore) softmax(logits) + explore * floor`` restricted to the stratum."""
-        explore = self.rng_.random(cls.size) < self.explore
-        if not explore.any():
-            return self._value_draw(st, cls)
-        out = np.empty(cls.size, np.int64)
-        out[explore] = self._floor_draw(st, cls[explore])
-        out[~explore] = self._value_draw(st, cls[~explore])
-        return out
-
-    def _quotas(self, st: _Strata, v: np.ndarray) -> np.ndarray:
-        """Stratum of every value slot of batches of ``v[b]`` slots, batch by batch: a stratum
-        gets ``floor(v[b] * share)`` slots of batch ``b``, and the remaining slots go to strata
-        drawn without replacement in proportion to the fractional parts (Gumbel top-k)."""
-        share = st.share
-        if share.size == 1:
-            return np.zeros(int(v.sum()), np.int64)
-        want = np.multiply.outer(v, share)
-        base = want.astype(np.int64)  # floor (non-negative)
-        rest = v - base.sum(axis=1)
-        top = int(rest.max())
-        if top:
-            with np.errstate(divide="ignore"):
-                key = np.log(want - base)
-            key -= np.log(-np.log(self.rng_.random(want.shape)))
-            pick = np.argsort(key, axis=1)[:, ::-1][:, :top]
-            hit = np.arange(top) < rest[:, None]
-            base[np.nonzero(hit)[0], pick[hit]] += 1
-        out: np.ndarray = np.repeat(np.tile(np.arange(share.size), v.size), base.ravel())
-        return out
-
-    def _logits_of(self, x: np.ndarray) -> np.ndarray:
-        if self.engine == "stream":
-            return self._node_logits(x.ravel()).reshape(x.shape)
-        out: np.ndarray = self.logits_[x]
-        return out
-
     def _refresh(self) -> None:
-        """Propagate the observations and rebuild the logits (``exact`` engine); rebuild the
-        rank sketch (``stream`` engine). Value-draw tables are rebuilt when next needed."""
+        """Fold the observations into the values (the engine's refresh); value-draw tables are
+        rebuilt when next needed."""
         self.all_.table = self.by_class_.table = None
-        if self.engine == "stream":
-            if self.step_ - self.base_ > _REBASE * self._tau():
-                self._rebase()
-            elif self.observed_:
-                self._observe(np.unique(np.concatenate(self.observed_)))
-                self.observed_ = []
-            self.gstep_ = self.step_
-            self._resketch()
-            return
-        age = (self.step_ - self.t_obs_) / (self.staleness * self.steps_per_epoch())
-        conf = np.where(self.t_obs_ > _NEVER, np.exp(-age), 0.0)
-        est, unc = propagate_values(self.adj_, self.obs_, conf, self.alpha, self.hops,
-                                    prior_mean=0.0, prior_weight=0.5,
-                                    self_weight=self.self_weight)
-        if self.transform == "rank":
-            # quantile in [0, 1] (1 = most valuable); odds top/bottom = pressure
-            q = np.empty(est.size)
-            q[np.argsort(est, kind="stable")] = np.arange(est.size) / max(est.size - 1, 1)
-            self.raw_ = math.log(self.pressure) * (q + self.bonus * np.sqrt(unc))
-        else:
-            std = float(est.std())
-            z = (est - est.mean()) / std if std > 1e-12 else np.zeros_like(est)
-            self.raw_ = (z + self.bonus * np.sqrt(unc)) / self.temperature
-        self.raw_ += self.trust * self.log_agree_
-        if self.contra > 0:
-            self.raw_ += self.contra * np.log(self.model_agreement())
-        self.raw_hi_ = float(self.raw_.max(initial=0.0))
-        self.logits_ = self.raw_ - self.log_mult_ if self.log_mult_ is not None else self.raw_
-        self.est_, self.unc_ = est, unc
+        self.engine_.refresh()
 
-    def model_agreement(self, smoothing: float = 0.25) -> np.ndarray:
+    def agreement(self, x: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`model_agreement` of every node, or of nodes ``x`` only (O(their degree)), as of
+        the feedback folded in so far."""
+        return label_agreement(self.adj_same_, self.adj_diff_, self.last_loss_, x)
+
+    def model_agreement(self) -> np.ndarray:
         """How much the trained model's confident neighbours support each node's label.
 
         With ``p_j = exp(-loss_j)`` the probability the model gave neighbour ``j``'s label at
         its last visit (0 for a node never visited) and ``A`` the row-normalised training
         subgraph, ``support_i = sum_j A_ij [y_j = y_i] p_j`` and
         ``against_i = sum_j A_ij [y_j != y_i] p_j``; the agreement is
-        ``(support_i + s) / (support_i + against_i + s)`` with ``s = smoothing``. It is near 1
+        ``(support_i + s) / (support_i + against_i + s)`` with ``s = 0.25``. It is near 1
         where confident neighbours share the label or where the model is confident nowhere
         nearby (a hard, not a noisy, region), and near 0 where the model confidently
         predicts the neighbours' other labels all around the node: a likely flipped label.
         Uses training labels and training losses only.
         """
         self._flush()
-        p = np.where(np.isfinite(self.last_loss_), np.exp(-np.nan_to_num(self.last_loss_)),
-                     0.0)
-        support = self.adj_same_ @ p
-        against = self.adj_diff_ @ p
-        out: np.ndarray = (support + smoothing) / (support + against + smoothing)
-        return out
+        return self.agreement()
 
     # ------------------------------------------------------------------ walking
     def _draw(self, k: int) -> np.ndarray:
         """``k`` value draws; with ``stratify: label`` every class gets its share of them
         (:meth:`_quotas`) and value picks which members of a class, never the class mix."""
         st = self.by_class_
-        out = self._fill(st, self._quotas(st, np.array([k])))
+        out = self._fill(st, quotas(self.rng_, st, np.array([k])))
         return self.rng_.permutation(out) if st.share.size > 1 else out
 
-    def _draw_any(self, k: int) -> np.ndarray:
-        """``k`` draws of ``(1 - explore) softmax(logits) + explore * floor`` over all nodes."""
-        return self._fill(self.all_, np.zeros(k, np.int64))
+    def _fill(self, st: Strata, cls: np.ndarray) -> np.ndarray:
+        """One draw per slot, slot ``j`` from stratum ``cls[j]`` (:func:`fill`)."""
+        return fill(self.rng_, st, cls, self.explore, self.engine_)
 
     def _warp(self, k: int, blocked: np.ndarray) -> np.ndarray:
         out = self._draw(k)
@@ -790,8 +341,8 @@ class IValueTraversal(Traversal):
             valid = nb >= 0
             valid[valid] &= ~blocked[nb[valid]]
             gumbel = -np.log(-np.log(rng.random(nb.shape) + 1e-300) + 1e-300)
-            score = np.where(valid, self._logits_of(np.maximum(nb, 0)) + self.logw_[at] + gumbel,
-                             -np.inf)
+            lg = self.engine_.logits(np.maximum(nb, 0).ravel()).reshape(nb.shape)
+            score = np.where(valid, lg + self.logw_[at] + gumbel, -np.inf)
             nxt[local] = nb[np.arange(local.size), score.argmax(axis=1)]
             jump[local[~valid.any(axis=1)]] = True  # dead end or all neighbours blocked
         if jump.any():
@@ -799,23 +350,12 @@ class IValueTraversal(Traversal):
         self.walker_pos_ = nxt
         return nxt
 
-    def _new_pass(self) -> np.ndarray:
-        """A shuffled pass: every training node, or with near-duplicate groups one random
-        member of each group (so a group of ``m`` copies is swept as often as a unique node)."""
-        if not self.grouped_:
-            return self.rng_.permutation(self.n_)
-        key = self.rng_.random(self.n_)
-        order = np.lexsort((key, self.group_))
-        first = np.ones(order.size, bool)
-        first[1:] = self.group_[order[1:]] != self.group_[order[:-1]]
-        return self.rng_.permutation(order[first])
-
     def _sweep(self, k: int) -> np.ndarray:
         """The next ``k`` distinct nodes of a shuffled pass (a new shuffle at its end)."""
         out = self.perm_[self.cursor_:self.cursor_ + k]
         self.cursor_ += out.size
         if out.size < k:
-            self.perm_ = self._new_pass()
+            self.perm_ = shuffled_pass(self.rng_, self.n_, self.groups_)
             rest = self.perm_[~np.isin(self.perm_, out)][:k - out.size]
             self.cursor_ = 0
             # the new pass starts with the nodes not just taken; those taken come back later
@@ -849,7 +389,7 @@ class IValueTraversal(Traversal):
         taken = np.array([x.size for x in sweeps])
         v = need - taken
         st = self.by_class_
-        cls = self._quotas(st, v)
+        cls = quotas(self.rng_, st, v)
         picks = self._fill(st, cls)
         batch = np.repeat(np.arange(r), v)
         fixed = np.repeat(np.arange(r), taken) * self.n_ + np.concatenate(sweeps)
@@ -1027,8 +567,7 @@ class IValueTraversal(Traversal):
             u = s_obs[at]
             self.obs_[u] = val[at]
             self.t_obs_[u] = steps[b_obs[at]]
-            if self.engine == "stream":
-                self.observed_.append(u)
+            self.engine_.observed(u)
         at = order[last]
         self.last_loss_[s[at]] = losses[at]
         if later.any():  # visits per node: the lengths of the runs of the sorted visits
@@ -1092,11 +631,8 @@ class IValueTraversal(Traversal):
         """Current estimate, uncertainty and visit count per training node (train order);
         values as of the last refresh, visits up to the last feedback."""
         self._flush()
-        if self.engine == "stream":
-            est, unc = self._node_values(np.arange(self.n_))
-            return {"value": est, "uncertainty": unc, "visits": self.visits_.copy()}
-        return {"value": self.est_.copy(), "uncertainty": self.unc_.copy(),
-                "visits": self.visits_.copy()}
+        est, unc = self.engine_.values(np.arange(self.n_))
+        return {"value": est, "uncertainty": unc, "visits": self.visits_.copy()}
 
     def extra_state(self) -> dict[str, Any]:
         self._flush()
@@ -1108,16 +644,7 @@ class IValueTraversal(Traversal):
                   "perm": self.perm_.copy(), "cursor": self.cursor_,
                   "plan": self.plan_[self.plan_at_:].copy(), "acc_all": self.all_.acc.copy(),
                   "acc_class": self.by_class_.acc.copy()}
-        if self.engine == "stream":
-            pending = (np.concatenate(self.observed_) if self.observed_
-                       else np.empty(0, np.int64))
-            return {**common, "V": self.V_.copy(), "base": self.base_,
-                    "gstep": self.gstep_, "pending": pending,
-                    "sketch": self.sketch_.copy(), "sk_mean": self.sk_mean_,
-                    "sk_std": self.sk_std_,
-                    "cap": self.cap_, "accept": self.accept_}
-        return {**common, "raw": self.raw_.copy(),
-                "est": self.est_.copy(), "unc": self.unc_.copy()}
+        return {**common, **self.engine_.state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.fbq_ = []
@@ -1132,21 +659,7 @@ class IValueTraversal(Traversal):
         self.by_class_.acc = (self.all_.acc if self.by_class_ is self.all_
                               else np.array(state["acc_class"], np.float64))
         self.all_.table = self.by_class_.table = None
-        if self.engine == "stream":
-            self.V_ = np.ascontiguousarray(state["V"], np.float64).copy()
-            self.sketch_ = np.asarray(state["sketch"])
-            self._rank_table()
-            self.cap_ = float(state["cap"])
-            self.accept_ = float(state["accept"])
-            self.base_ = int(state["base"])
-            self.gstep_ = int(state["gstep"])
-            self.observed_ = [np.asarray(state["pending"], np.int64)]
-            self.sk_mean_, self.sk_std_ = float(state["sk_mean"]), float(state["sk_std"])
-        else:
-            self.raw_ = np.array(state["raw"], np.float64)
-            self.raw_hi_ = float(self.raw_.max(initial=0.0))
-            self.est_, self.unc_ = np.array(state["est"]), np.array(state["unc"])
-            self.logits_ = self.raw_ - self.log_mult_ if self.log_mult_ is not None else self.raw_
+        self.engine_.load_state(state)
         self.perm_ = np.asarray(state["perm"])
         self.cursor_ = int(state["cursor"])
         self.step_ = int(state["step"])
