@@ -78,6 +78,7 @@ from hypergraph.traversals.ivalue._graph import (
     pad_neighbours,
     propagate_values,
 )
+from hypergraph.traversals.ivalue._signals import SIGNALS, GainMoments
 
 __all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
 
@@ -110,8 +111,7 @@ class IValueTraversal(Traversal):
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
     space = {
-        "signal": Categorical(choices=("loss", "gain", "reducible", "uncertainty", "variance",
-                                       "gated", "learnable"),
+        "signal": Categorical(choices=tuple(SIGNALS),
                               help="value measured at each visit"),
         "irreducible": Categorical(choices=("graph", "holdout"),
                                    help="source of the irreducible loss (signal=reducible)"),
@@ -240,10 +240,10 @@ class IValueTraversal(Traversal):
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
         # log-probability of each node's label under its neighbours' labels (free, from the graph)
-        need_agree = self.trust > 0 or self.signal == "gated"
+        need_agree = self.trust > 0 or SIGNALS[self.signal].agreement
         self.log_agree_ = -graph_irreducible_losses(sub) if need_agree else np.zeros(n)
         self.agrees_ = self.log_agree_ >= np.median(self.log_agree_)
-        if self.signal == "reducible":
+        if SIGNALS[self.signal].irreducible:
             if self.irreducible == "graph":
                 self.irr_ = graph_irreducible_losses(sub)
             else:
@@ -268,7 +268,7 @@ class IValueTraversal(Traversal):
         self.p_sq_ = np.zeros(n)
         self.perm_ = shuffled_pass(self.rng_, self.n_, self.groups_)
         self.cursor_ = 0
-        self.moments_ = np.zeros(6)  # EMA of 1, x, y, x^2, y^2, xy (x: old loss, y: gain)
+        self.gains_ = GainMoments(np.zeros(6), _QUEUE)
 
     def reset(self) -> None:
         self.all_.table = self.by_class_.table = None
@@ -468,8 +468,6 @@ class IValueTraversal(Traversal):
         due = self.step_ % self.refresh == 0
         if due or not self.window_ or len(self.fbq_) >= _QUEUE:
             self._flush()
-        if due or len(self._gains) >= _QUEUE:
-            self._fold_gains()
         if due:
             self._refresh()
 
@@ -480,42 +478,11 @@ class IValueTraversal(Traversal):
         if not queue:
             return
         self.fbq_ = []
-        if self.signal == "variance":  # depends on each node's visit count: batch by batch
+        if SIGNALS[self.signal].per_batch:
             for item in queue:
                 self._ingest([item])
         else:
             self._ingest(queue)
-
-    def _signal(self, losses: np.ndarray, prev: np.ndarray, s: np.ndarray,
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The value observed per visit and which visits it covers (``None``: all)."""
-        if self.signal == "gain":
-            seen = np.isfinite(prev)
-            return (prev - losses)[seen], seen
-        if self.signal == "reducible":
-            return losses - self.irreducible_weight * self.irr_[s], None
-        if self.signal == "loss":
-            return losses, None
-        p = np.exp(-losses)  # probability the model gives the node's label
-        if self.signal == "gated":
-            # loss where the label agrees with the graph neighbourhood (upper half), else the
-            # bounded uncertainty p(1 - p): a confidently contradicted label there is likely wrong
-            return np.where(self.agrees_[s], losses, p * (1.0 - p)), None
-        if self.signal == "learnable":
-            # the loss while the model gives the label more than chance (1 / classes), else
-            # the bounded p (1 - p): a label the model contradicts is not worth chasing
-            return np.where(p > 1.0 / self.classes_, losses, p * (1.0 - p)), None
-        if self.signal == "uncertainty":
-            a = self.peak / (1.0 - self.peak)
-            return (p if a == 1.0 else p ** a) * (1.0 - p), None  # p ** 1 == p exactly
-        # variance (Active Bias): spread of the label probability over the node's visits
-        # (one batch at a time: a batch holds a node at most once)
-        self.p_sum_[s] += p
-        self.p_sq_[s] += p * p
-        k = self.visits_[s] + 1.0
-        mean = self.p_sum_[s] / k
-        var = np.maximum(self.p_sq_[s] / k - mean * mean, 0.0)
-        return np.sqrt(var + mean * (1.0 - mean) / (k + 1.0)), None
 
     @staticmethod
     def _last_visits(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -547,8 +514,8 @@ class IValueTraversal(Traversal):
         if later.any():
             rep = np.flatnonzero(later)
             prev[order[rep]] = losses[order[rep - 1]]
-        self._gains.append((prev, losses, batch, r))  # folded into moments_ lazily
-        sig, kept = self._signal(losses, prev, s)
+        self.gains_.add(prev, losses, batch, r)  # folded into moments_ lazily
+        sig, kept = SIGNALS[self.signal].observe(self, losses, prev, s)
         s_obs, b_obs = (s, batch) if kept is None else (s[kept], batch[kept])
         if sig.size:
             sums = np.bincount(b_obs, sig, minlength=r).tolist()
@@ -578,43 +545,9 @@ class IValueTraversal(Traversal):
 
     @property
     def moments_(self) -> np.ndarray:
-        """EMA over batches of 1, x, y, x^2, y^2, xy (x: a revisited node's loss at its previous
-        visit, y: the loss drop since). ``feedback`` queues each batch's losses and they are
-        folded in, batch by batch in order, at the next refresh or read: the same numbers,
-        computed outside the training step that follows each batch."""
+        """:class:`GainMoments` of the feedback so far (folded in when read)."""
         self._flush()
-        self._fold_gains()
-        return self._moments
-
-    @moments_.setter
-    def moments_(self, value: np.ndarray) -> None:
-        self._moments = value
-        self._gains: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
-
-    def _fold_gains(self) -> None:
-        gains = self._gains
-        if not gains:
-            return
-        self._gains = []
-        if len(gains) == 1:
-            prev, losses, batch, nb = gains[0]
-        else:
-            offsets = np.cumsum([0] + [g[3] for g in gains[:-1]])
-            prev = np.concatenate([g[0] for g in gains])
-            losses = np.concatenate([g[1] for g in gains])
-            batch = np.concatenate([g[2] + o for g, o in zip(gains, offsets, strict=True)])
-            nb = int(sum(g[3] for g in gains))
-        seen = np.isfinite(prev)
-        x = np.where(seen, prev, 0.0)
-        y = np.where(seen, prev - losses, 0.0)
-        stats = [np.bincount(batch, w, minlength=nb).tolist()
-                 for w in (seen.astype(np.float64), x, y, x * x, y * y, x * y)]
-        m = self._moments.tolist()
-        for row in zip(*stats, strict=True):
-            w = row[0]
-            if w:
-                m = [0.95 * a + 0.05 * (b / w) for a, b in zip(m, row, strict=True)]
-        self._moments = np.asarray(m)
+        return self.gains_.value()
 
     # ------------------------------------------------------------------ inspection / state
     def gain_correlation(self) -> float:
@@ -648,9 +581,9 @@ class IValueTraversal(Traversal):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.fbq_ = []
-        for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "irr", "moments",
-                    "p_sum", "p_sq"):
+        for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "irr", "p_sum", "p_sq"):
             setattr(self, f"{key}_", np.array(state[key]))
+        self.gains_ = GainMoments(np.array(state["moments"]), _QUEUE)
         self.walker_pos_ = np.array(state["pos"])
         plan = np.array(state["plan"], np.int64)
         self.plan_ = plan if plan.ndim == 2 else np.empty((0, 0), np.int64)
