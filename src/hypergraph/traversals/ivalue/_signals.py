@@ -3,6 +3,7 @@ entry per ``signal`` choice, and the running moments of the loss drop between vi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from hypergraph.traversals.ivalue._traversal import IValueTraversal
 
-__all__ = ["SIGNALS", "GainMoments", "Signal"]
+__all__ = ["SIGNALS", "GainMoments", "Signal", "centre", "last_visits"]
 
 Observed = tuple[np.ndarray, np.ndarray | None]
 """The value per visit and which visits it covers (``None``: all)."""
@@ -102,6 +103,35 @@ SIGNALS: dict[str, Signal] = {
     "learnable": Signal(_learnable),
 }
 """The ``signal`` parameter's choices, in the order of its space."""
+
+
+def last_visits(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, later, last)`` of visits ``s``: the stable order by node, whether each sorted
+    visit repeats the node of the one before it, whether it is its node's last."""
+    order = np.argsort(s, kind="stable")
+    srt = s[order]
+    later = np.zeros(s.size, bool)
+    np.equal(srt[1:], srt[:-1], out=later[1:])
+    last = np.ones(s.size, bool)
+    last[:-1] = ~later[1:]
+    return order, later, last
+
+
+def centre(sig: np.ndarray, batch: np.ndarray, batches: int, mu: float,
+           ) -> tuple[np.ndarray, float]:
+    """``sig`` (values of visits in batches ``batch``) minus a running mean of the signal
+    updated once per batch, in order (``mu``: the mean so far, NaN before any); returns the
+    centred values and the new running mean."""
+    sums = np.bincount(batch, sig, minlength=batches).tolist()
+    counts = np.bincount(batch, minlength=batches).tolist()
+    mus = []
+    for total, count in zip(sums, counts, strict=True):
+        if count:
+            mean = total / count
+            mu = mean if math.isnan(mu) else 0.9 * mu + 0.1 * mean
+        mus.append(mu)
+    out: np.ndarray = sig - np.asarray(mus)[batch]
+    return out, mu
 
 
 class GainMoments:

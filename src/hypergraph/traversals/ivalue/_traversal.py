@@ -1,52 +1,6 @@
-"""IValueTraversal: walkers steered by measured, propagated information value.
-
-The design answers the two failures of an earlier greedy walk (batches far less diverse than
-i.i.d. ones; predicted values uncorrelated with the gain actually realised):
-
-* **Values are measured, not predicted.** Every training step already computes each sample's
-  loss; the trainer hands those losses back (``feedback``) and the traversal turns them into a
-  per-node signal: the loss while the model gives the label more than chance and the bounded
-  ``p(1 - p)`` below it (``learnable``, default), the label-probability uncertainty
-  ``p(1 - p)``, the loss, the loss change since the node's last visit (``gain``), its spread
-  over visits, or the reducible loss (loss minus an irreducible loss: from the node's
-  neighbours' labels, or from a small model trained on held-out rows).
-* **The whole graph is valued without a forward pass over it.** Every ``refresh`` batches the
-  observations, weighted by a confidence that decays with their age, are diffused ``hops``
-  times over the row-normalised training subgraph (:func:`propagate_values`): a node never seen
-  (or seen long ago) inherits the value of its neighbours, and its uncertainty (how little
-  confident mass reached it) earns an exploration bonus. Cost: ``hops`` sparse mat-vecs per
-  refresh, amortised over ``refresh`` batches.
-* **Batches stay diverse and cover the data.** A share ``sweep`` of every batch comes from a
-  shuffled pass over the training nodes without replacement (every node at least once every
-  ``1 / sweep`` epochs); the rest from ``walkers`` walkers that either warp to a node anywhere
-  drawn in proportion to ``exp(logit)`` mixed with a uniform share ``explore`` (``warp = 1``,
-  the default) or move to a neighbour drawn by a softmax of value over its neighbours
-  (temperature, not argmax). Nodes picked within the last ``return_delay`` epochs are skipped,
-  and a batch never holds a node twice. Value draws keep every class's share of the batch
-  (``stratify``: value picks members within a class, not the class mix), and near-duplicate
-  nodes (edges of weight >= ``dedup``) are visited as one node per group.
-
-Two engines compute the same values. ``exact`` (the first implementation) re-propagates over
-every edge, ranks every node and rebuilds a cumulative warp table every ``refresh`` batches:
-O(E + n log n) per refresh. ``stream`` (the default) keeps the cost of a step independent of
-the graph's size: confidences decay by one global factor, so the diffused numerator and
-denominator are kept per node (scaled by ``exp(t_obs / tau)``) and updated every ``refresh``
-batches only around the nodes observed since (O(batch x degree^hops) per batch, by linearity);
-a node's value and logit are computed when needed from these sums, as of the last refresh
-(the exact engine's values, up to rounding). Ranks are read from a sorted sample of
-``min(n, 4096)`` values rebuilt at each refresh, through a table of mid-ranks over 8192 equal
-value bins (ties share their mid-rank, where the exact engine breaks them by node order);
-logits are capped at the sample's largest (never binding below 4096 nodes). Value draws pick
-a node of a given class by rejection from the class's floor proposals against that cap (exact
-in distribution, O(1) expected work per draw).
-
-Per-batch cost: values change only at a refresh, so with the defaults (``warp = 1``,
-``return_delay = 0``, ``contra = 0``) every batch up to the next refresh is selected in one
-vectorised pass (:meth:`IValueTraversal._plan`), and ``feedback`` queues the losses, folded in
-at the refresh in one pass (:meth:`IValueTraversal._ingest`; the same state as folding them
-batch by batch). Per-call NumPy overhead, not arithmetic, dominated the cost of selecting and
-observing one batch of 64 at a time.
-"""
+"""The IValue traversal: batch assembly (sweep, walks, warps, per-refresh plans), feedback
+(queued, then observed in one pass per refresh) and state. The design is described in the
+package docstring (:mod:`hypergraph.traversals.ivalue`)."""
 
 from __future__ import annotations
 
@@ -76,11 +30,10 @@ from hypergraph.traversals.ivalue._graph import (
     label_agreement,
     near_duplicate_groups,
     pad_neighbours,
-    propagate_values,
 )
-from hypergraph.traversals.ivalue._signals import SIGNALS, GainMoments
+from hypergraph.traversals.ivalue._signals import SIGNALS, GainMoments, centre, last_visits
 
-__all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
+__all__ = ["IValueTraversal"]
 
 _QUEUE = 64  # most batches of feedback held before they are folded in
 
@@ -89,7 +42,7 @@ _QUEUE = 64  # most batches of feedback held before they are folded in
 class IValueTraversal(Traversal):
     """Walkers steered by per-node information value measured from training losses.
 
-    See the module docstring for the design. ``signal`` picks the value measured at each visit:
+    See the package docstring for the design. ``signal`` picks the value measured at each visit:
     ``uncertainty`` (``p(1 - p)`` with ``p = exp(-loss)`` the probability given to the node's
     label: high when neither learnt nor contradicted, so flipped labels score low), ``loss``
     (the sample's training loss), ``gain`` (its loss drop since its previous visit),
@@ -484,18 +437,6 @@ class IValueTraversal(Traversal):
         else:
             self._ingest(queue)
 
-    @staticmethod
-    def _last_visits(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(order, later, last)`` of visits ``s``: the stable order by node, whether each
-        sorted visit repeats the node of the one before it, whether it is its node's last."""
-        order = np.argsort(s, kind="stable")
-        srt = s[order]
-        later = np.zeros(s.size, bool)
-        np.equal(srt[1:], srt[:-1], out=later[1:])
-        last = np.ones(s.size, bool)
-        last[:-1] = ~later[1:]
-        return order, later, last
-
     def _ingest(self, queue: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
         """Observe queued batches ``(ids, losses, step)`` in one pass: per-node loss, visit
         count, signal (centred on a running mean updated once per batch, in order), and the
@@ -509,7 +450,7 @@ class IValueTraversal(Traversal):
         if not finite.all():  # a diverged step (the trainer stops on it): no observation
             ids, losses, batch = ids[finite], losses[finite], batch[finite]
         s = self.position_[ids]
-        order, later, last = self._last_visits(s)
+        order, later, last = last_visits(s)
         prev = self.last_loss_[s]  # the loss at the node's previous visit (the queue's included)
         if later.any():
             rep = np.flatnonzero(later)
@@ -518,18 +459,8 @@ class IValueTraversal(Traversal):
         sig, kept = SIGNALS[self.signal].observe(self, losses, prev, s)
         s_obs, b_obs = (s, batch) if kept is None else (s[kept], batch[kept])
         if sig.size:
-            sums = np.bincount(b_obs, sig, minlength=r).tolist()
-            counts = np.bincount(b_obs, minlength=r).tolist()
-            mu = self.mu_
-            mus = []
-            for total, count in zip(sums, counts, strict=True):
-                if count:
-                    mean = total / count
-                    mu = mean if math.isnan(mu) else 0.9 * mu + 0.1 * mean
-                mus.append(mu)
-            self.mu_ = mu
-            val = sig - np.asarray(mus)[b_obs]
-            o_order, _, o_last = (order, later, last) if kept is None else self._last_visits(s_obs)
+            val, self.mu_ = centre(sig, b_obs, r, self.mu_)
+            o_order, _, o_last = (order, later, last) if kept is None else last_visits(s_obs)
             at = o_order[o_last]  # each node's last observation in the queue
             u = s_obs[at]
             self.obs_[u] = val[at]
