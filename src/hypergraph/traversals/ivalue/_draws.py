@@ -11,7 +11,7 @@ import numpy as np
 from hypergraph.traversals.ivalue._engines import ValueEngine
 
 __all__ = ["Strata", "fill", "floor_draw", "make_strata", "quotas", "shuffled_pass",
-           "table_draw", "value_draw"]
+           "table_draw", "take_from_pass", "value_draw"]
 
 
 @dataclass
@@ -201,3 +201,19 @@ def shuffled_pass(rng: np.random.Generator, n: int, group: np.ndarray | None) ->
     first = np.ones(order.size, bool)
     first[1:] = group[order[1:]] != group[order[:-1]]
     return rng.permutation(order[first])
+
+
+def take_from_pass(rng: np.random.Generator, perm: np.ndarray, cursor: int, k: int, n: int,
+                   group: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The next ``k`` distinct nodes of the shuffled pass ``perm`` from ``cursor`` (a new
+    :func:`shuffled_pass` at its end); returns them with the pass and cursor that follow."""
+    out = perm[cursor:cursor + k]
+    cursor += out.size
+    if out.size < k:
+        perm = shuffled_pass(rng, n, group)
+        rest = perm[~np.isin(perm, out)][:k - out.size]
+        # the new pass starts with the nodes not just taken; those taken come back later
+        perm = np.concatenate([rest, perm[~np.isin(perm, rest)]])
+        cursor = rest.size
+        out = np.concatenate([out, rest])
+    return out, perm, cursor

@@ -7,8 +7,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from hypergraph.graph import HyperGraph
+
 __all__ = ["gather_rows", "label_agreement", "near_duplicate_groups", "pad_neighbours",
-           "propagate_values", "row_offsets"]
+           "propagate_values", "row_normalised", "row_offsets", "split_by_label"]
 
 
 def gather_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
@@ -110,11 +112,14 @@ def pad_neighbours(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
 
 def label_agreement(same: sp.csr_matrix, diff: sp.csr_matrix, last_loss: np.ndarray,
                     x: np.ndarray | None = None, smoothing: float = 0.25) -> np.ndarray:
-    """``(support + s) / (support + against + s)`` per node (all nodes, or nodes ``x`` only in
-    O(their degree)): ``support`` and ``against`` sum the model's last label probability
-    ``exp(-loss)`` (0 for a node never visited) over the row-normalised edges to neighbours of
-    the same (``same``) and of another (``diff``) label; see
-    :meth:`IValueTraversal.model_agreement`."""
+    """Model-confirmed label agreement of every node, or of nodes ``x`` only (O(their degree)).
+
+    With ``p_j = exp(-loss_j)`` the probability the model gave neighbour ``j``'s label at its
+    last visit (``last_loss``; 0 for a node never visited) and ``A`` the row-normalised
+    subgraph split by label (:func:`split_by_label`), ``support_i = sum_j A_ij [y_j = y_i] p_j``
+    and ``against_i = sum_j A_ij [y_j != y_i] p_j``; the agreement is
+    ``(support_i + s) / (support_i + against_i + s)`` with ``s = smoothing``.
+    """
     if x is None:
         p = np.where(np.isfinite(last_loss), np.exp(-np.nan_to_num(last_loss)), 0.0)
         support = same @ p
@@ -129,3 +134,24 @@ def label_agreement(same: sp.csr_matrix, diff: sp.csr_matrix, last_loss: np.ndar
         sums.append(np.bincount(owner, val * p, minlength=x.size))
     out = (sums[0] + smoothing) / (sums[0] + sums[1] + smoothing)
     return out
+
+
+def row_normalised(graph: HyperGraph) -> sp.csr_matrix:
+    """The adjacency of ``graph`` with rows scaled to sum to 1 (0 for isolated nodes)."""
+    n = graph.num_nodes
+    wdeg = graph.weighted_degree()
+    scale = np.repeat(np.where(wdeg > 0, 1.0 / np.maximum(wdeg, 1e-30), 0.0),
+                      np.diff(graph.indptr))
+    return sp.csr_matrix((graph.weights * scale, graph.indices, graph.indptr), shape=(n, n))
+
+
+def split_by_label(adj: sp.csr_matrix, labels: np.ndarray,
+                   ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``adj``'s edges between nodes of the same label and of different labels (regression
+    labels: every edge counts as same-label)."""
+    if labels.dtype.kind in "iub":
+        same = labels[adj.indices] == np.repeat(labels, np.diff(adj.indptr))
+    else:
+        same = np.ones(adj.indices.size, bool)
+    return (sp.csr_matrix((adj.data * same, adj.indices, adj.indptr), shape=adj.shape),
+            sp.csr_matrix((adj.data * ~same, adj.indices, adj.indptr), shape=adj.shape))

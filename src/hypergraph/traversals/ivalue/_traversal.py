@@ -8,11 +8,9 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from hypergraph.registry import register
-from hypergraph.spaces import Categorical, Float, Int
-from hypergraph.traversals._base import WALKERS, Selection, Traversal
+from hypergraph.traversals._base import Selection, Traversal
 from hypergraph.traversals._irreducible import (
     graph_irreducible_losses,
     holdout_irreducible_losses,
@@ -24,14 +22,18 @@ from hypergraph.traversals.ivalue._draws import (
     make_strata,
     quotas,
     shuffled_pass,
+    take_from_pass,
 )
 from hypergraph.traversals.ivalue._engines import ENGINES, NEVER, ValueEngine
 from hypergraph.traversals.ivalue._graph import (
     label_agreement,
     near_duplicate_groups,
     pad_neighbours,
+    row_normalised,
+    split_by_label,
 )
 from hypergraph.traversals.ivalue._signals import SIGNALS, GainMoments, centre, last_visits
+from hypergraph.traversals.ivalue._space import SPACE
 
 __all__ = ["IValueTraversal"]
 
@@ -63,58 +65,7 @@ class IValueTraversal(Traversal):
     tags: ClassVar[frozenset[str]] = frozenset({"covers_all", "traversal:walk",
                                                 "traversal:selection"})
     requires: ClassVar[frozenset[str]] = frozenset({"graph:pairwise", "per_sample_loss"})
-    space = {
-        "signal": Categorical(choices=tuple(SIGNALS),
-                              help="value measured at each visit"),
-        "irreducible": Categorical(choices=("graph", "holdout"),
-                                   help="source of the irreducible loss (signal=reducible)"),
-        "irreducible_weight": Float(low=0.0, high=10.0,
-                                    help="weight of the irreducible loss subtracted"),
-        "walkers": WALKERS,
-        "transform": Categorical(choices=("rank", "z"),
-                                 help="value -> logit: by rank (robust) or z-score"),
-        "pressure": Float(low=1.0, high=1e8, log=True,
-                          help="rank transform: odds of the top- over the bottom-ranked node"),
-        "temperature": Float(low=0.01, high=100.0, log=True,
-                             help="z transform: softmax temperature over standardised values"),
-        "warp": Float(low=0.0, high=1.0,
-                      help="probability a walker warps instead of moving to a neighbour"),
-        "explore": Float(low=0.0, high=1.0,
-                         help="share of warps drawn uniformly (coverage floor)"),
-        "return_delay": Float(low=0.0, high=10.0,
-                              help="epochs before a picked node may be picked again"),
-        "refresh": Int(low=1, high=100_000, log=True,
-                       help="batches between value propagations"),
-        "hops": Int(low=0, high=20, help="diffusion steps per propagation"),
-        "alpha": Float(low=0.0, high=1.0, help="weight of neighbours per hop"),
-        "trust": Float(low=0.0, high=10.0,
-                       help="weight of log label agreement with graph neighbours in the logits"),
-        "peak": Float(low=0.01, high=0.99,
-                      help="signal=uncertainty: label probability p where the value p^a (1 - p) "
-                      "peaks (a = peak / (1 - peak); 0.5 gives p (1 - p))"),
-        "sweep": Float(low=0.0, high=1.0,
-                       help="share of each batch taken from a shuffled pass over the training "
-                       "nodes (without replacement) instead of the walkers"),
-        "contra": Float(low=0.0, high=20.0,
-                        help="weight of log model-confirmed label agreement with train "
-                        "neighbours in the logits (label-noise filter)"),
-        "self_weight": Float(low=0.0, high=1.0,
-                             help="weight of a node's own observation vs its neighbourhood"),
-        "staleness": Float(low=0.01, high=1000.0, log=True,
-                           help="epochs for an observation's confidence to fall by 1/e"),
-        "bonus": Float(low=0.0, high=10.0,
-                       help="exploration bonus per unit of uncertainty (in value std units)"),
-        "engine": Categorical(choices=("stream", "exact"),
-                              help="stream: per-step cost independent of the graph size; "
-                              "exact: full propagation and ranking every refresh"),
-        "stratify": Categorical(choices=("none", "label"),
-                                help="label: every class gets its share of the value draws "
-                                "(value picks members within a class, never the class mix)"),
-        "dedup": Float(low=0.0, high=1.0,
-                       help="edge weight (similarity) at or above which two training nodes "
-                       "are near-duplicates; a group of m near-duplicates is visited as one "
-                       "node (each member 1/m as often); 0 turns grouping off"),
-    }
+    space = SPACE
 
     def __init__(self, signal: str = "learnable", irreducible: str = "graph",
                  irreducible_weight: float = 1.0, walkers: int = 32, transform: str = "rank",
@@ -159,10 +110,7 @@ class IValueTraversal(Traversal):
         n = sub.num_nodes
         self.n_ = n
         self.mark_ = np.zeros(n, bool)  # this batch's picks (see _select); all False between
-        wdeg = sub.weighted_degree()
-        scale = np.repeat(np.where(wdeg > 0, 1.0 / np.maximum(wdeg, 1e-30), 0.0),
-                          np.diff(sub.indptr))
-        self.adj_ = sp.csr_matrix((sub.weights * scale, sub.indices, sub.indptr), shape=(n, n))
+        self.adj_ = row_normalised(sub)
         self.nbr_, self.logw_ = pad_neighbours(sub.indptr, sub.indices, sub.weights)
         self.group_, self.mult_ = near_duplicate_groups(sub.indptr, sub.indices, sub.weights,
                                                         self.dedup)
@@ -182,14 +130,7 @@ class IValueTraversal(Traversal):
         self.window_ = self.warp >= 1.0 and self.return_delay <= 0 and self.contra <= 0
         self.plan_ = np.empty((0, 0), np.int64)
         self.plan_at_ = 0
-        if labels.dtype.kind in "iub":
-            same = labels[sub.indices] == np.repeat(labels, np.diff(sub.indptr))
-        else:  # regression: no label agreement
-            same = np.ones(sub.indices.size, bool)
-        self.adj_same_ = sp.csr_matrix((self.adj_.data * same, sub.indices, sub.indptr),
-                                       shape=(n, n))
-        self.adj_diff_ = sp.csr_matrix((self.adj_.data * ~same, sub.indices, sub.indptr),
-                                       shape=(n, n))
+        self.adj_same_, self.adj_diff_ = split_by_label(self.adj_, labels)
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
         # log-probability of each node's label under its neighbours' labels (free, from the graph)
@@ -242,18 +183,12 @@ class IValueTraversal(Traversal):
         return label_agreement(self.adj_same_, self.adj_diff_, self.last_loss_, x)
 
     def model_agreement(self) -> np.ndarray:
-        """How much the trained model's confident neighbours support each node's label.
-
-        With ``p_j = exp(-loss_j)`` the probability the model gave neighbour ``j``'s label at
-        its last visit (0 for a node never visited) and ``A`` the row-normalised training
-        subgraph, ``support_i = sum_j A_ij [y_j = y_i] p_j`` and
-        ``against_i = sum_j A_ij [y_j != y_i] p_j``; the agreement is
-        ``(support_i + s) / (support_i + against_i + s)`` with ``s = 0.25``. It is near 1
+        """How much the trained model's confident neighbours support each node's label: near 1
         where confident neighbours share the label or where the model is confident nowhere
-        nearby (a hard, not a noisy, region), and near 0 where the model confidently
-        predicts the neighbours' other labels all around the node: a likely flipped label.
-        Uses training labels and training losses only.
-        """
+        nearby (a hard, not a noisy, region), near 0 where the model confidently predicts the
+        neighbours' other labels all around the node (a likely flipped label); see
+        :func:`~hypergraph.traversals.ivalue._graph.label_agreement`. Uses training labels and
+        training losses only."""
         self._flush()
         return self.agreement()
 
@@ -305,16 +240,8 @@ class IValueTraversal(Traversal):
 
     def _sweep(self, k: int) -> np.ndarray:
         """The next ``k`` distinct nodes of a shuffled pass (a new shuffle at its end)."""
-        out = self.perm_[self.cursor_:self.cursor_ + k]
-        self.cursor_ += out.size
-        if out.size < k:
-            self.perm_ = shuffled_pass(self.rng_, self.n_, self.groups_)
-            rest = self.perm_[~np.isin(self.perm_, out)][:k - out.size]
-            self.cursor_ = 0
-            # the new pass starts with the nodes not just taken; those taken come back later
-            self.perm_ = np.concatenate([rest, self.perm_[~np.isin(self.perm_, rest)]])
-            self.cursor_ = rest.size
-            out = np.concatenate([out, rest])
+        out, self.perm_, self.cursor_ = take_from_pass(self.rng_, self.perm_, self.cursor_, k,
+                                                       self.n_, self.groups_)
         return out
 
     def next_batch(self) -> Selection:
