@@ -157,6 +157,15 @@ class GainMoments:
         self._fold()
         return self._value
 
+    def correlation(self) -> float:
+        """Correlation of x and y over the folded batches (NaN before any revisit)."""
+        w, mx, my, mxx, myy, mxy = self.value()
+        if w <= 0:
+            return math.nan
+        mx, my, mxx, myy, mxy = mx / w, my / w, mxx / w, myy / w, mxy / w
+        var = (mxx - mx * mx) * (myy - my * my)
+        return float((mxy - mx * my) / math.sqrt(var)) if var > 1e-18 else math.nan
+
     def _fold(self) -> None:
         gains = self._queue
         if not gains:

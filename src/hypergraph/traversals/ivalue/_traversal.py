@@ -195,7 +195,7 @@ class IValueTraversal(Traversal):
     # ------------------------------------------------------------------ walking
     def _draw(self, k: int) -> np.ndarray:
         """``k`` value draws; with ``stratify: label`` every class gets its share of them
-        (:meth:`_quotas`) and value picks which members of a class, never the class mix."""
+        (:func:`quotas`) and value picks which members of a class, never the class mix."""
         st = self.by_class_
         out = self._fill(st, quotas(self.rng_, st, np.array([k])))
         return self.rng_.permutation(out) if st.share.size > 1 else out
@@ -411,12 +411,8 @@ class IValueTraversal(Traversal):
     def gain_correlation(self) -> float:
         """Running correlation between a node's loss at its previous visit and the loss drop
         realised since (NaN before any revisit): positive when high loss means learnable."""
-        w, mx, my, mxx, myy, mxy = self.moments_
-        if w <= 0:
-            return math.nan
-        mx, my, mxx, myy, mxy = mx / w, my / w, mxx / w, myy / w, mxy / w
-        var = (mxx - mx * mx) * (myy - my * my)
-        return float((mxy - mx * my) / math.sqrt(var)) if var > 1e-18 else math.nan
+        self._flush()
+        return self.gains_.correlation()
 
     def values(self) -> dict[str, np.ndarray]:
         """Current estimate, uncertainty and visit count per training node (train order);
