@@ -1,7 +1,8 @@
 """IValue of the working tree against IValue of another revision, in one process.
 
-Loads ``src/hypergraph/traversals/_ivalue.py`` as it was at ``--against`` (``git show``; needs a
-git checkout) next to the current class and measures, arms interleaved:
+Loads IValue as it was at ``--against`` (``git show`` of ``traversals/_ivalue.py`` or of the
+``traversals/ivalue/`` package; needs a git checkout) next to the current class and measures,
+arms interleaved:
 
 * ``trainer``: samples/s of HyperGraph's trainer (MLP 256x2, 40,000 rows, batch 64, one epoch,
   1 torch thread) with ``comprehensive``, IValue at the revision, IValue now (and any
@@ -18,8 +19,12 @@ Run: ``python benchmarks/ivalue_ab.py [--against e469ded] [--repeats 5]
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 import types
 from functools import partial
@@ -37,17 +42,40 @@ from hypergraph.traversals import Traversal
 load_builtins()  # register every module before names are resolved
 
 ROOT = Path(__file__).resolve().parents[1]
-PATH = "src/hypergraph/traversals/_ivalue.py"
+PATH = "src/hypergraph/traversals/_ivalue.py"  # IValue as one module (until the package)
+PACKAGE = "src/hypergraph/traversals/ivalue"  # IValue as a subpackage
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout
 
 
 def class_at(rev: str) -> type[Traversal]:
-    """``IValueTraversal`` as defined at git revision ``rev`` (not registered)."""
-    src = subprocess.run(["git", "show", f"{rev}:{PATH}"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    src = src.replace('@register("traversal", "ivalue")', "")
-    mod = types.ModuleType(f"ivalue_at_{rev}")
-    exec(compile(src, f"{rev}:{PATH}", "exec"), mod.__dict__)
-    cls: type[Traversal] = mod.IValueTraversal
+    """``IValueTraversal`` as defined at git revision ``rev`` (not registered): the single
+    module of older revisions, or the subpackage, copied to a temporary package whose imports
+    of its own modules point at the copy."""
+    unregister = '@register("traversal", "ivalue")'
+    files = [f for f in _git("ls-tree", "--name-only", f"{rev}:{PACKAGE}").split()
+             if f.endswith(".py")] if _git("ls-tree", rev, PACKAGE).strip() else []
+    if not files:
+        src = _git("show", f"{rev}:{PATH}").replace(unregister, "")
+        mod = types.ModuleType(f"ivalue_at_{rev}")
+        exec(compile(src, f"{rev}:{PATH}", "exec"), mod.__dict__)
+        cls: type[Traversal] = mod.IValueTraversal
+        return cls
+    name = "ivalue_at_" + re.sub(r"\W", "_", rev)
+    folder = Path(tempfile.mkdtemp()) / name
+    folder.mkdir()
+    for f in files:
+        src = _git("show", f"{rev}:{PACKAGE}/{f}").replace(unregister, "")
+        (folder / f).write_text(src.replace("hypergraph.traversals.ivalue.", f"{name}."))
+    sys.path.insert(0, str(folder.parent))
+    try:
+        package = importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder.parent))
+    cls = package.IValueTraversal
     return cls
 
 

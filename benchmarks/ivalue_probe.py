@@ -22,12 +22,12 @@ import _common  # noqa: F401  (puts src/ on the path)
 import numpy as np
 import torch
 
-import hypergraph.traversals._ivalue as ivalue_module
+import hypergraph.traversals.ivalue._engines as engines_module
 from hypergraph.config import RunConfig
 from hypergraph.graph import HyperGraph
 from hypergraph.run import build, prepare, train
 from hypergraph.trainers import Callback, TrainContext, TrainState
-from hypergraph.traversals import TraversalContext
+from hypergraph.traversals import IValueTraversal, TraversalContext
 
 BENCH_DATA = {"redundant": ("synthetic", {"redundancy": 0.8}),
               "noisy": ("synthetic", {"label_noise": 0.3}),
@@ -88,14 +88,14 @@ def class_mix(steps: int = 26) -> None:
 
 
 def table_draws(batches: int = 800, rounds: int = 2) -> None:
-    default = ivalue_module._MIN_ACCEPT
+    default = engines_module._MIN_ACCEPT
     try:
         for key in ("digits", "mnist1d"):
             graph = bench_graph(key)
             for _ in range(rounds):
                 for mode, threshold in (("rejection", default), ("table", 1.1)):
-                    ivalue_module._MIN_ACCEPT = threshold  # >= 1: always the table path
-                    t = ivalue_module.IValueTraversal()
+                    engines_module._MIN_ACCEPT = threshold  # >= 1: always the table path
+                    t = IValueTraversal()
                     t.setup(graph, 64, np.random.default_rng(0), TraversalContext(epochs=20))
                     rng = np.random.default_rng(1)
                     t0 = time.thread_time()
@@ -105,7 +105,7 @@ def table_draws(batches: int = 800, rounds: int = 2) -> None:
                     us = (time.thread_time() - t0) / batches * 1e6
                     print(f"{key} {mode}: {us:.0f} us per batch")
     finally:
-        ivalue_module._MIN_ACCEPT = default
+        engines_module._MIN_ACCEPT = default
 
 
 if __name__ == "__main__":

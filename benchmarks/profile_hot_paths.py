@@ -172,17 +172,25 @@ def ivalue_loop(top: int, steps: int = 800) -> None:
 
     del top
     graph, model, x, y = _step_setup("mlp")
+    from hypergraph.traversals.ivalue import _draws, _engines, _signals, _traversal
+
     cls = registry.resolve("traversal", "ivalue")
-    parts = ("next_batch", "_plan", "_quotas", "_value_draw", "feedback", "_ingest",
-             "_fold_gains", "_refresh", "_observe", "_resketch")
+    # (where the name is looked up, name): methods of the traversal, its stream engine and its
+    # gain moments; module functions of the draws where their callers look them up
+    parts: list[tuple[object, str]] = [
+        (cls, "next_batch"), (cls, "_plan"), (_traversal, "quotas"), (_draws, "value_draw"),
+        (cls, "feedback"), (cls, "_ingest"), (_signals.GainMoments, "_fold"),
+        (cls, "_refresh"), (_engines.StreamEngine, "_observe"),
+        (_engines.StreamEngine, "_resketch")]
     spent: dict[str, float] = {}
-    originals = {name: getattr(cls, name) for name in parts if hasattr(cls, name)}
+    originals = {(owner, name): getattr(owner, name) for owner, name in parts
+                 if hasattr(owner, name)}
 
     def timed(name: str, inner: object) -> object:
-        def call(self: object, *args: object, **kwargs: object) -> object:
+        def call(*args: object, **kwargs: object) -> object:
             t0 = time.thread_time()
             try:
-                return inner(self, *args, **kwargs)  # type: ignore[operator]
+                return inner(*args, **kwargs)  # type: ignore[operator]
             finally:
                 spent[name] = spent.get(name, 0.0) + time.thread_time() - t0
         return call
@@ -190,8 +198,8 @@ def ivalue_loop(top: int, steps: int = 800) -> None:
     print("# ivalue (defaults) on 40,000 rows, kNN k=10, batch 64: us of CPU per batch "
           "(nested parts are included in their callers)\n")
     try:
-        for name, inner in originals.items():
-            setattr(cls, name, timed(name, inner))
+        for (owner, name), inner in originals.items():
+            setattr(owner, name, timed(name, inner))
         for train in (False, True):
             trav = cls()
             trav.setup(graph, bt.BATCH, np.random.default_rng(0), TraversalContext(epochs=1))
@@ -204,8 +212,8 @@ def ivalue_loop(top: int, steps: int = 800) -> None:
             print(f"- {label}: " + ", ".join(f"{k} {v / steps * 1e6:.0f}"
                                             for k, v in spent.items()))
     finally:
-        for name, inner in originals.items():
-            setattr(cls, name, inner)
+        for (owner, name), inner in originals.items():
+            setattr(owner, name, inner)
 
 
 if __name__ == "__main__":

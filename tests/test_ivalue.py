@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from hypergraph.graph import HyperGraph
 from hypergraph.traversals import IValueTraversal, TraversalContext
-from hypergraph.traversals._ivalue import near_duplicate_groups, propagate_values
+from hypergraph.traversals.ivalue import near_duplicate_groups, propagate_values
 
 
 def _grid(side: int = 10, seed: int = 0) -> HyperGraph:
@@ -180,7 +180,7 @@ def test_model_agreement_matches_hand_computation() -> None:
     # node 2 (label 1): support 0, against 1 * .5 -> (0 + .25) / (.5 + .25) = 1/3
     np.testing.assert_allclose(t.model_agreement(), [1.0, 1.0, 1.0 / 3.0])
     # with contra > 0 the contradicted node gets a lower logit (ln(1/3) * contra)
-    # (the exact engine stores logits_ at each refresh; the stream engine computes them on
+    # (the exact engine stores the logits at each refresh; the stream engine computes them on
     # demand, per node, from the same agreement)
     want = 2.0 * np.log([1.0, 1.0, 1.0 / 3.0])
     for engine in ("exact", "stream"):
@@ -188,7 +188,7 @@ def test_model_agreement_matches_hand_computation() -> None:
         c.setup(g, 3, np.random.default_rng(0))
         c.last_loss_ = t.last_loss_.copy()
         c._refresh()
-        got = c.logits_ if engine == "exact" else c._node_logits(np.arange(3))
+        got = c.engine_.logits(np.arange(3))
         np.testing.assert_allclose(got, want, atol=1e-12)
 
 
@@ -219,8 +219,8 @@ def test_stream_engine_warp_draws_follow_the_logits(transform: str, table: bool)
     _drive(t, 20, np.random.default_rng(1))
     t._refresh()
     if table:
-        t.accept_ = 0.0
-    lg = t._node_logits(np.arange(t.n_))
+        t.engine_.accept_ = 0.0
+    lg = t.engine_.logits(np.arange(t.n_))
     p = np.exp(lg - lg.max())
     p = 0.8 * p / p.sum() + 0.2 / t.n_
     draws = t._draw(200_000)
@@ -313,14 +313,14 @@ def test_stratified_draws_follow_values_within_a_class(engine: str, table: bool)
     t.setup(g, 8, np.random.default_rng(0))
     _drive(t, 40, np.random.default_rng(1))  # non-uniform values
     if table:
-        t.accept_ = 0.0  # the stream engine then draws from its table too
+        t.engine_.accept_ = 0.0  # the stream engine then draws from its table too
     k = 40_000
     x = t._draw(k)
     strata, share = t.strata_, t.strata_share_
     assert strata is not None
     counts = np.bincount(strata[x], minlength=share.size)
     assert np.all(np.abs(counts - k * share) <= 1)  # quotas: floor(k * share) or one more
-    lg = t._node_logits(np.arange(t.n_)) if engine == "stream" else t.logits_
+    lg = t.engine_.logits(np.arange(t.n_))
     for c in range(share.size):
         members = np.flatnonzero(strata == c)
         p = np.exp(lg[members] - lg[members].max())
@@ -341,7 +341,7 @@ def test_grouped_stratified_draws_follow_values_and_the_group_floor() -> None:
         t.feedback(ids, (ids % 3 + 1.0) * (1 + step % 2))
     k = 60_000
     x = t._draw(k)
-    lg = t._node_logits(np.arange(t.n_))  # includes -log(group size)
+    lg = t.engine_.logits(np.arange(t.n_))  # includes -log(group size)
     strata = t.strata_
     assert strata is not None
     counts = np.bincount(x, minlength=t.n_)

@@ -74,3 +74,24 @@ def test_gain_moments_folded_lazily_are_the_per_batch_ones() -> None:
         runs.append(t.moments_.copy())
     np.testing.assert_array_equal(*runs)
     assert runs[0][0] > 0  # revisits were seen
+
+
+# The keys of ``extra_state`` as checkpoints written before the subpackage hold them: a checkpoint
+# loads only if every key is still read, and nothing new is required.
+_COMMON_KEYS = {"obs", "t_obs", "last_loss", "last_pick", "visits", "pos", "step", "mu", "irr",
+                "moments", "p_sum", "p_sq", "perm", "cursor", "plan", "acc_all", "acc_class"}
+_ENGINE_KEYS = {"stream": {"V", "base", "gstep", "pending", "sketch", "sk_mean", "sk_std", "cap",
+                           "accept"},
+                "exact": {"raw", "est", "unc"}}
+
+
+@pytest.mark.parametrize("engine", ["stream", "exact"])
+def test_checkpoint_keys_are_those_of_earlier_versions(engine: str) -> None:
+    t = IValueTraversal(engine=engine)
+    t.setup(_graph(), 16, np.random.default_rng(0))
+    for step in range(5):
+        ids = t.next_batch().ids
+        t.feedback(ids, _losses(ids, step))
+    state = t.state_dict()
+    assert set(state) == {"rng", "extra"}
+    assert set(state["extra"]) == _COMMON_KEYS | _ENGINE_KEYS[engine]

@@ -7,9 +7,9 @@ from hypergraph.traversals._baselines import (
     RhoLossTraversal,
 )
 from hypergraph.traversals._cluster_hop import ClusterHopTraversal
-from hypergraph.traversals._ivalue import IValueTraversal
 from hypergraph.traversals._random_walk import RandomWalkTraversal, WalkTable
 from hypergraph.traversals._simple import ComprehensiveTraversal, UniformTraversal
+from hypergraph.traversals.ivalue import IValueTraversal
 
 __all__ = [
     "ClusterHopTraversal",
