@@ -77,7 +77,7 @@ def checkpoints(size: int) -> list[int]:
     lo, hi = max(2, round(0.1 * size)), min(50, round(0.3 * size))
     if lo >= hi:
         return [10, 20, 30, 40, 50] if hi == 50 else [hi]
-    return sorted({int(round(x)) for x in np.linspace(lo, hi, 5)})
+    return sorted({round(float(x)) for x in np.linspace(lo, hi, 5)})
 
 
 def run_space(name: str, methods: list[str], seeds: int, budget: int | None,

@@ -22,7 +22,7 @@ from hypergraph.ace._surrogate import AdditiveGP
 from hypergraph.exceptions import ConfigError, DataError, InvalidParameterError
 from hypergraph.logging import get_logger
 
-__all__ = ["ACQUISITIONS", "ACE"]
+__all__ = ["ACE", "ACQUISITIONS"]
 
 logger = get_logger(__name__)
 
@@ -154,7 +154,7 @@ class ACE:
             return
         # hyperparameters: re-fitted at every observation while few, then every ~10% more data
         optimise = n <= 30 or n >= self._opt_n + max(1, n // 10)
-        self._refit(optimise=optimise, restart=n <= 30 and n % 5 == 0 or n > 30)
+        self._refit(optimise=optimise, restart=(n <= 30 and n % 5 == 0) or n > 30)
         if optimise:
             self._opt_n = n
 
@@ -339,13 +339,13 @@ class ACE:
         others = [*(tuple(int(v) for v in x) for x in self.X_), *self.pending_]
         if not others:
             return cands[self.rng_.integers(len(cands))]
-        O = np.array(others, dtype=np.int64)
+        prev = np.array(others, dtype=np.int64)
         # prefer candidates using choices seen least so far, then far from the others
-        counts = [np.bincount(O[:, s], minlength=n) for s, n in enumerate(self.space.sizes)]
+        counts = [np.bincount(prev[:, s], minlength=n) for s, n in enumerate(self.space.sizes)]
         rarity = -sum(counts[s][cands[:, s]] for s in range(len(self.space.sizes)))
         shared = np.zeros(len(cands))
-        for chunk in range(0, len(O), 256):
-            block = O[chunk:chunk + 256]
+        for chunk in range(0, len(prev), 256):
+            block = prev[chunk:chunk + 256]
             same = (cands[:, None, :] == block[None, :, :]).sum(axis=2)
             shared = np.maximum(shared, same.max(axis=1))
         value = rarity * 10.0 - shared + self.rng_.random(len(cands)) * 0.5

@@ -44,7 +44,8 @@ class Table:
     """
 
     def __init__(self, slots: Sequence[str], values: Sequence[Sequence[str]],
-                 score: Sequence[float], truth: Sequence[float] | None = None,
+                 score: Sequence[float] | np.ndarray,
+                 truth: Sequence[float] | np.ndarray | None = None,
                  maximize: bool = True) -> None:
         if len(values) == 0:
             raise DataError("The table has no rows.")
@@ -164,10 +165,12 @@ def _replay_optuna(table: Table, method: str, budget: int, seed: int) -> list[in
         sampler = optuna.samplers.TPESampler(seed=seed)
     else:
         sampler = optuna.samplers.GPSampler(seed=seed, deterministic_objective=False)
-    direction = "maximize" if table.maximize else "minimize"
+    direction = (optuna.study.StudyDirection.MAXIMIZE if table.maximize
+                 else optuna.study.StudyDirection.MINIMIZE)
     study = optuna.create_study(sampler=sampler, direction=direction)
-    dists = {s: optuna.distributions.CategoricalDistribution(table.space.slots[s])
-             for s in table.slots}
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        s: optuna.distributions.CategoricalDistribution(table.space.slots[s])
+        for s in table.slots}
     rng = np.random.default_rng(seed + 7919)
     rows: list[int] = []
     done: set[tuple[int, ...]] = set()

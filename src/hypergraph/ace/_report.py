@@ -20,7 +20,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def median_curve(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def median_curve(curves: Sequence[Sequence[float] | np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, first and third quartile per evaluation over runs (up to the shortest run)."""
     n = min(len(c) for c in curves)
     C = np.array([list(c)[:n] for c in curves], dtype=float)
@@ -28,7 +29,8 @@ def median_curve(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndar
     return med, q1, q3
 
 
-def plot_regret(curves: Mapping[str, Sequence[Sequence[float]]], path: str | Path) -> None:
+def plot_regret(curves: Mapping[str, Sequence[Sequence[float] | np.ndarray]],
+                path: str | Path) -> None:
     """Median regret (with the interquartile band) against evaluations, one line per label."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))

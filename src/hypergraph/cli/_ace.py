@@ -87,7 +87,7 @@ def replay(
     from hypergraph.ace._replay import regret_curve
     from hypergraph.ace._replay import replay as run_replay
 
-    runs = []
+    runs: list[dict[str, Any]] = []
     with console.status(f"Replaying {method} ({seeds} seeds x {budget} evaluations)..."):
         for seed in range(seeds):
             runs.append({"seed": seed, "rows": [int(r) for r in
@@ -165,7 +165,7 @@ def report(
     for r in fit_rows:
         ace.tell(list(data.values[r]), float(data.score[r]))
     held = [r for r in range(len(data)) if r not in set(fit_rows)] or list(range(len(data)))
-    mean, std = ace.predict([list(data.values[r]) for r in held])
+    mean, _ = ace.predict([list(data.values[r]) for r in held])
     rho = float(spearmanr(mean, data.score[held]).statistic) if len(held) > 2 else float("nan")
     where = "held-out rows" if len(held) < len(data) else "all rows (in-sample)"
 
