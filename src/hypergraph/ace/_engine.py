@@ -40,8 +40,8 @@ class ACE:
     Args:
         space: The slots and the valid combinations.
         seed: Seed of every random draw (same seed, same calls -> same proposals).
-        acquisition: ``"thompson"`` (default: a joint posterior sample per proposal),
-            ``"ucb"`` (mean + ``beta`` std), ``"ei"`` (expected improvement) or ``"greedy"``
+        acquisition: ``"ucb"`` (default: mean + ``beta`` std), ``"thompson"`` (a joint
+            posterior sample per proposal), ``"ei"`` (expected improvement) or ``"greedy"``
             (best predicted mean, a random untried combination with probability ``epsilon``).
         maximize: Larger scores are better (``False``: smaller, e.g. a loss).
         n_init: Proposals made before the surrogate is used: spread out so that every choice of
@@ -66,7 +66,7 @@ class ACE:
         space: Space,
         seed: int | None = None,
         *,
-        acquisition: str = "thompson",
+        acquisition: str = "ucb",
         maximize: bool = True,
         n_init: int | None = None,
         interactions: bool = True,
