@@ -9,7 +9,7 @@ are ever evaluated.
 
 Optuna's samplers cannot be told which combinations exist. In replay, a trial whose combination
 is not in the table fails (it costs no evaluation), a trial proposing a combination already
-evaluated is completed with the known score (no evaluation either), and after 20 such trials in
+evaluated is completed with the known score (no evaluation either), and after 5 such trials in
 a row the next evaluation is a uniformly random untried row (counted), so a stuck sampler ends.
 """
 
@@ -29,7 +29,7 @@ __all__ = ["METHODS", "Table", "regret_curve", "replay", "run_ace"]
 
 #: Methods :func:`replay` knows.
 METHODS = ("ace", "random", "tpe", "gp")
-_MAX_FREE_TRIALS = 20
+_MAX_FREE_TRIALS = 5
 
 
 class Table:
