@@ -192,7 +192,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("evaluations")
         ax.set_yscale("symlog", linthresh=1e-3)
     axes[0][0].set_ylabel("regret (median, IQR)")
-    axes[0][-1].legend()
+    axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
