@@ -147,9 +147,12 @@ def summarise(result: dict[str, Any]) -> list[str]:
         target = at("gp", n_ref)[0]
         curve = [at("ace", n)[0] for n in range(1, n_ref + 1)]
         reach = next((i + 1 for i, v in enumerate(curve) if v <= target), None)
-        eff = f"{n_ref / reach:.2f}x" if reach else "< 1x"
-        lines.append(f"Sample efficiency vs GP: ACE reaches GP's median regret at {n_ref} "
-                     f"({target:.3f}) after {reach} evaluations ({eff}).")
+        if reach:
+            lines.append(f"Sample efficiency vs GP: ACE reaches GP's median regret at {n_ref} "
+                         f"({target:.3f}) after {reach} evaluations ({n_ref / reach:.2f}x).")
+        else:
+            lines.append(f"Sample efficiency vs GP: ACE does not reach GP's median regret at "
+                         f"{n_ref} ({target:.3f}) within the budget (< 1x).")
     floor = result.get("floor")
     if floor is not None:
         found = []
