@@ -16,7 +16,8 @@ import yaml
 
 from hypergraph.cli import main
 from hypergraph.cli._agent_args import translate_agent_args
-from hypergraph.sweeps import SweepStore, sweep_from_mapping
+from hypergraph.exceptions import ConfigError
+from hypergraph.sweeps import SweepStore, load_sweep, sweep_from_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = ROOT / ".venv" / "bin" / "hypergraph"
@@ -406,3 +407,45 @@ def test_wandb_logger_groups_trials_by_sweep(tmp_path: Path, monkeypatch: pytest
         if rec.WhichOneof("record_type") == "run":
             groups.add(rec.run.run_group)
     assert groups == {"wb"}
+
+
+# -- method: ace ------------------------------------------------------------------------------
+
+def test_ace_method_searches_only_valid_combinations(tmp_path: Path) -> None:
+    """``method: ace``: ACE picks the module slots (skipping combinations whose tags do not
+    fit: cluster_hop needs a cluster graph, the sweep builds a kNN one), TPE the rest."""
+    import optuna
+
+    data = json.loads(json.dumps(BASE))
+    data["method"] = "ace"
+    data["run_cap"] = 5
+    data["parameters"]["model"] = {"values": ["mlp", "logreg"]}
+    data["parameters"]["traversal"] = {"values": ["comprehensive", "random_walk",
+                                                  "cluster_hop"]}
+    data["parameters"]["trainer.epochs"] = {"value": 1}
+    data["parameters"].pop("model.width")
+    path = write(tmp_path, data)
+    # other methods refuse a choice list holding a combination that does not fit
+    with pytest.raises(ConfigError, match="cluster_hop"):
+        load_sweep(write(tmp_path, {**data, "method": "bayes"}, "bayes.yaml"))
+    spec = load_sweep(path)
+    assert type(spec.sampler(seed=0)).__name__ == "ACESampler"
+    try:
+        main(["sweep", "-c", str(path), "--out", str(tmp_path / "out"), "--seed", "0"])
+    except SystemExit as stop:
+        assert not stop.code
+    info = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    trials = optuna.load_study(study_name=info["name"], storage=info["storage"]).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 5
+    combos = [(t.params["model"], t.params["traversal"]) for t in trials]
+    assert all(traversal != "cluster_hop" for _, traversal in combos)
+    assert len(set(combos[:4])) == 4  # the 4 valid combinations are tried before a repeat
+    assert all(t.system_attrs.get("ace:combo") for t in trials)
+
+
+def test_ace_method_needs_a_module_choice(tmp_path: Path) -> None:
+    data = with_params(traversal={"value": "comprehensive"})
+    data["method"] = "ace"
+    data["parameters"].pop("traversal.random_walk.teleport")
+    with pytest.raises(ConfigError, match="method: ace chooses among module combinations"):
+        load_sweep(write(tmp_path, data))

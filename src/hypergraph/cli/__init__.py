@@ -4,6 +4,7 @@ Each command group lives in its own module that decorates functions with ``@app.
 importing it here registers the command.
 """
 
+import hypergraph.cli._ace
 import hypergraph.cli._bench
 import hypergraph.cli._check
 import hypergraph.cli._plot

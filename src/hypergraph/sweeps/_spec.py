@@ -41,7 +41,7 @@ __all__ = ["METHODS", "ParamSpec", "SweepSpec", "load_sweep", "space_from_module
            "sweep_from_mapping"]
 
 #: Search methods and the Optuna sampler each maps to.
-METHODS = ("grid", "random", "bayes")
+METHODS = ("grid", "random", "bayes", "ace")
 #: Top-level keys of a W&B sweep file that a HyperGraph sweep reads. ``name`` and
 #: ``description`` are kept as the sweep's name and note; ``program``, ``command``,
 #: ``project`` and ``entity`` are only used by ``wandb agent`` (so the same file serves both).
@@ -136,7 +136,8 @@ class SweepSpec:
         return yaml.safe_dump(self.raw, sort_keys=False)
 
     def sampler(self, seed: int | None = None) -> optuna.samplers.BaseSampler:
-        """The Optuna sampler of ``method`` (grid -> Grid, random -> Random, bayes -> TPE)."""
+        """The Optuna sampler of ``method`` (grid -> Grid, random -> Random, bayes -> TPE,
+        ace -> :class:`~hypergraph.ace.ACESampler` choosing the module slots, TPE the rest)."""
         import optuna
 
         if self.method == "grid":
@@ -151,8 +152,13 @@ class SweepSpec:
         from hypergraph.sweeps._store import quiet
 
         with quiet():  # multivariate, group and constant_liar are marked experimental
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              constant_liar=True)
+            tpe = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                             constant_liar=True)
+        if self.method == "ace":
+            from hypergraph.ace import ACESampler
+
+            return ACESampler(space=_ace_space(self.choices), inner=tpe, seed=seed)
+        return tpe
 
     def pruner(self) -> optuna.pruners.BasePruner:
         """HyperbandPruner for ``early_terminate: hyperband``, otherwise no pruning."""
@@ -282,7 +288,10 @@ def _parse(data: dict[str, Any]) -> SweepSpec:
         else:
             rest.append((key, value))
     params = [_param(key, value, choices) for key, value in rest]
-    _check_combinations(choices)
+    if method == "ace":
+        _ace_space(choices)  # ACE skips combinations whose tags do not fit; one must fit
+    else:
+        _check_combinations(choices)
     metric, goal = _metric(data.get("metric"), choices)
     run_cap = data.get("run_cap")
     if run_cap is not None and (not isinstance(run_cap, int) or isinstance(run_cap, bool)
@@ -388,6 +397,23 @@ def _within(spec: Param, declared: Param, owner: str, name: str, where: str) -> 
             declared.validate(v, owner, name)
         except HyperGraphError as err:
             raise ConfigError(f"{where}: {err}") from None
+
+
+def _ace_space(choices: dict[str, list[str]]) -> Any:
+    """ACE's space for ``method: ace``: the kinds with several module choices are its slots;
+    combinations whose tags do not fit are never proposed."""
+    from hypergraph.ace import Space
+
+    slots = {kind: names for kind, names in choices.items() if len(names) > 1}
+    if not slots:
+        raise ConfigError("method: ace chooses among module combinations; give at least one "
+                          "kind several modules (e.g. traversal: {values: [ivalue, uniform]}).")
+    fixed = {kind: (choices.get(kind) or [DEFAULTS[kind]])[0] for kind in RUN_KINDS
+             if kind not in slots}
+    try:
+        return Space.from_registry(kinds=list(slots), allow=slots, fixed=fixed)
+    except ConfigError as err:
+        raise ConfigError(f"parameters: {err}") from None
 
 
 def _check_combinations(choices: dict[str, list[str]]) -> None:
