@@ -1,11 +1,14 @@
 """Process-wide settings of a run: how many CPU threads torch may use.
 
-PyTorch starts one intra-op thread per core. When several processes share the cores (sweep
-workers, test workers, a busy machine) that oversubscribes them, and small models (an MLP on
-tabular data) slow down several-fold waiting on each other's threads. The command line
-therefore caps torch at :func:`default_threads` threads unless ``--threads`` (or the
-``HYPERGRAPH_THREADS`` environment variable, which sweep workers inherit) says otherwise.
-Library users keep torch's own setting unless they set the variable.
+PyTorch starts one intra-op thread per core. For the small models HyperGraph mostly trains (an
+MLP on tabular data, a batch of 64) the threads spend more time waiting for each other than
+computing, and when other processes share the cores (sweep workers, test workers, a busy
+machine) they oversubscribe them: measured with ``benchmarks/threads_bench.py`` on 2 cores, a
+3-epoch digits MLP trained 16x slower with torch's default of 2 threads than with 1, and 7x
+slower when the cores were shared (``docs/benchmarks.md``). The command line therefore uses
+:func:`default_threads` (one) unless ``--threads`` (or the ``HYPERGRAPH_THREADS`` environment
+variable, which sweep workers inherit) says otherwise; larger models (a CNN on images) may gain
+from ``--threads N``. Library users keep torch's own setting unless they set the variable.
 """
 
 from __future__ import annotations
@@ -18,21 +21,11 @@ __all__ = ["THREADS_ENV", "apply_threads", "default_threads"]
 
 #: Environment variable read by :func:`apply_threads`.
 THREADS_ENV = "HYPERGRAPH_THREADS"
-#: More threads than this rarely help the models HyperGraph trains on the CPU.
-_MAX_DEFAULT = 4
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def default_threads() -> int:
-    """The command line's default: the usable cores, at most 4."""
-    return min(_MAX_DEFAULT, usable_cores())
+    """The command line's default: one thread (see the module docstring for the measurement)."""
+    return 1
 
 
 def apply_threads(threads: int | None = None) -> int | None:

@@ -48,8 +48,9 @@ def _global(
     plugins: Annotated[list[str] | None, typer.Option(
         "--plugins", help="Import a module that registers extra modules (repeatable).")] = None,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="CPU threads torch may use (default: the usable cores, at most 4; "
-        "also read from HYPERGRAPH_THREADS). Use 1 when several runs share the cores.")
+        "--threads", help="CPU threads torch may use (default 1, the fastest for small models: "
+        "benchmarks/threads_bench.py; also read from HYPERGRAPH_THREADS). Larger models (a CNN "
+        "on images) may gain from more.")
                        ] = None,
 ) -> None:
     import os
