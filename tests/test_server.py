@@ -4,8 +4,8 @@ the fence, body limits, and the agent against a live server in a thread."""
 from __future__ import annotations
 
 import threading
-import warnings
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
