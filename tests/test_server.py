@@ -100,6 +100,10 @@ def test_protocol_budget_fence_and_ownership(env: dict[str, Any]) -> None:
     rep = c.post(f"{url}/report", json={"lease": t0["lease"], "step": 1, "value": 0.5},
                  headers=agent)
     assert rep.status_code == 200 and rep.json()["prune"] is False
+    live = c.get("/api/dashboard", headers=admin).json()["sweeps"][0]
+    first = next(r for r in live["running"] if r["number"] == t0["number"])
+    assert first["curve"] == [[1, 0.5]] and 0 <= first["last_beat_s"] < 30
+    assert first["agent"] == "gpu1/a:1" and len(live["running"]) == 3
     done = {"lease": t0["lease"], "state": "complete", "value": 0.9}
     assert c.post(f"{url}/finish", json=done, headers=agent).json()["duplicate"] is False
     assert c.post(f"{url}/finish", json=done, headers=agent).json()["duplicate"] is True

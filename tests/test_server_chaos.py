@@ -213,7 +213,7 @@ def test_agents_killed_and_restarted(tmp_path: Path, backend: str) -> None:
         assert retry.datetime_start is not None and killed.datetime_complete is not None
         # the server failed it within the grace period + one maintenance round (+ load slack)
         takeovers.append((killed.datetime_complete - when).total_seconds())
-        assert takeovers[-1] <= cluster.grace + cluster.heartbeat + 2.0, takeovers
+        assert takeovers[-1] <= cluster.grace + cluster.heartbeat + 3.0, takeovers
     print(f"takeover after kill (s): {[round(t, 2) for t in takeovers]}")
 
 

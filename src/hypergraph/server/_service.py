@@ -10,7 +10,6 @@ trial held under another API token is refused as someone else's.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import threading
 from collections.abc import Callable
@@ -53,6 +52,10 @@ _PANELS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {}
 def register_panel(method: str, panel: Callable[[Any, Any], dict[str, Any]]) -> None:
     """Add a dashboard panel for sweeps of ``method`` (its JSON goes to ``panels``)."""
     _PANELS[method] = panel
+
+
+_BEATS = sa.Table("trial_heartbeats", sa.MetaData(),  # Optuna's, read only
+                  sa.Column("trial_id", sa.Integer), sa.Column("heartbeat", sa.DateTime))
 
 
 class RefusedError(HyperGraphError):
@@ -310,18 +313,20 @@ class SweepService:
             except sa.exc.SQLAlchemyError as err:  # a blip of the database: next round
                 logger.warning("Maintenance of sweep '%s' failed: %s", name, err)
 
-    def heartbeats(self) -> dict[int, dt.datetime]:
-        """Last heartbeat of each trial (Optuna's ``trial_heartbeats`` table)."""
+    def heartbeats(self) -> dict[int, float]:
+        """Seconds since each trial's last heartbeat (Optuna's ``trial_heartbeats`` table,
+        measured by the database's clock, as Optuna's staleness is)."""
+        query = sa.select(_BEATS.c.trial_id, _BEATS.c.heartbeat,
+                          sa.func.current_timestamp(type_=sa.DateTime()))
         with self.store.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT trial_id, heartbeat FROM trial_heartbeats"))
-            return {int(r[0]): r[1] for r in rows}
+            return {int(tid): (now.replace(tzinfo=None) - beat.replace(tzinfo=None)
+                               ).total_seconds() for tid, beat, now in conn.execute(query)}
 
     def dashboard(self) -> dict[str, Any]:
         """Everything the dashboard shows, in one JSON document."""
         from optuna.trial import TrialState
 
         beats = self.heartbeats()
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         sweeps = []
         for name in self.names():
             sweep = self.sweep(name)
@@ -334,8 +339,7 @@ class SweepService:
                     running.append({
                         "number": t.number, "agent": t.user_attrs.get(WORKER_ATTR, ""),
                         "params": dict(t.params),
-                        "last_beat_s": None if beat is None else round(
-                            (now - beat).total_seconds(), 1),
+                        "last_beat_s": None if beat is None else round(max(beat, 0.0), 1),
                         "curve": sorted([int(k), v] for k, v in
                                         t.intermediate_values.items())})
                 elif t.state == TrialState.WAITING:
