@@ -182,3 +182,57 @@ def test_agent_runs_a_sweep_through_the_server(env: dict[str, Any], tmp_path: Pa
     runs = sorted(p.name for p in (tmp_path / "runs" / "s2" / "trials").iterdir())
     assert runs == ["0", "1", "2"]
     assert all(r["worker"].startswith("gpu1/") for r in shown["leaderboard"])
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from hypergraph.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_tokens_sweep_create_show_and_storage_agent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    code, out, _ = _cli(["token", "create", "--storage", url, "--role", "admin", "--name",
+                         "me"], capsys)
+    assert code == 0
+    admin = out.strip()
+    assert admin.startswith("hg_")
+    code, out, err = _cli(["token", "create", "--storage", url, "--role", "boss"], capsys)
+    assert code == 2 and "Unknown role" in err
+    app = create_app(url, maintain_every=0)
+    server, base = _serve(app)
+    try:
+        (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({**SPEC, "run_cap": 2}))
+        code, out, err = _cli(["sweep", "create", "-c", str(tmp_path / "sweep.yaml"),
+                               "--server", base, "--token", admin, "--name", "cli"], capsys)
+        assert code == 0, err
+        assert "2 trials" in out
+        code, out, err = _cli(["sweep", "create", "-c", str(tmp_path / "sweep.yaml"),
+                               "--server", base, "--token", "hg_bad"], capsys)
+        assert code == 2 and "401" in err and "Traceback" not in err
+        # an agent on the storage directly (no server), then the leaderboard via the server
+        code, out, err = _cli(["agent", "--storage", url, "--out", str(tmp_path / "runs")],
+                              capsys)
+        assert code == 0, err
+        assert "2 trial(s)" in err
+        code, out, err = _cli(["sweep", "show", "--server", base, "--token", admin,
+                               "--name", "cli"], capsys)
+        assert code == 0, err
+        assert "2/2 finished" in out and "complete" in out
+        code, out, err = _cli(["token", "revoke", "me", "--storage", url], capsys)
+        assert code == 0 and "Revoked 1" in out
+        code, out, err = _cli(["token", "list", "--storage", url], capsys)
+        assert code == 0 and "me" in out and "admin" in out
+        code, out, err = _cli(["agent", "--out", str(tmp_path / "runs")], capsys)
+        assert code == 2 and "--server" in err
+    finally:
+        server.should_exit = True
