@@ -46,6 +46,7 @@ def direct(url: str, trials: int) -> float:
     from optuna.trial import TrialState
 
     from hypergraph.sweeps import SweepStore, sweep_from_mapping
+    from hypergraph.sweeps._store import quiet
 
     store = SweepStore(url)
     name = f"bench-direct-{uuid.uuid4().hex[:8]}"
@@ -58,7 +59,8 @@ def direct(url: str, trials: int) -> float:
         claim = store.claim(study, trials)
         if claim is None:
             break
-        trial = study.ask()
+        with quiet():
+            trial = study.ask()
         store.attach(claim, trial)
         sweep.suggest(trial)
         store.tell(study, trial, TrialState.COMPLETE, random.random())

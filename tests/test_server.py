@@ -134,6 +134,8 @@ def test_protocol_budget_fence_and_ownership(env: dict[str, Any]) -> None:
             "lease": h["lease"], "state": "complete", "value": 0.5}, headers=hdr).status_code \
             == 200
     assert _claim(c, agent)["status"] == "done"
+    sweep = service.sweep("s1")  # the one-query count agrees with SweepStore's
+    assert service.finished(sweep) == service.store.finished(sweep.study) == 3
     shown = c.get("/api/sweeps/s1", headers=admin).json()
     assert shown["finished"] == 3 and shown["counts"] == {"complete": 3, "fail": 2}
     assert shown["leaderboard"][0]["value"] == 0.9

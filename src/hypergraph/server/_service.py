@@ -73,6 +73,7 @@ class _Sweep:
     study: optuna.Study
     budget: int
     lock: threading.Lock
+    done: bool = False
 
 
 class SweepService:
@@ -131,12 +132,34 @@ class SweepService:
         return self.describe(name)
 
     def names(self) -> list[str]:
-        """Sweeps of the storage created by HyperGraph, oldest first."""
-        import optuna
+        """Sweeps of the storage created by HyperGraph, oldest first (one query on Optuna's
+        tables: this runs on every claim)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT s.study_name FROM studies s JOIN study_user_attributes a "
+                "ON a.study_id = s.study_id WHERE a.key = :key ORDER BY s.study_id"),
+                {"key": SPEC_ATTR})
+            return [str(r[0]) for r in rows]
 
-        return [s.study_name for s in optuna.get_all_study_summaries(self.store.storage,
-                                                                    include_best_trial=False)
-                if SPEC_ATTR in s.user_attrs]
+    def finished(self, sweep: _Sweep) -> int:
+        """Trials of ``sweep`` that used their slot for good (complete, pruned, or failed by
+        their own error): :meth:`SweepStore.finished` as one query."""
+        with self.store.engine.connect() as conn:
+            count = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM hypergraph_sweep_slots s JOIN trials t "
+                "ON t.trial_id = s.trial_id WHERE s.study_id = :sid AND "
+                "(t.state IN ('COMPLETE', 'PRUNED') OR (t.state = 'FAIL' AND EXISTS ("
+                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+                "AND a.key = :err)))"), {"sid": sweep.study._study_id, "err": ERROR_ATTR}
+            ).scalar()
+        return int(count or 0)
+
+    def done(self, sweep: _Sweep) -> bool:
+        """Whether the budget of ``sweep`` is used up (final once true: it is cached)."""
+        if sweep.done:
+            return True
+        sweep.done = self.finished(sweep) >= sweep.budget
+        return sweep.done
 
     def describe(self, name: str, top: int = 10, trials: list[Any] | None = None
                  ) -> dict[str, Any]:
@@ -153,7 +176,7 @@ class SweepService:
         board = leaderboard(study)[:top]
         return {"name": name, "method": sweep.spec.method, "metric": sweep.spec.metric,
                 "goal": sweep.spec.goal, "budget": sweep.budget,
-                "finished": self.store.finished(study),
+                "finished": self.finished(sweep),
                 "cancelled": bool(study.user_attrs.get(CANCEL_ATTR, False)),
                 "counts": counts, "leaderboard": board}
 
@@ -169,12 +192,12 @@ class SweepService:
         waiting = False
         for name in names:
             sweep = self.sweep(name)
-            if sweep.study.user_attrs.get(CANCEL_ATTR):
+            if self.done(sweep) or sweep.study.user_attrs.get(CANCEL_ATTR):
                 continue
             got = self._claim_in(sweep, agent, token_id)
             if got is not None:
                 return got
-            if self.store.finished(sweep.study) < sweep.budget:
+            if not self.done(sweep):
                 waiting = True
         return {"status": "wait"} if waiting else {"status": "done"}
 
@@ -306,7 +329,7 @@ class SweepService:
         """Fail stale trials of every unfinished sweep (queueing their retries)."""
         for name in self.names():
             sweep = self.sweep(name)
-            if self.store.finished(sweep.study) >= sweep.budget:
+            if self.done(sweep):
                 continue
             try:
                 self.store.maintain(sweep.study)
