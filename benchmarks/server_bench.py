@@ -4,7 +4,8 @@ Each agent is an async httpx client looping ``claim`` -> ``finish`` (state compl
 value) until the sweep's budget is used up, against a real ``hypergraph server`` process. The
 baseline, measured in the same run on the same kind of storage, is one process handing out
 trials straight from :class:`~hypergraph.sweeps.SweepStore` (claim, ask, attach, suggest, tell:
-what ``hypergraph sweep`` workers do), so the ratio is what the HTTP door costs or gains.
+what a ``hypergraph sweep`` worker does, on SQLite's default journal), so the ratio is what the
+HTTP door costs or gains.
 Run::
 
     nice -n 10 .venv/bin/python benchmarks/server_bench.py --trials 400
@@ -132,7 +133,9 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        base_rate = direct(url, args.trials)
+        # the baseline's SQLite file is its own: the server switches its file to WAL
+        base_rate = direct(f"sqlite:///{tmp / 'direct.db'}" if args.storage is None else url,
+                           args.trials)
         rate, wall = asyncio.run(through_server(base, token, admin, args.trials, args.agents))
     finally:
         server.terminate()
