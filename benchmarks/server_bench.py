@@ -69,9 +69,9 @@ def direct(url: str, trials: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-async def agent(client: Any, name: str, counts: list[int]) -> None:
+async def agent(client: Any, name: str, sweep: str, counts: list[int]) -> None:
     while True:
-        r = await client.post("/api/trials/claim", json={"agent": name})
+        r = await client.post("/api/trials/claim", json={"agent": name, "sweep": sweep})
         got = r.json()
         if got["status"] == "done":
             return
@@ -98,9 +98,13 @@ async def through_server(base: str, token: str, admin: str, trials: int, agents:
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         start = time.perf_counter()
-        await asyncio.gather(*(agent(client, f"bench:{i}", counts) for i in range(agents)))
+        await asyncio.gather(*(agent(client, f"bench:{i}", name, counts)
+                               for i in range(agents)))
         wall = time.perf_counter() - start
-    assert len(counts) == trials, (len(counts), trials)
+    async with httpx.AsyncClient(base_url=base, timeout=120,
+                                 headers={"Authorization": f"Bearer {admin}"}) as adm:
+        shown = (await adm.get(f"/api/sweeps/{name}")).json()
+    assert len(counts) == trials == shown["finished"] == shown["counts"]["complete"], shown
     return trials / wall, wall
 
 

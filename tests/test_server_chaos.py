@@ -175,14 +175,18 @@ def test_agents_killed_and_restarted(tmp_path: Path, backend: str) -> None:
         cluster.api("POST", "/api/sweeps", {"name": name, "spec": SPEC})
         for _ in range(AGENTS):
             cluster.start_agent()
-        # three kills at seeded random points of the sweep, each of an agent while it trains
-        for at in sorted(rng.sample(range(1, RUN_CAP - 8), 3)):
+        # three kills at seeded random points of the sweep, each of an agent early in a
+        # training (a trial that finished before the signal landed is not counted as killed)
+        points = sorted(rng.sample(range(1, RUN_CAP - 8), 3))
+        while len(kills) < 3:
+            at = points[len(kills)]
             _wait(lambda at=at: sum(t.state == TrialState.COMPLETE
                                     for t in _trials(url, name)) >= at, 90, f"{at} complete")
             live = {p.pid: p for p in cluster.agents if p.poll() is None}
 
             def victim(live: dict[int, Any] = live) -> Any:
                 running = [t for t in _trials(url, name) if t.state == TrialState.RUNNING
+                           and len(t.intermediate_values) < 5
                            and int(t.user_attrs.get("hypergraph_worker", "x:0").rsplit(
                                ":", 1)[1]) in live]
                 return sorted(running, key=lambda t: t.number) or None
@@ -191,8 +195,10 @@ def test_agents_killed_and_restarted(tmp_path: Path, backend: str) -> None:
             trial = rng.choice(running)
             pid = int(trial.user_attrs["hypergraph_worker"].rsplit(":", 1)[1])
             live[pid].send_signal(signal.SIGKILL)
-            kills.append((trial.number, dt.datetime.now()))
+            when = dt.datetime.now()
             live[pid].wait()
+            if _trials(url, name)[trial.number].state == TrialState.RUNNING:
+                kills.append((trial.number, when))
             cluster.start_agent()  # its replacement
         for p in cluster.agents:  # every agent ends by itself once the sweep is done
             if p.returncode is None:
