@@ -61,6 +61,7 @@ def _browser(tmp: Path) -> Any:
 
 
 def test_dashboard_login_and_live_updates(tmp_path: Path) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -73,7 +74,8 @@ def test_dashboard_login_and_live_updates(tmp_path: Path) -> None:
     hdr = {"Authorization": f"Bearer {agent}"}
     browser = _browser(tmp_path)
     try:
-        wait = WebDriverWait(browser, 30, poll_frequency=0.1)
+        wait = WebDriverWait(browser, 30, poll_frequency=0.1,
+                             ignored_exceptions=[StaleElementReferenceException])
         browser.get(base + "/")
         browser.find_element(By.ID, "token").send_keys("hg_wrong")
         browser.find_element(By.ID, "login-button").click()
@@ -81,7 +83,14 @@ def test_dashboard_login_and_live_updates(tmp_path: Path) -> None:
         browser.find_element(By.ID, "token").send_keys(admin)
         browser.find_element(By.ID, "login-button").click()
         section = '[data-sweep="live"]'
-        wait.until(lambda b: "0 / 3 finished" in b.find_element(By.CSS_SELECTOR, section).text)
+
+        def shown(b: Any) -> str:  # read in one script: the page redraws every 1.5 s
+            return str(b.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+                section))
+
+        wait.until(lambda b: "0 / 3 finished" in shown(b))
+        assert not browser.find_element(By.ID, "login").is_displayed()
         browser.execute_script("window.__noReload = true;")
         # an agent takes a trial and reports two epochs: the running table and curve update
         trial = httpx.post(f"{base}/api/trials/claim", json={"agent": "node7:42"},
@@ -91,16 +100,16 @@ def test_dashboard_login_and_live_updates(tmp_path: Path) -> None:
             assert httpx.post(f"{base}/api/trials/{tid}/report", headers=hdr, json={
                 "lease": lease, "step": step, "value": value}).status_code == 200
         httpx.post(f"{base}/api/trials/{tid}/heartbeat", headers=hdr, json={"lease": lease})
-        wait.until(lambda b: "gpu-7/node7:42" in b.find_element(By.CSS_SELECTOR, section).text)
+        wait.until(lambda b: "gpu-7/node7:42" in shown(b))
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f'{section} path[data-trial]'))
-        text = browser.find_element(By.CSS_SELECTOR, section).text
+        text = shown(browser)
         assert "s ago" in text and "0.71" in text
         browser.save_screenshot(str(tmp_path / "dashboard-running.png"))
         # the result arrives: progress and leaderboard update, still without a reload
         assert httpx.post(f"{base}/api/trials/{tid}/finish", headers=hdr, json={
             "lease": lease, "state": "complete", "value": 0.71}).status_code == 200
-        wait.until(lambda b: "1 / 3 finished" in b.find_element(By.CSS_SELECTOR, section).text)
-        assert "complete" in browser.find_element(By.CSS_SELECTOR, section).text
+        wait.until(lambda b: "1 / 3 finished" in shown(b))
+        assert "complete" in shown(browser)
         assert browser.execute_script("return window.__noReload === true;")
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
         assert (tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -126,6 +126,7 @@ document.getElementById("login").addEventListener("submit", (ev) => {
   if (!token) return;
   sessionStorage.setItem(KEY, token);
   document.getElementById("token").value = "";
+  document.getElementById("login-error").textContent = "";
   document.getElementById("login").hidden = true;
   document.getElementById("sweeps").hidden = false;
   document.getElementById("logout").hidden = false;
