@@ -39,8 +39,11 @@ def server(
     grace: Annotated[int, typer.Option(
         min=2, help="Seconds without heartbeat before a trial is failed and retried.")] = 20,
 ) -> None:
-    """Run the control server: agents claim trials from it, admins create sweeps, `/` shows
-    the dashboard. Create tokens first with `hypergraph token create`."""
+    """Run the control server: agents take trials from it; the dashboard is at /.
+
+    Admins create sweeps through it (`hypergraph sweep create --server`). Create tokens first
+    with `hypergraph token create`.
+    """
     import uvicorn
 
     from hypergraph.server import create_app
@@ -116,8 +119,11 @@ def agent(
     patience: Annotated[float, typer.Option(
         min=0, help="Seconds to keep retrying while the server is unreachable.")] = 300.0,
 ) -> None:
-    """Take trials from the control server (or a storage), train them, report, repeat; stop
-    when no sweep has work. SIGTERM/SIGINT give the running trial back."""
+    """Train trials of the control server's sweeps until none has work.
+
+    Each trial: claim, train (heartbeats, every epoch's metric reported), send the result.
+    SIGTERM/SIGINT give the running trial back. --storage skips the server.
+    """
     from hypergraph.loggers import check_logger_names
 
     check_logger_names(list(logger_ or []))
