@@ -281,7 +281,8 @@ def test_stale_agent_late_report_refused(tmp_path: Path) -> None:
 
         start = time.monotonic()
         other = _wait(retried, 10, "the retry")
-        assert time.monotonic() - start <= 2 + 0.2 + 1.5  # grace + one maintenance round
+        # grace + one maintenance round (+ slack for a loaded machine)
+        assert time.monotonic() - start <= 2 + 0.2 + 3.0
         assert other["params"] == held["params"] and other["number"] == held["number"] + 1
         late = c.post(f"{url_t}/report", json={"lease": held["lease"], "step": 2,
                                                "value": 0.9}, headers=slow)
