@@ -119,10 +119,14 @@ def test_protocol_budget_fence_and_ownership(env: dict[str, Any]) -> None:
     assert retry["params"] == t1["params"] and retry["number"] > t2["number"]
     # t2 goes stale: no heartbeat for the grace period, the server's maintenance fails it
     service = env["app"].state.service
-    time.sleep(3.5)
-    c.post(f"/api/trials/{retry['trial_id']}/heartbeat", json={"lease": retry["lease"]},
-           headers=other)
-    service.maintain()
+    end = time.monotonic() + 15  # the database's clock has whole seconds on SQLite
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        c.post(f"/api/trials/{retry['trial_id']}/heartbeat", json={"lease": retry["lease"]},
+               headers=other)
+        service.maintain()
+        if service.store.storage.get_trial(t2["trial_id"]).state.name == "FAIL":
+            break
     u2 = f"/api/trials/{t2['trial_id']}"
     late = c.post(f"{u2}/finish", json={"lease": t2["lease"], "state": "complete",
                                         "value": 1.0}, headers=agent)

@@ -136,11 +136,19 @@ class Cluster:
                 p.wait()
 
 
+_STORAGES: dict[str, Any] = {}
+
+
 def _trials(url: str, name: str) -> list[Any]:
+    """The sweep's trials, through one storage per URL (a new engine per poll would hold
+    PostgreSQL connections until collected)."""
     import optuna
 
-    return optuna.load_study(study_name=name, storage=url.replace(
-        "postgresql://", "postgresql+psycopg://")).get_trials(deepcopy=False)
+    if url not in _STORAGES:
+        _STORAGES[url] = optuna.storages.RDBStorage(url.replace(
+            "postgresql://", "postgresql+psycopg://"))
+    return optuna.load_study(study_name=name, storage=_STORAGES[url]).get_trials(
+        deepcopy=False)
 
 
 def _check_results(cluster: Cluster, name: str, shown: dict[str, Any]) -> list[Any]:
@@ -208,13 +216,13 @@ def test_agents_killed_and_restarted(tmp_path: Path, backend: str) -> None:
         cluster.stop()
     trials = _check_results(cluster, name, shown)
     by_number = {t.number: t for t in trials}
-    retries = {t.system_attrs.get("failed_trial"): t for t in trials
-               if t.system_attrs.get("failed_trial") is not None}
     takeovers = []
     for number, when in kills:
         killed = by_number[number]
         assert killed.state == TrialState.FAIL
-        retry = retries[number]  # failed and queued again with the same parameters
+        # failed and queued again with the same parameters (a retry of a retry names the
+        # first trial as failed_trial, and every earlier one in its retry_history)
+        retry = next(t for t in trials if number in t.system_attrs.get("retry_history", []))
         assert retry.params == killed.params
         assert retry.datetime_start is not None and killed.datetime_complete is not None
         # the server failed it within the grace period + one maintenance round (+ load slack)
