@@ -9,6 +9,7 @@ import hypergraph.cli._bench
 import hypergraph.cli._check
 import hypergraph.cli._plot
 import hypergraph.cli._runs
+import hypergraph.cli._server
 import hypergraph.cli._sweep  # noqa: F401
 from hypergraph.cli._app import app, main
 

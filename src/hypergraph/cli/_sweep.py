@@ -218,8 +218,20 @@ def show(
         "sweeps/NAME).")] = None,
     top: Annotated[int, typer.Option(min=1, help="Rows of the leaderboard.")] = 10,
     plots: Annotated[bool, typer.Option(help="Write Optuna's plots.")] = True,
+    server: Annotated[str | None, typer.Option(help="Ask this control server instead.")
+                      ] = None,
+    token: Annotated[str | None, typer.Option(help="Admin token (with --server).",
+                                              envvar="HYPERGRAPH_TOKEN", show_envvar=False)
+                     ] = None,
 ) -> None:
     """Print the leaderboard; write the best trial's config as best.yaml, and plots."""
+    if server is not None:  # through the control server (hypergraph.cli._server)
+        if token is None or name is None:
+            raise ConfigError("--server needs --token and --name.")
+        from hypergraph.cli._server import show_remote
+
+        show_remote(server, token, name, top)
+        return
     from hypergraph.sweeps import SweepStore, leaderboard, summary, write_best, write_plots
 
     if folder is not None:

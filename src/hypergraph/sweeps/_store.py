@@ -233,11 +233,12 @@ class SweepStore:
                 count += 1
         return count
 
-    def claim(self, study: optuna.Study, budget: int) -> Claim | None:
+    def claim(self, study: optuna.Study, budget: int, worker: str | None = None) -> Claim | None:
         """Claim a free slot of the ``budget`` (one INSERT per try), or ``None`` if all are held.
 
         Two workers inserting the same ``(study_id, slot)`` cannot both commit: the loser gets
-        an integrity error and tries the next free slot.
+        an integrity error and tries the next free slot. ``worker`` names the holder (default
+        this process; a control server passes its remote agent's name).
         """
         sid = study._study_id
         for _ in range(budget + 1):
@@ -250,13 +251,13 @@ class SweepStore:
                 with self.engine.begin() as conn:
                     conn.execute(SLOTS.insert().values(
                         study_id=sid, slot=free[0], trial_id=None, token=token,
-                        worker=worker_id(), claimed_at=_now()))
+                        worker=(worker or worker_id())[:255], claimed_at=_now()))
             except IntegrityError:
                 continue  # another worker won this slot: look again
             return Claim(sid, free[0], token)
         return None
 
-    def attach(self, claim: Claim, trial: optuna.Trial) -> bool:
+    def attach(self, claim: Claim, trial: optuna.Trial, worker: str | None = None) -> bool:
         """Give the claimed slot to ``trial`` (starting its heartbeat first).
 
         Returns ``False`` when the claim was lost meanwhile (this worker stalled past the grace
@@ -271,7 +272,7 @@ class SweepStore:
         if done != 1:
             return False
         claim.trial_id = trial._trial_id
-        trial.set_user_attr(WORKER_ATTR, worker_id())
+        trial.set_user_attr(WORKER_ATTR, worker or worker_id())
         return True
 
     def unclaim(self, claim: Claim) -> None:

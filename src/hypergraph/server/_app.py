@@ -1,0 +1,312 @@
+"""The control server's FastAPI application: :func:`create_app`.
+
+Routes (``/openapi.json`` documents them): ``GET /api/health`` is open; sweep routes need an
+admin token, trial routes an agent token (``Authorization: Bearer hg_...``). Bodies are pydantic
+models and at most ``max_body`` bytes (413 beyond). The dashboard is served at ``/``.
+"""
+
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hypergraph.logging import get_logger
+from hypergraph.server._auth import Principal, TokenStore
+from hypergraph.server._service import RefusedError, SweepService
+from hypergraph.sweeps._store import SweepStore
+
+__all__ = ["create_app"]
+
+logger = get_logger(__name__)
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+_LEASE = r"^[0-9a-f]{32}$"
+_TRIAL_ID = Path(ge=0, le=2**31 - 1, description="Trial id (from a claim).")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SweepCreate(_Body):
+    """A sweep file (W&B syntax) as JSON, and the sweep's name."""
+
+    name: str | None = Field(None, pattern=_NAME, description="Default: the file's name.")
+    spec: dict[str, Any] = Field(description="The sweep file's mapping.")
+
+
+class ClaimRequest(_Body):
+    """An agent asks for a trial."""
+
+    agent: str = Field(min_length=1, max_length=200, description="host:pid of the agent.")
+    sweep: str | None = Field(None, pattern=_NAME, description="Only this sweep.")
+
+
+class LeaseBody(_Body):
+    """The lease of a held trial (from the claim)."""
+
+    lease: str = Field(pattern=_LEASE)
+
+
+class ReportBody(LeaseBody):
+    """An intermediate value (the validation metric after an epoch)."""
+
+    step: int = Field(ge=0, le=10**9)
+    value: float
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("value must be finite")
+        return v
+
+
+class FinishBody(LeaseBody):
+    """A trial's result."""
+
+    state: Literal["complete", "pruned", "fail"]
+    value: float | None = None
+    error: str | None = Field(None, max_length=2000)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("value must be finite")
+        return v
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 unread."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = declared is not None and (not declared.isdigit()
+                                            or int(declared) > self.limit)
+        messages = []
+        if not too_big:  # read (at most limit bytes of) the body, then replay it
+            size = 0
+            while True:
+                msg = await receive()
+                messages.append(msg)
+                if msg["type"] != "http.request":
+                    break
+                size += len(msg.get("body", b""))
+                if size > self.limit:
+                    too_big = True
+                    break
+                if not msg.get("more_body", False):
+                    break
+        if too_big:
+            response = JSONResponse({"detail": f"Request body over {self.limit} bytes."},
+                                    status_code=413)
+            await response(scope, receive, send)
+            return
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _tune_sqlite(store: SweepStore) -> None:
+    """SQLite under a server: WAL journal (readers never block the writer) and
+    ``synchronous=NORMAL`` (a commit is durable against a crash of the process, fsynced at
+    checkpoints rather than at every commit: the default FULL costs one fsync per commit, about
+    ten per hand-out). A power loss may drop the last commits: their trials are then retried."""
+    import sqlalchemy as sa
+
+    def on_connect(dbapi_conn: Any, record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # kept by the file
+    for engine in (store.engine, store.storage.engine):
+        sa.event.listen(engine, "connect", on_connect)
+        engine.dispose()  # pooled connections opened before the listener
+
+
+def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: int = 20,
+               maintain_every: float | None = None, max_body: int = 256 * 1024,
+               store: SweepStore | None = None) -> FastAPI:
+    """The control server for the sweeps of ``storage_url``.
+
+    Args:
+        storage_url: SQLAlchemy URL of the sweep storage (SQLite or PostgreSQL).
+        heartbeat_interval: Seconds between an agent's heartbeats (told to agents).
+        grace_period: Seconds without a heartbeat after which a trial is failed and retried.
+        maintain_every: Seconds between rounds of stale-trial maintenance (default: the
+            heartbeat interval); ``0`` turns it off.
+        max_body: Largest request body in bytes.
+        store: An open storage to use instead of opening ``storage_url``.
+    """
+    store = store or SweepStore(storage_url, heartbeat_interval=heartbeat_interval,
+                                grace_period=grace_period)
+    if store.url.startswith("sqlite") and ":memory:" not in store.url:
+        _tune_sqlite(store)
+    service = SweepService(store)
+    tokens = TokenStore(engine=store.engine)
+    every = heartbeat_interval if maintain_every is None else maintain_every
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every):
+                try:
+                    service.maintain()
+                except Exception:  # keep the server up; the next round retries
+                    logger.exception("Stale-trial maintenance failed")
+
+        thread = threading.Thread(target=loop, name="maintenance", daemon=True)
+        if every > 0:
+            thread.start()
+        yield
+        stop.set()
+        if thread.is_alive():
+            await asyncio.to_thread(thread.join)
+
+    app = FastAPI(title="HyperGraph control server", version="1",
+                  description="Sweeps on many machines: agents claim trials, beat, report and "
+                  "finish; admins create, cancel and read sweeps.", lifespan=lifespan)
+    app.state.service = service
+    app.state.tokens = tokens
+    app.add_middleware(_BodyLimit, limit=max_body)
+    bearer = HTTPBearer(auto_error=False, description="A token of `hypergraph token create`.")
+
+    def principal(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                  ) -> Principal:
+        found = tokens.check(creds.credentials) if creds is not None else None
+        if found is None:
+            raise HTTPException(401, "A valid token is needed (Authorization: Bearer ...).",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    def role(name: str) -> Callable[[Principal], Principal]:
+        def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+            if who.role != name:
+                raise HTTPException(403, f"This route needs an {name} token.")
+            return who
+        return check
+
+    Admin = Annotated[Principal, Depends(role("admin"))]
+    Agent = Annotated[Principal, Depends(role("agent"))]
+    errors: dict[int | str, dict[str, Any]] = {
+        401: {"description": "No or invalid token"}, 403: {"description": "Wrong role"}}
+    trial_errors: dict[int | str, dict[str, Any]] = {
+        **errors, 404: {"description": "No such trial"},
+        409: {"description": "The lease is gone (failed as stale, retried elsewhere)"}}
+
+    @app.exception_handler(RefusedError)
+    async def refused(request: Request, exc: RefusedError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    async def call(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(fn, *args)
+
+    @app.get("/api/health", tags=["open"])
+    async def health() -> dict[str, str]:
+        """Liveness: the server answers (no token needed)."""
+        return {"status": "ok"}
+
+    @app.get("/api/sweeps", tags=["admin"], responses=errors)
+    async def list_sweeps(who: Admin) -> list[dict[str, Any]]:
+        """Every sweep with its progress and leaderboard."""
+        def run() -> list[dict[str, Any]]:
+            return [service.describe(n) for n in service.names()]
+        return await asyncio.to_thread(run)
+
+    @app.post("/api/sweeps", tags=["admin"], status_code=201,
+              responses={**errors, 409: {"description": "Name taken by another sweep"},
+                         422: {"description": "Invalid sweep file"}})
+    async def create_sweep(body: SweepCreate, who: Admin) -> dict[str, Any]:
+        """Create a sweep (the same file and name again returns it unchanged)."""
+        return await call(service.create, body.spec, body.name)
+
+    @app.get("/api/sweeps/{name}", tags=["admin"],
+             responses={**errors, 404: {"description": "No such sweep"}})
+    async def show_sweep(who: Admin, name: Annotated[str, Path(pattern=_NAME)],
+                         top: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict[str, Any]:
+        """Progress and leaderboard of one sweep."""
+        return await call(service.describe, name, top)
+
+    @app.post("/api/sweeps/{name}/cancel", tags=["admin"],
+              responses={**errors, 404: {"description": "No such sweep"}})
+    async def cancel_sweep(who: Admin, name: Annotated[str, Path(pattern=_NAME)]
+                           ) -> dict[str, Any]:
+        """Hand out no more trials of the sweep; running trials are told to stop."""
+        return await call(service.cancel, name)
+
+    @app.get("/api/dashboard", tags=["admin"], responses=errors)
+    async def dashboard(who: Admin) -> dict[str, Any]:
+        """Everything the dashboard shows: sweeps, queues, running trials and their curves."""
+        return await call(service.dashboard)
+
+    @app.post("/api/trials/claim", tags=["agent"],
+              responses={**errors, 404: {"description": "No such sweep"}})
+    async def claim(body: ClaimRequest, who: Agent) -> dict[str, Any]:
+        """Take a trial (``status: trial``), or learn to ``wait`` or that all is ``done``."""
+        return await call(service.claim, f"{who.name}/{body.agent}", who.id, body.sweep)
+
+    @app.post("/api/trials/{trial_id}/heartbeat", tags=["agent"], responses=trial_errors)
+    async def heartbeat(who: Agent, body: LeaseBody,
+                        trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+        """Renew the lease of a held trial."""
+        return await call(service.heartbeat, trial_id, body.lease, who.id)
+
+    @app.post("/api/trials/{trial_id}/report", tags=["agent"], responses=trial_errors)
+    async def report(who: Agent, body: ReportBody,
+                     trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+        """Report an epoch's validation metric; the answer says whether to prune."""
+        return await call(service.report, trial_id, body.lease, who.id, body.step,
+                          body.value)
+
+    @app.post("/api/trials/{trial_id}/finish", tags=["agent"], responses=trial_errors)
+    async def finish(who: Agent, body: FinishBody,
+                     trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+        """Record the trial's result (refused with 409 once its lease is gone)."""
+        return await call(service.finish, trial_id, body.lease, who.id, body.state,
+                          body.value, body.error)
+
+    @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors)
+    async def release(who: Agent, body: LeaseBody,
+                      trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+        """Give a held trial back unfinished (it is retried)."""
+        return await call(service.release, trial_id, body.lease, who.id)
+
+    static = resources.files("hypergraph.server") / "static"
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse((static / "index.html").read_text())
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        kinds = {"js": "text/javascript", "css": "text/css"}
+        ext = name.rsplit(".", 1)[-1]
+        if "/" in name or ext not in kinds or not (static / name).is_file():
+            raise HTTPException(404, "Not found.")
+        return Response((static / name).read_text(), media_type=kinds[ext])
+
+    return app

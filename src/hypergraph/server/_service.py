@@ -1,0 +1,378 @@
+"""The control server's protocol on top of :class:`~hypergraph.sweeps.SweepStore`.
+
+Every state lives in the sweep storage (Optuna's tables and the slot table of the sweeps); this
+module keeps only caches of loaded studies. A remote agent holds a trial through a *lease*: the
+token of the budget slot the server claimed for it (``hypergraph_sweep_slots.token``). While the
+slot still names the trial under that token and the trial runs, the agent may beat, report and
+finish; a trial failed as stale loses its slot, so its old agent is refused (the fence), and a
+trial held under another API token is refused as someone else's.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from hypergraph.exceptions import ConfigError, HyperGraphError
+from hypergraph.logging import get_logger
+from hypergraph.sweeps._store import (
+    CONFIG_ATTR,
+    ERROR_ATTR,
+    SLOTS,
+    SPEC_ATTR,
+    WORKER_ATTR,
+    SweepStore,
+    quiet,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hypergraph.sweeps._spec import SweepSpec
+
+__all__ = ["CANCEL_ATTR", "TOKEN_ATTR", "RefusedError", "SweepService", "register_panel"]
+
+logger = get_logger(__name__)
+
+#: Study attribute set when an admin cancels a sweep: no new trials, running ones stop.
+CANCEL_ATTR = "hypergraph_cancelled"
+#: Trial attribute: id of the API token whose agent holds the trial.
+TOKEN_ATTR = "hypergraph_token"
+
+#: Extra dashboard panels per sweep method (``method -> f(study, spec) -> JSON``): the
+#: extension point where ACE's predicted scores and effect heatmap plug in.
+_PANELS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {}
+
+
+def register_panel(method: str, panel: Callable[[Any, Any], dict[str, Any]]) -> None:
+    """Add a dashboard panel for sweeps of ``method`` (its JSON goes to ``panels``)."""
+    _PANELS[method] = panel
+
+
+_BEATS = sa.Table("trial_heartbeats", sa.MetaData(),  # Optuna's, read only
+                  sa.Column("trial_id", sa.Integer), sa.Column("heartbeat", sa.DateTime))
+
+
+class RefusedError(HyperGraphError):
+    """A request the protocol refuses: ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Sweep:
+    name: str
+    spec: SweepSpec
+    study: optuna.Study
+    budget: int
+    lock: threading.Lock
+    done: bool = False
+
+
+class SweepService:
+    """Create, hand out and finish trials of the sweeps of one storage.
+
+    Args:
+        store: The sweep storage.
+    """
+
+    def __init__(self, store: SweepStore) -> None:
+        self.store = store
+        self._sweeps: dict[str, _Sweep] = {}
+        self._by_study: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    # -- sweeps ----------------------------------------------------------------------------
+
+    def sweep(self, name: str) -> _Sweep:
+        """The loaded sweep ``name`` (404 when there is none)."""
+        with self._lock:
+            found = self._sweeps.get(name)
+        if found is not None:
+            return found
+        try:
+            spec = self.store.spec(name)
+            study = self.store.load(name, spec)
+            budget = spec.budget()
+        except ConfigError as err:
+            raise RefusedError(404, str(err)) from None
+        found = _Sweep(name, spec, study, budget, threading.Lock())
+        with self._lock:
+            found = self._sweeps.setdefault(name, found)
+            self._by_study[study._study_id] = name
+        return found
+
+    def create(self, raw: dict[str, Any], name: str | None) -> dict[str, Any]:
+        """Create (or return the same existing) sweep from a sweep file's mapping."""
+        from hypergraph.sweeps._spec import sweep_from_mapping
+
+        try:
+            spec = sweep_from_mapping(raw, "(request)")
+            spec.budget()
+        except HyperGraphError as err:
+            raise RefusedError(422, str(err)) from None
+        name = name or spec.name or "sweep"
+        try:
+            self.store.create(name, spec)
+        except ConfigError as err:
+            raise RefusedError(409, str(err)) from None
+        return self.describe(name)
+
+    def cancel(self, name: str) -> dict[str, Any]:
+        """Stop handing out trials of ``name``; its running trials are told to stop."""
+        sweep = self.sweep(name)
+        sweep.study.set_user_attr(CANCEL_ATTR, True)
+        return self.describe(name)
+
+    def names(self) -> list[str]:
+        """Sweeps of the storage created by HyperGraph, oldest first (one query on Optuna's
+        tables: this runs on every claim)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT s.study_name FROM studies s JOIN study_user_attributes a "
+                "ON a.study_id = s.study_id WHERE a.key = :key ORDER BY s.study_id"),
+                {"key": SPEC_ATTR})
+            return [str(r[0]) for r in rows]
+
+    def finished(self, sweep: _Sweep) -> int:
+        """Trials of ``sweep`` that used their slot for good (complete, pruned, or failed by
+        their own error): :meth:`SweepStore.finished` as one query."""
+        with self.store.engine.connect() as conn:
+            count = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM hypergraph_sweep_slots s JOIN trials t "
+                "ON t.trial_id = s.trial_id WHERE s.study_id = :sid AND "
+                "(t.state IN ('COMPLETE', 'PRUNED') OR (t.state = 'FAIL' AND EXISTS ("
+                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+                "AND a.key = :err)))"), {"sid": sweep.study._study_id, "err": ERROR_ATTR}
+            ).scalar()
+        return int(count or 0)
+
+    def done(self, sweep: _Sweep) -> bool:
+        """Whether the budget of ``sweep`` is used up (final once true: it is cached)."""
+        if sweep.done:
+            return True
+        sweep.done = self.finished(sweep) >= sweep.budget
+        return sweep.done
+
+    def describe(self, name: str, top: int = 10, trials: list[Any] | None = None
+                 ) -> dict[str, Any]:
+        """Progress and leaderboard of the sweep ``name``."""
+        from hypergraph.sweeps._results import leaderboard
+
+        sweep = self.sweep(name)
+        study = sweep.study
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        board = leaderboard(study)[:top]
+        return {"name": name, "method": sweep.spec.method, "metric": sweep.spec.metric,
+                "goal": sweep.spec.goal, "budget": sweep.budget,
+                "finished": self.finished(sweep),
+                "cancelled": bool(study.user_attrs.get(CANCEL_ATTR, False)),
+                "counts": counts, "leaderboard": board}
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def claim(self, agent: str, token_id: int, sweep_name: str | None) -> dict[str, Any]:
+        """Hand a trial to ``agent``: a slot claimed by one INSERT, then Optuna's ``ask``.
+
+        Returns ``{"status": "trial", ...}``, ``{"status": "wait"}`` (every slot held by a
+        running trial; one may still die) or ``{"status": "done"}`` (no sweep has work).
+        """
+        names = [sweep_name] if sweep_name else self.names()
+        waiting = False
+        for name in names:
+            sweep = self.sweep(name)
+            if self.done(sweep) or sweep.study.user_attrs.get(CANCEL_ATTR):
+                continue
+            got = self._claim_in(sweep, agent, token_id)
+            if got is not None:
+                return got
+            if not self.done(sweep):
+                waiting = True
+        return {"status": "wait"} if waiting else {"status": "done"}
+
+    def _claim_in(self, sweep: _Sweep, agent: str, token_id: int) -> dict[str, Any] | None:
+        store, study = self.store, sweep.study
+        for _ in range(3):
+            claim = store.claim(study, sweep.budget, worker=agent)
+            if claim is None:
+                return None
+            with sweep.lock, quiet():  # the sampler is shared by the server's threads
+                trial = study.ask()
+            if not store.attach(claim, trial, worker=agent):
+                store.release(study, trial)
+                continue
+            trial.set_user_attr(TOKEN_ATTR, token_id)
+            try:
+                with sweep.lock:
+                    config = sweep.spec.suggest(trial)
+                trial.set_user_attr(CONFIG_ATTR, config.model_dump_json())
+            except HyperGraphError as err:
+                store.fail(study, trial, str(err))
+                logger.warning("Trial %d of %s failed at its draw: %s", trial.number,
+                               sweep.name, err)
+                continue
+            return {"status": "trial", "sweep": sweep.name, "trial_id": trial._trial_id,
+                    "number": trial.number, "lease": claim.token,
+                    "config": config.model_dump(mode="json"), "params": dict(trial.params),
+                    "metric": sweep.spec.metric, "goal": sweep.spec.goal,
+                    "heartbeat_interval": store.heartbeat_interval,
+                    "grace_period": store.grace_period}
+        return None
+
+    def _held(self, trial_id: int, lease: str, token_id: int, running: bool = True
+              ) -> tuple[_Sweep, optuna.trial.FrozenTrial]:
+        """The sweep and trial ``trial_id`` if the caller holds it under ``lease``.
+
+        Raises:
+            RefusedError: 404 unknown trial, 403 someone else's, 409 the lease is gone (the trial
+                was failed as stale and retried, or released) or the trial is not running.
+        """
+        from optuna.trial import TrialState
+
+        storage = self.store.storage
+        with self.store.engine.connect() as conn:  # Optuna's own table of trials
+            study_id = conn.execute(sa.text("SELECT study_id FROM trials WHERE trial_id = :t"),
+                                    {"t": trial_id}).scalar()
+        if study_id is None:
+            raise RefusedError(404, f"No trial with id {trial_id}.")
+        with self._lock:
+            name = self._by_study.get(study_id)
+        if name is None:
+            name = storage.get_study_name_from_id(study_id)
+        sweep = self.sweep(name)
+        frozen = storage.get_trial(trial_id)
+        if frozen.user_attrs.get(TOKEN_ATTR) != token_id:
+            raise RefusedError(403, f"Trial {frozen.number} of '{name}' is not held by this token.")
+        with self.store.engine.connect() as conn:
+            row = conn.execute(sa.select(SLOTS.c.slot).where(
+                (SLOTS.c.trial_id == trial_id) & (SLOTS.c.token == lease))).first()
+        if row is None:
+            raise RefusedError(409, f"Trial {frozen.number} of '{name}' is no longer yours: it was "
+                          "failed as stale (or released) and retried.")
+        if running and frozen.state != TrialState.RUNNING:
+            raise RefusedError(409, f"Trial {frozen.number} of '{name}' is already "
+                          f"{frozen.state.name.lower()}.")
+        return sweep, frozen
+
+    def heartbeat(self, trial_id: int, lease: str, token_id: int) -> dict[str, Any]:
+        """Renew the lease; ``stop`` is true when the sweep was cancelled."""
+        sweep, _ = self._held(trial_id, lease, token_id)
+        self.store.storage.record_heartbeat(trial_id)
+        return {"stop": bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))}
+
+    def report(self, trial_id: int, lease: str, token_id: int, step: int, value: float
+               ) -> dict[str, Any]:
+        """Record an intermediate value; answer whether the sweep's pruner stops the trial."""
+        import optuna
+
+        sweep, _ = self._held(trial_id, lease, token_id)
+        trial = optuna.Trial(sweep.study, trial_id)
+        if not self.store.report(trial, value, step):
+            raise RefusedError(409, "The trial is no longer running; report refused.")
+        with sweep.lock:
+            prune = bool(trial.should_prune())
+        return {"prune": prune,
+                "stop": bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))}
+
+    def finish(self, trial_id: int, lease: str, token_id: int, state: str,
+               value: float | None, error: str | None) -> dict[str, Any]:
+        """Record a trial's result (``complete`` with a value, ``pruned`` or ``fail``).
+
+        Repeating the same call (its answer was lost) answers ``duplicate``: the result is
+        recorded once.
+        """
+        import optuna
+        from optuna.trial import TrialState
+
+        sweep, frozen = self._held(trial_id, lease, token_id, running=False)
+        if frozen.state != TrialState.RUNNING:
+            if frozen.state.name.lower() == state and (
+                    state != "complete" or frozen.value == value):
+                return {"recorded": True, "duplicate": True, "number": frozen.number}
+            raise RefusedError(409, f"Trial {frozen.number} is already "
+                               f"{frozen.state.name.lower()}.")
+        trial = optuna.Trial(sweep.study, trial_id)
+        if state == "complete":
+            if value is None or not math.isfinite(value):
+                raise RefusedError(422, "A complete trial needs a finite value.")
+            ok = self.store.tell(sweep.study, trial, TrialState.COMPLETE, value)
+        elif state == "pruned":
+            ok = self.store.tell(sweep.study, trial, TrialState.PRUNED)
+        else:
+            ok = self.store.fail(sweep.study, trial, error or "failed on its agent")
+        if not ok:
+            raise RefusedError(409, f"Trial {frozen.number} is no longer yours; result refused.")
+        return {"recorded": True, "duplicate": False, "number": frozen.number}
+
+    def release(self, trial_id: int, lease: str, token_id: int) -> dict[str, Any]:
+        """Give a trial back unfinished (its agent is stopping): failed, retried, slot freed."""
+        import optuna
+
+        sweep, frozen = self._held(trial_id, lease, token_id)
+        self.store.release(sweep.study, optuna.Trial(sweep.study, trial_id))
+        return {"released": True, "number": frozen.number}
+
+    # -- maintenance and the dashboard -------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Fail stale trials of every unfinished sweep (queueing their retries)."""
+        for name in self.names():
+            sweep = self.sweep(name)
+            if self.done(sweep):
+                continue
+            try:
+                self.store.maintain(sweep.study)
+            except sa.exc.SQLAlchemyError as err:  # a blip of the database: next round
+                logger.warning("Maintenance of sweep '%s' failed: %s", name, err)
+
+    def heartbeats(self) -> dict[int, float]:
+        """Seconds since each trial's last heartbeat (Optuna's ``trial_heartbeats`` table,
+        measured by the database's clock, as Optuna's staleness is)."""
+        query = sa.select(_BEATS.c.trial_id, _BEATS.c.heartbeat,
+                          sa.func.current_timestamp(type_=sa.DateTime()))
+        with self.store.engine.connect() as conn:
+            return {int(tid): (now.replace(tzinfo=None) - beat.replace(tzinfo=None)
+                               ).total_seconds() for tid, beat, now in conn.execute(query)}
+
+    def dashboard(self) -> dict[str, Any]:
+        """Everything the dashboard shows, in one JSON document."""
+        from optuna.trial import TrialState
+
+        beats = self.heartbeats()
+        sweeps = []
+        for name in self.names():
+            sweep = self.sweep(name)
+            trials = sweep.study.get_trials(deepcopy=False)
+            info = self.describe(name, trials=trials)
+            running, queue = [], []
+            for t in trials:
+                if t.state == TrialState.RUNNING:
+                    beat = beats.get(t._trial_id)
+                    running.append({
+                        "number": t.number, "agent": t.user_attrs.get(WORKER_ATTR, ""),
+                        "params": dict(t.params),
+                        "last_beat_s": None if beat is None else round(max(beat, 0.0), 1),
+                        "curve": sorted([int(k), v] for k, v in
+                                        t.intermediate_values.items())})
+                elif t.state == TrialState.WAITING:
+                    queue.append({"number": t.number,
+                                  "retry_of": t.system_attrs.get("failed_trial"),
+                                  "params": t.system_attrs.get("fixed_params", {})})
+            info.update(running=running, queue=queue, errors=sum(
+                1 for t in trials if ERROR_ATTR in t.user_attrs))
+            panel = _PANELS.get(sweep.spec.method)
+            info["panels"] = panel(sweep.study, sweep.spec) if panel else {}
+            sweeps.append(info)
+        return {"sweeps": sweeps, "heartbeat_interval": self.store.heartbeat_interval,
+                "grace_period": self.store.grace_period}
