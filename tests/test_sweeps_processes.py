@@ -122,8 +122,7 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
         os.kill(pid, signal.SIGKILL)
 
         def taken_over() -> bool:
-            trials = _trials(url, name)
-            return any(t.system_attrs.get("failed_trial") == victim.number for t in trials)
+            return any(victim.number in _retried_from(t) for t in _trials(url, name))
 
         _wait(taken_over, 60, "the killed trial to be failed and queued again")
     finally:  # kill the whole sweep: parent and the surviving workers
@@ -150,7 +149,8 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
             continue
         assert t.number in retries or any(
             t.number in r.system_attrs.get("retry_history", []) for r in retries.values())
-    victim_retry = retries[victim.number]
+    # a retry of a retry names the first trial in failed_trial and the others in retry_history
+    victim_retry = next(t for t in trials if victim.number in _retried_from(t))
     assert victim_retry.params == victim.params
     # no parameter set trained twice, except the retries of killed trials
     keys = [json.dumps(t.params, sort_keys=True) for t in complete]
@@ -166,3 +166,12 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
     store = SweepStore(url)
     study = store.load(name)
     assert store.finished(study) == RUN_CAP
+
+
+def _retried_from(trial: Any) -> set[int]:
+    """The trials ``trial`` retries (Optuna's retry callback: ``failed_trial`` is the first,
+    ``retry_history`` every one in the chain)."""
+    first = trial.system_attrs.get("failed_trial")
+    return ({first} if first is not None else set()) | set(
+        trial.system_attrs.get("retry_history", []))
+
