@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 
 from hypergraph.sweeps import SweepStore
 
@@ -107,8 +108,8 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
                 return None
             try:
                 trials = _trials(url, name)
-            except KeyError:
-                return None
+            except (KeyError, sqlalchemy.exc.OperationalError):
+                return None  # the sweep has not created its study (or its tables) yet
             return next((t for t in trials if t.state == TrialState.RUNNING
                          and "hypergraph_worker" in t.user_attrs
                          and t.intermediate_values), None)
