@@ -402,8 +402,8 @@ class SweepStore:
                 try:
                     if self.storage.set_trial_state_values(tid, TrialState.FAIL):
                         self._on_stale(study, self.storage.get_trial(tid))
-                except UpdateFinishedTrialError:
-                    pass  # another worker failed it first
+                except UpdateFinishedTrialError:  # another worker failed it first
+                    logger.debug("Trial %d was already finished by another worker.", t.number)
 
 
 def _now() -> dt.datetime:
