@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_helpers import cli as run_cli
 from hypergraph import registry, tags
 from hypergraph.ace import ACE, Space, Table, regret_curve, replay
-from hypergraph.cli import main
 from hypergraph.exceptions import ConfigError, DataError, InvalidParameterError
 
 EFFECTS = {"a": [1.0, -0.5, -0.5], "b": [0.3, -0.3], "c": [2.0, 0.0, -1.0, -1.0]}
@@ -185,12 +185,6 @@ def write_csv(path: Path, table: Table, nan_row: int | None = None) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def test_replay_cli_writes_result_json(tmp_path: Path,

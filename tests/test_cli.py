@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import cli
 from hypergraph import registry
-from hypergraph.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = ROOT / ".venv" / "bin" / "hypergraph"
@@ -22,13 +22,6 @@ EXE = ROOT / ".venv" / "bin" / "hypergraph"
 
 
 
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``hypergraph ARGV`` in-process through the console-script entry point."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def fails_cleanly(argv: list[str], capsys: pytest.CaptureFixture[str], *fragments: str) -> str:

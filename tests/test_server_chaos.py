@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from hypergraph.server import TokenStore
+from storages import BACKENDS, storage_url
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RUN_CAP = 20
 AGENTS = 4
 SPEC: dict[str, Any] = {
@@ -39,24 +39,6 @@ SPEC: dict[str, Any] = {
                    "model.lr": {"distribution": "log_uniform_values", "min": 0.001,
                                 "max": 0.1}}}
 CLI = [sys.executable, "-c", "from hypergraph.cli import main; main()"]
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                             connect_timeout=3):
-            return True
-    except Exception:  # any failure to connect means: no server here
-        return False
-
-
-def _storages() -> list[Any]:
-    pg = pytest.param("postgresql", marks=pytest.mark.skipif(
-        not os.environ.get("CI") and not _pg_available(),
-        reason="PostgreSQL is not reachable at 127.0.0.1:5432 (the test runs in CI, CI=true)"))
-    return ["sqlite", pg]
 
 
 def _free_port() -> int:
@@ -169,11 +151,11 @@ def _check_results(cluster: Cluster, name: str, shown: dict[str, Any]) -> list[A
     return trials
 
 
-@pytest.mark.parametrize("backend", _storages())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_agents_killed_and_restarted(tmp_path: Path, backend: str) -> None:
     from optuna.trial import TrialState
 
-    url = f"sqlite:///{tmp_path / 'sweeps.db'}" if backend == "sqlite" else PG_URL
+    url = storage_url(backend, tmp_path, "sweeps.db")
     name = f"chaos-{uuid.uuid4().hex[:8]}"
     cluster = Cluster(tmp_path, url, heartbeat=1, grace=3)
     rng = random.Random(1234)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -18,10 +17,10 @@ from hypergraph.cli import main
 from hypergraph.cli._agent_args import translate_agent_args
 from hypergraph.exceptions import ConfigError
 from hypergraph.sweeps import SweepStore, load_sweep, sweep_from_mapping
+from storages import BACKENDS, storage_url
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = ROOT / ".venv" / "bin" / "hypergraph"
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 BASE: dict[str, Any] = {
     "method": "random",
@@ -63,22 +62,6 @@ def with_params(**changes: Any) -> dict[str, Any]:
         else:
             data["parameters"][key] = value
     return data
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                             connect_timeout=3):
-            return True
-    except Exception:  # any failure to connect means: no server here
-        return False
-
-
-PG = pytest.param("postgresql", marks=pytest.mark.skipif(
-    not os.environ.get("CI") and not _pg_available(),
-    reason="PostgreSQL is not reachable at 127.0.0.1:5432 (the test runs in CI, CI=true)"))
 
 
 # -- malformed sweep files: exit 2 naming the key, before any trial -------------------------
@@ -207,9 +190,9 @@ def test_print_space_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
 
 # -- the storage protocol -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["sqlite", PG])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_claims_are_exact_when_workers_race(tmp_path: Path, backend: str) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}" if backend == "sqlite" else PG_URL
+    url = storage_url(backend, tmp_path, "s.db")
     name = f"race-{uuid.uuid4().hex[:8]}"
     SweepStore(url).create(name, sweep_from_mapping(BASE))
     budget, won, errors = 5, [], []

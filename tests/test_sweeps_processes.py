@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy.exc
 
 from hypergraph.sweeps import SweepStore
+from storages import BACKENDS, storage_url
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RUN_CAP = 6
 SWEEP = f"""
 method: random
@@ -39,24 +39,6 @@ parameters:
   model.lr: {{distribution: log_uniform_values, min: 0.001, max: 0.1}}
   trainer.epochs: {{value: 3}}
 """
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                             connect_timeout=3):
-            return True
-    except Exception:  # any failure to connect means: no server here
-        return False
-
-
-def _storages() -> list[Any]:
-    pg = pytest.param("postgresql", marks=pytest.mark.skipif(
-        not os.environ.get("CI") and not _pg_available(),
-        reason="PostgreSQL is not reachable at 127.0.0.1:5432 (the test runs in CI, CI=true)"))
-    return ["sqlite", pg]
 
 
 def _command(tmp: Path, url: str, name: str) -> list[str]:
@@ -92,13 +74,13 @@ def _wait(predicate: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("backend", _storages())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) -> None:
     from optuna.trial import TrialState
 
     (tmp_path / "sweep.yaml").write_text(SWEEP)
     name = f"kill-{uuid.uuid4().hex[:8]}"
-    url = f"sqlite:///{tmp_path / 'sweep.db'}" if backend == "sqlite" else PG_URL
+    url = storage_url(backend, tmp_path, "sweep.db")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_command(tmp_path, url, name), env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -24,12 +24,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hypergraph.exceptions import ConfigError, UnknownNameError
-from hypergraph.kinds import DEFAULTS, FALLBACK_TRAVERSAL
+from hypergraph.kinds import DEFAULTS, FALLBACK_TRAVERSAL, KIND_NAMES
 
 __all__ = ["DEFAULTS", "FALLBACK_TRAVERSAL", "ModuleChoice", "RunConfig", "YamlLoader",
            "apply_overrides", "load_config", "load_yaml"]
 
-RUN_KINDS = tuple(DEFAULTS)  # the section names, in order (see :mod:`hypergraph.kinds`)
+RUN_KINDS = KIND_NAMES  # the section names, in order (see :mod:`hypergraph.kinds`)
 
 
 class YamlLoader(yaml.SafeLoader):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULTS", "FALLBACK_TRAVERSAL", "RUN_KINDS", "RunKind"]
+__all__ = ["DEFAULTS", "FALLBACK_TRAVERSAL", "KIND_NAMES", "RUN_KINDS", "RunKind"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ RUN_KINDS: tuple[RunKind, ...] = (
     RunKind("manager", "static", "how the graph changes during training"),
     RunKind("trainer", "standard", "the training loop"),
 )
+
+#: The run kinds' names, in order (the run config's module sections).
+KIND_NAMES: tuple[str, ...] = tuple(k.name for k in RUN_KINDS)
 
 #: The default module of each run kind (``hypergraph train`` with no options).
 DEFAULTS: dict[str, str] = {k.name: k.default for k in RUN_KINDS}

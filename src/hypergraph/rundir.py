@@ -27,7 +27,6 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -437,13 +436,3 @@ def find_runs(root: str | os.PathLike[str], depth: int = 3) -> list[RunInfo]:
 
     walk(root, 0)
     return found
-
-
-@contextlib.contextmanager
-def locked(path: str | os.PathLike[str]) -> Iterator[RunLock]:
-    """``with locked(folder) as lock:`` hold the run lock for the block."""
-    lock = RunLock(path).acquire()
-    try:
-        yield lock
-    finally:
-        lock.release()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from hypergraph import registry
 from hypergraph.exceptions import IncompatibleModulesError
-from hypergraph.kinds import RUN_KINDS
+from hypergraph.kinds import KIND_NAMES
 
 if TYPE_CHECKING:
     from hypergraph.base import Module
@@ -23,7 +23,7 @@ __all__ = ["check_combination", "enumerate_combinations", "problems", "providers
 
 #: Kinds searched over when enumerating combinations: the run kinds (the others are data
 #: structures with one built-in each).
-COMBINATION_KINDS: tuple[str, ...] = tuple(k.name for k in RUN_KINDS)
+COMBINATION_KINDS: tuple[str, ...] = KIND_NAMES
 
 
 def providers(tag: str) -> list[str]:

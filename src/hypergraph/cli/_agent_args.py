@@ -10,8 +10,7 @@ when that module is the one chosen for its kind (conditional parameters).
 from __future__ import annotations
 
 from hypergraph.kinds import DEFAULTS
-
-RUN_KINDS = tuple(DEFAULTS)
+from hypergraph.kinds import KIND_NAMES as RUN_KINDS
 
 __all__ = ["translate_agent_args"]
 

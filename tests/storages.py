@@ -1,0 +1,43 @@
+"""The sweep storages the multi-process tests run on: SQLite always, PostgreSQL in CI.
+
+PostgreSQL (127.0.0.1:5432, user postgres, database test) is started by this machine kind and
+by ``.ci/run``; outside CI the PostgreSQL cases skip with a reason when it is not reachable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pg_available() -> bool:
+    """Whether a PostgreSQL server answers at 127.0.0.1:5432."""
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                             connect_timeout=3):
+            return True
+    except Exception:  # any failure to connect means: no server here
+        return False
+
+
+#: ``@pytest.mark.parametrize("backend", BACKENDS)``: "sqlite", and "postgresql" (skipped
+#: outside CI when no server answers). The PostgreSQL cases share one database, and a control
+#: server fails the stale trials of every sweep in its storage, so they run one at a time on
+#: one xdist worker (``--dist loadgroup``).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=[
+    pytest.mark.skipif(not os.environ.get("CI") and not pg_available(),
+                       reason="PostgreSQL is not reachable at 127.0.0.1:5432 (the test runs "
+                       "in CI, CI=true)"),
+    pytest.mark.xdist_group("postgresql")])]
+
+
+def storage_url(backend: str, folder: Path, name: str = "sweep.db") -> str:
+    """The storage URL of ``backend``: an SQLite file in ``folder``, or the PostgreSQL test
+    database."""
+    return f"sqlite:///{folder / name}" if backend == "sqlite" else PG_URL
