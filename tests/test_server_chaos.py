@@ -238,7 +238,9 @@ def test_server_killed_and_restarted(tmp_path: Path) -> None:
     finally:
         cluster.stop()
     trials = _check_results(cluster, name, shown)
-    assert not [t for t in trials if t.state == TrialState.FAIL], cluster.logs()
+    # nothing lost: no trial that was handed out (it has parameters) failed. A trial the server
+    # created but never returned (killed mid-claim) has none; it is failed and its slot freed.
+    assert not [t for t in trials if t.state == TrialState.FAIL and t.params], cluster.logs()
 
 
 def test_stale_agent_late_report_refused(tmp_path: Path) -> None:
