@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,22 @@ def storage_url(backend: str, folder: Path, name: str = "sweep.db") -> str:
     """The storage URL of ``backend``: an SQLite file in ``folder``, or the PostgreSQL test
     database."""
     return f"sqlite:///{folder / name}" if backend == "sqlite" else PG_URL
+
+
+_STORAGES: dict[str, Any] = {}
+
+
+def sweep_trials(url: str, name: str) -> list[Any]:
+    """The trials of the sweep ``name``, read through one Optuna storage per URL.
+
+    A new storage per poll would open a new engine each time, and its pooled PostgreSQL
+    connections stay open until the engine is collected: a test polling ten times a second
+    ran the server out of connections ("too many clients").
+    """
+    import optuna
+
+    if url not in _STORAGES:
+        _STORAGES[url] = optuna.storages.RDBStorage(url.replace(
+            "postgresql://", "postgresql+psycopg://"))
+    return optuna.load_study(study_name=name, storage=_STORAGES[url]).get_trials(
+        deepcopy=False)

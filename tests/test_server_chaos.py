@@ -27,6 +27,7 @@ import pytest
 
 from hypergraph.server import TokenStore
 from storages import BACKENDS, storage_url
+from storages import sweep_trials as _trials
 
 RUN_CAP = 20
 AGENTS = 4
@@ -116,21 +117,6 @@ class Cluster:
                 p.kill()
             if p is not None:
                 p.wait()
-
-
-_STORAGES: dict[str, Any] = {}
-
-
-def _trials(url: str, name: str) -> list[Any]:
-    """The sweep's trials, through one storage per URL (a new engine per poll would hold
-    PostgreSQL connections until collected)."""
-    import optuna
-
-    if url not in _STORAGES:
-        _STORAGES[url] = optuna.storages.RDBStorage(url.replace(
-            "postgresql://", "postgresql+psycopg://"))
-    return optuna.load_study(study_name=name, storage=_STORAGES[url]).get_trials(
-        deepcopy=False)
 
 
 def _check_results(cluster: Cluster, name: str, shown: dict[str, Any]) -> list[Any]:

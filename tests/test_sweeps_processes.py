@@ -25,6 +25,7 @@ import sqlalchemy.exc
 
 from hypergraph.sweeps import SweepStore
 from storages import BACKENDS, storage_url
+from storages import sweep_trials as _trials
 
 RUN_CAP = 6
 SWEEP = f"""
@@ -55,13 +56,6 @@ def _main(argv: list[str]) -> int:
     except SystemExit as stop:
         return int(stop.code or 0)
     return 0
-
-
-def _trials(url: str, name: str) -> list[Any]:
-    import optuna
-
-    return optuna.load_study(study_name=name, storage=url.replace(
-        "postgresql://", "postgresql+psycopg://")).get_trials(deepcopy=False)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> Any:
