@@ -145,6 +145,55 @@ class ACESampler(BaseSampler):
                 ace.pending_.append(tuple(int(v) for v in self.space.encode(combo)))
         return ace
 
+    def report(self, study: Study, top: int = 20, max_candidates: int = 20000
+               ) -> dict[str, Any]:
+        """ACE's view of the study, for dashboards: untried combinations and the effects.
+
+        Rebuilds ACE from the study's trials (as at a trial's start), fits it and predicts every
+        valid combination (``max_candidates`` sampled ones when the space is too big to
+        enumerate). Reads the study only: nothing is written back.
+
+        Args:
+            study: The study this sampler samples.
+            top: Untried combinations to return, best predicted first.
+            max_candidates: Combinations scored when the space is not enumerable.
+
+        Returns:
+            ``{"n_observations", "maximize", "slots": {slot: [choices]}, "n_untried",
+            "untried": [{"combo", "mean", "std", "running"}], "best_observed": {"combo",
+            "value"} | None, "effects": ACE.effects()}``. ``n_untried`` counts the valid
+            (or, for a big space, sampled) combinations never scored; ``running`` marks an
+            untried combination a running trial is scoring now.
+        """
+        ace = self.engine(study)
+        effects = ace.effects()  # fits the surrogate
+        space = self.space
+        if space.enumerable:
+            codes = space.valid_codes()
+        else:
+            rng = np.random.default_rng(self.seed)
+            codes = np.unique(space.sample_codes(rng, max_candidates), axis=0)
+        scored = {tuple(int(v) for v in x) for x in ace.X_}
+        keep = np.array([tuple(int(v) for v in c) not in scored for c in codes], dtype=bool)
+        codes = codes[keep]
+        mean, std = ace.model_.predict(codes)
+        if not ace.maximize:
+            mean = -mean
+        order = np.argsort(-mean if ace.maximize else mean, kind="stable")[:max(top, 0)]
+        pending = set(ace.pending_)
+        untried = [{"combo": space.decode(codes[i]), "mean": float(mean[i]),
+                    "std": float(std[i]),
+                    "running": tuple(int(v) for v in codes[i]) in pending} for i in order]
+        best = None
+        if ace.scores_:
+            y = np.asarray(ace.scores_)
+            i = int(np.argmax(y) if ace.maximize else np.argmin(y))
+            best = {"combo": space.decode(ace.X_[i]), "value": float(y[i])}
+        return {"n_observations": ace.n_observations, "maximize": ace.maximize,
+                "slots": {k: list(v) for k, v in space.slots.items()},
+                "n_untried": len(codes), "untried": untried, "best_observed": best,
+                "effects": effects}
+
     def _combo_of(self, trial: FrozenTrial) -> Combo | None:
         names = self.space.names
         if all(n in trial.params for n in names):

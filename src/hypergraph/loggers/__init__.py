@@ -9,7 +9,7 @@ on for runs with a folder; the others are added to it.
 from hypergraph.loggers._console import ConsoleLogger
 from hypergraph.loggers._factory import LOGGERS, check_logger_names, make_loggers
 from hypergraph.loggers._files import CsvLogger, JsonlLogger, flatten_record
-from hypergraph.loggers._wandb import WandbLogger, read_wandb_run
+from hypergraph.loggers._wandb import WandbLogger, read_wandb_run, wandb_group
 
 __all__ = [
     "LOGGERS",
@@ -21,4 +21,5 @@ __all__ = [
     "flatten_record",
     "make_loggers",
     "read_wandb_run",
+    "wandb_group",
 ]

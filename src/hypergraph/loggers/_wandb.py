@@ -1,16 +1,20 @@
 """Weights & Biases logger (the real ``wandb`` library), offline by default.
 
 The wandb run lives inside the run folder (``RUN/wandb/offline-run-*``); ``wandb sync`` uploads
-it later. Online logging is chosen with ``WANDB_MODE=online`` (and a logged-in wandb).
-:func:`read_wandb_run` reads an offline run back without network.
+it later. Online logging is chosen with ``WANDB_MODE=online`` (and a logged-in wandb). Runs
+started inside :func:`wandb_group` (each sweep trial, by the sweep worker and the agent) join the
+W&B group of that name. :func:`read_wandb_run` reads an offline run back without network.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -21,7 +25,7 @@ from hypergraph.trainers import Callback, TrainState
 if TYPE_CHECKING:
     from hypergraph.trainers import TrainContext
 
-__all__ = ["WandbLogger", "read_wandb_run"]
+__all__ = ["WandbLogger", "read_wandb_run", "wandb_group"]
 
 logger = get_logger(__name__)
 
@@ -40,25 +44,45 @@ _SETTINGS: dict[str, Any] = {
     "disable_job_creation": True,
 }
 
+_GROUP: ContextVar[str | None] = ContextVar("hypergraph_wandb_group", default=None)
+
+
+@contextlib.contextmanager
+def wandb_group(name: str | None) -> Iterator[None]:
+    """W&B runs started inside the block join the group ``name`` (e.g. a sweep's name).
+
+    The sweep worker and the agent wrap every trial in it, so each trial's run is grouped by
+    its own sweep, whichever sweeps one process trains in turn. It is a context variable, not
+    the environment: nothing leaks to the next trial or to other threads.
+    """
+    token = _GROUP.set(name)
+    try:
+        yield
+    finally:
+        _GROUP.reset(token)
+
 
 class WandbLogger(Callback):
     """Logs each epoch's metrics, the run config, and the final model as an artifact.
 
     The mode comes from ``WANDB_MODE`` (default ``offline``: nothing touches the network), the
-    project from ``WANDB_PROJECT`` (default ``hypergraph``). A resumed run reuses the wandb run
-    id kept in the run folder.
+    project from ``WANDB_PROJECT`` (default ``hypergraph``), the group from ``group``, else the
+    enclosing :func:`wandb_group` (a sweep trial: its sweep's name), else ``WANDB_RUN_GROUP``.
+    A resumed run reuses the wandb run id kept in the run folder.
 
     Args:
         config: The resolved run config (logged as the wandb config).
         out_dir: The run folder (the wandb directory goes inside); ``None``: wandb's default.
         project: wandb project (overrides ``WANDB_PROJECT``).
+        group: wandb group of the run (see above when ``None``).
     """
 
     def __init__(self, config: dict[str, Any] | None = None, out_dir: Path | None = None,
-                 project: str | None = None) -> None:
+                 project: str | None = None, group: str | None = None) -> None:
         self.config = config
         self.out_dir = out_dir
         self.project = project
+        self.group = group
         self.run: Any = None
 
     def on_fit_start(self, ctx: TrainContext, state: TrainState) -> None:
@@ -83,9 +107,11 @@ class WandbLogger(Callback):
             else:
                 run_id = uuid.uuid4().hex[:8]
                 id_file.write_text(run_id + "\n")
+        group = self.group or _GROUP.get() or os.environ.get("WANDB_RUN_GROUP") or None
         try:
             self.run = wandb.init(
                 project=self.project or os.environ.get("WANDB_PROJECT", "hypergraph"),
+                group=group,
                 dir=str(self.out_dir) if self.out_dir is not None else None,
                 name=self.out_dir.name if self.out_dir is not None else None,
                 id=run_id, resume=resume, mode=cast(Any, mode), config=self.config or {},
@@ -169,7 +195,8 @@ def read_wandb_run(path: str | Path) -> dict[str, Any]:
 
     Returns:
         ``history`` is a list of logged rows (``_step`` included), ``config`` and ``summary``
-        are mappings of the last values, ``artifacts`` lists ``(name, type)`` pairs.
+        are mappings of the last values, ``artifacts`` lists ``(name, type)`` pairs; ``run``
+        holds the run's ``id``, ``name``, ``project`` and ``group`` (``""`` when none).
     """
     from wandb.proto import wandb_internal_pb2 as pb
 
@@ -180,12 +207,15 @@ def read_wandb_run(path: str | Path) -> dict[str, Any]:
     data = files[-1].read_bytes()
     if data[:4] != b":W&B":
         raise DataError(f"'{files[-1]}' is not a wandb run file.")
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "artifacts": []}
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "artifacts": [],
+                           "run": {}}
     for raw in _log_records(data):
         rec = pb.Record()  # type: ignore[attr-defined]
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
         if kind == "run":
+            out["run"] = {"id": rec.run.run_id, "name": rec.run.display_name,
+                          "project": rec.run.project, "group": rec.run.run_group}
             for item in rec.run.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "config":

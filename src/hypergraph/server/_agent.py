@@ -11,7 +11,6 @@ that fail on the network (the server restarting) are retried for ``patience`` se
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -266,6 +265,7 @@ def run_agent(client: AgentClient, out_dir: Path, *, sweep: str | None = None,
 def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: str | None,
                loggers: list[str] | None, signals: _Signals) -> None:
     from hypergraph.config import config_from_mapping
+    from hypergraph.loggers import wandb_group
     from hypergraph.run import train
 
     tid, lease, number = int(got["trial_id"]), str(got["lease"]), int(got["number"])
@@ -281,8 +281,6 @@ def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: 
     except HyperGraphError as err:
         client.finish(tid, lease, "fail", error=str(err))
         return
-    if loggers and "wandb" in loggers:
-        os.environ.setdefault("WANDB_RUN_GROUP", name)
     run_dir = out_dir / name / "trials" / str(number)
     logger.info("Trial %d of %s: %s", number, name, got.get("params"))
     with _Lease(client, tid, lease, float(got["heartbeat_interval"])) as held:
@@ -291,7 +289,8 @@ def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: 
         try:
             if signals.stopping:
                 raise KeyboardInterrupt
-            result = train(config, run_dir, callbacks=[pruning])
+            with wandb_group(name):  # this trial's W&B run joins its own sweep's group
+                result = train(config, run_dir, callbacks=[pruning])
         except StaleTrialError as err:
             logger.warning("%s", err)
             return

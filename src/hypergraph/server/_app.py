@@ -1,8 +1,10 @@
 """The control server's FastAPI application: :func:`create_app`.
 
 Routes (``/openapi.json`` documents them): ``GET /api/health`` is open; sweep routes need an
-admin token, trial routes an agent token (``Authorization: Bearer hg_...``). Bodies are pydantic
-models and at most ``max_body`` bytes (413 beyond). The dashboard is served at ``/``.
+admin token, trial routes an agent token (``Authorization: Bearer hg_...``);
+``GET /api/sweeps/{name}/ace`` answers ACE's predictions (:mod:`hypergraph.server._ace`).
+Bodies are pydantic models and at most ``max_body`` bytes (413 beyond). The dashboard is served
+at ``/``.
 """
 
 
@@ -20,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hypergraph.logging import get_logger
+from hypergraph.server._ace import MAX_TOP, AceReports
 from hypergraph.server._auth import Principal, TokenStore
 from hypergraph.server._service import RefusedError, SweepService
 from hypergraph.sweeps._store import SweepStore
@@ -192,6 +195,8 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
                   "finish; admins create, cancel and read sweeps.", lifespan=lifespan)
     app.state.service = service
     app.state.tokens = tokens
+    aces = AceReports(service)
+    app.state.ace = aces
     app.add_middleware(_BodyLimit, limit=max_body)
     bearer = HTTPBearer(auto_error=False, description="A token of `hypergraph token create`.")
 
@@ -257,6 +262,15 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
                            ) -> dict[str, Any]:
         """Hand out no more trials of the sweep; running trials are told to stop."""
         return await call(service.cancel, name)
+
+    @app.get("/api/sweeps/{name}/ace", tags=["admin"],
+             responses={**errors, 404: {"description": "No such sweep"}})
+    async def ace_report(who: Admin, name: Annotated[str, Path(pattern=_NAME)],
+                         top: Annotated[int, Query(ge=1, le=MAX_TOP)] = 20) -> dict[str, Any]:
+        """ACE's predicted score (mean, std) of the best untried combinations and the
+        slot-by-choice effects (``ace: false`` and nothing to draw for other methods). Fitted
+        again only when the sweep's count of complete trials changes."""
+        return await call(aces.report, name, top)
 
     @app.get("/api/dashboard", tags=["admin"], responses=errors)
     async def dashboard(who: Admin) -> dict[str, Any]:

@@ -8,7 +8,6 @@ validation metric of every epoch.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -76,10 +75,9 @@ def run_worker(store: SweepStore, name: str, spec: SweepSpec, out_dir: Path, *,
     """
     import optuna
 
+    from hypergraph.loggers import wandb_group
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    group = os.environ.get("WANDB_RUN_GROUP")
-    if "wandb" in (loggers or []) and group is None:
-        os.environ["WANDB_RUN_GROUP"] = name  # every trial's W&B run, grouped by sweep
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     if seed is not None:  # a resumed or joined sweep must not draw the same sequence again
@@ -103,13 +101,12 @@ def run_worker(store: SweepStore, name: str, spec: SweepSpec, out_dir: Path, *,
                                "it back.", trial.number)
                 store.release(study, trial)
                 continue
-            _run_trial(store, study, trial, spec, out_dir, loggers)
+            with wandb_group(name):  # every trial's W&B run, grouped by its sweep
+                _run_trial(store, study, trial, spec, out_dir, loggers)
             ran += 1
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        if group is None:
-            os.environ.pop("WANDB_RUN_GROUP", None)
     return ran
 
 
