@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's chromium driven by Selenium (headless).
 
 It logs in with an admin token, sees a sweep with a running trial (agent, heartbeat, learning
-curve), and sees it update without a reload as reports and results arrive.
+curve), and sees it update without a reload as reports and results arrive; for a sweep of
+``method: ace`` it draws ACE's predictions of untried combinations and the effect heatmap.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _serve(app: Any) -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _browser(tmp: Path) -> Any:
+def _browser(tmp: Path, size: str = "1400,1000") -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -55,7 +56,7 @@ def _browser(tmp: Path) -> Any:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
                 "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--window-size=1400,1000", f"--user-data-dir={tmp / 'chromium'}"):
+                f"--window-size={size}", f"--user-data-dir={tmp / 'chromium'}"):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
@@ -116,6 +117,103 @@ def test_dashboard_login_and_live_updates(tmp_path: Path) -> None:
         docs = os.environ.get("HYPERGRAPH_DOCS_SCREENSHOT")
         if docs:  # refresh the docs' picture: HYPERGRAPH_DOCS_SCREENSHOT=docs/guides/...png
             shutil.copy(tmp_path / "dashboard-running.png", docs)
+    finally:
+        browser.quit()
+        server.should_exit = True
+
+
+ACE_SPEC: dict[str, Any] = {
+    "method": "ace", "metric": {"name": "val.accuracy", "goal": "maximize"}, "run_cap": 8,
+    "parameters": {"dataset": {"value": "iris"}, "model": {"values": ["mlp", "logreg"]},
+                   "traversal": {"values": ["comprehensive", "random_walk", "uniform",
+                                            "loss_topk"]},
+                   "manager": {"values": ["static", "reweight"]},
+                   "trainer.epochs": {"value": 3}}}
+_EFFECT = {"mlp": 0.06, "logreg": -0.06, "comprehensive": 0.03, "random_walk": -0.01,
+           "uniform": -0.02, "loss_topk": 0.0, "static": 0.01, "reweight": -0.01}
+
+
+def test_dashboard_shows_ace_predictions_and_effects(tmp_path: Path) -> None:
+    """An ACE sweep with 5 results and one running trial: the dashboard draws the predicted
+    score +- std of untried combinations and the slot x choice heatmap (values on hover), and
+    redraws them when a result arrives, without a reload."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    app = create_app(url, heartbeat_interval=1, grace_period=30, maintain_every=0)
+    tokens = TokenStore(url)
+    admin, agent = tokens.create("admin", "boss")[0], tokens.create("agent", "gpu-3")[0]
+    app.state.service.create(ACE_SPEC, "ace-demo")
+    server, base = _serve(app)
+    hdr = {"Authorization": f"Bearer {agent}"}
+
+    def claim() -> dict[str, Any]:
+        got: dict[str, Any] = httpx.post(f"{base}/api/trials/claim", headers=hdr, timeout=60,
+                                         json={"agent": "node3:7"}).json()
+        score = 0.85 + sum(_EFFECT[got["params"][k]] for k in ("model", "traversal", "manager"))
+        for step in (1, 2):  # a learning curve rising to the score
+            httpx.post(f"{base}/api/trials/{got['trial_id']}/report", headers=hdr, timeout=30,
+                       json={"lease": got["lease"], "step": step,
+                             "value": score - 0.1 / step}).raise_for_status()
+        got["score"] = score
+        return got
+
+    def finish(got: dict[str, Any]) -> None:
+        httpx.post(f"{base}/api/trials/{got['trial_id']}/finish", headers=hdr, timeout=30,
+                   json={"lease": got["lease"], "state": "complete",
+                         "value": got["score"]}).raise_for_status()
+
+    for _ in range(5):
+        finish(claim())
+    running = claim()
+    browser = _browser(tmp_path, "1400,1500")
+    try:
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1,
+                             ignored_exceptions=[StaleElementReferenceException])
+        browser.get(base + "/")
+        browser.find_element(By.ID, "token").send_keys(admin)
+        browser.find_element(By.ID, "login-button").click()
+        panel = '[data-ace="ace-demo"]'
+
+        def read(b: Any) -> dict[str, Any]:  # one script: the page redraws every 1.5 s
+            return dict(b.execute_script("""
+                const p = document.querySelector(arguments[0]);
+                if (!p) return {text: "", rows: [], cells: []};
+                const t = (e) => {
+                  const x = e.querySelector("title");
+                  return x ? x.textContent : "";
+                };
+                return {text: p.innerText,
+                        rows: [...p.querySelectorAll("g.ace-pred")].map(t),
+                        cells: [...p.querySelectorAll("g.ace-cell")].map(
+                            (e) => [e.dataset.slot, e.dataset.choice, t(e),
+                                    e.querySelector("rect").getAttribute("fill")])};""", panel))
+
+        shown = wait.until(lambda b: (r := read(b))["rows"] and r)
+        assert "fitted on 5 complete trials" in shown["text"]
+        assert len(shown["rows"]) == 10 and all(" ± " in row for row in shown["rows"])
+        assert "predicted" in shown["rows"][0]
+        # the heatmap: one cell per slot choice, values on hover, mlp better (bluer) than logreg
+        cells = {(slot, choice): (title, fill) for slot, choice, title, fill in shown["cells"]}
+        assert len(cells) == 2 + 4 + 2
+        assert cells[("model", "mlp")][0].startswith("model = mlp: effect +")
+        assert cells[("model", "logreg")][0].startswith("model = logreg: effect -")
+        browser.execute_script("window.__noReload = true;")
+        finish(running)  # a result arrives: ACE is fitted again and the panels redrawn
+        wait.until(lambda b: "fitted on 6 complete trials" in read(b)["text"])
+        assert browser.execute_script("return window.__noReload === true;")
+        running = claim()  # one trial running in the picture
+        wait.until(lambda b: "Running (1)" in str(b.execute_script(
+            "return document.querySelector('[data-sweep=\"ace-demo\"]').innerText")))
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "[data-sweep] path[data-trial]"))
+        section = browser.find_element(By.CSS_SELECTOR, '[data-sweep="ace-demo"]')
+        section.screenshot(str(tmp_path / "dashboard-ace.png"))
+        assert (tmp_path / "dashboard-ace.png").stat().st_size > 10_000
+        docs = os.environ.get("HYPERGRAPH_DOCS_SCREENSHOT_ACE")
+        if docs:  # refresh the docs' picture: =docs/guides/dashboard-ace.png
+            shutil.copy(tmp_path / "dashboard-ace.png", docs)
     finally:
         browser.quit()
         server.should_exit = True

@@ -20,6 +20,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from hypergraph.server import TokenStore, create_app  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+from fastapi.testclient import TestClient  # noqa: E402
 
 SPEC: dict[str, Any] = {
     "method": "random", "metric": {"name": "val.accuracy", "goal": "maximize"}, "run_cap": 50,
@@ -27,6 +28,11 @@ SPEC: dict[str, Any] = {
                    "trainer.epochs": {"value": 1},
                    "model.lr": {"distribution": "log_uniform_values", "min": 0.001,
                                 "max": 0.1}}}
+
+ACE_SPEC: dict[str, Any] = {
+    "method": "ace", "metric": {"name": "val.accuracy", "goal": "maximize"}, "run_cap": 4,
+    "parameters": {"dataset": {"value": "iris"}, "model": {"values": ["mlp", "logreg"]},
+                   "trainer.epochs": {"value": 1}}}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +43,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tokens = TokenStore(url)
     admin, agent = tokens.create("admin")[0], tokens.create("agent")[0]
     app.state.service.create(SPEC, "s")  # a sweep to find, claim from and report on
+    app.state.service.create(ACE_SPEC, "a")  # an ACE sweep for GET /api/sweeps/{name}/ace
     return {"app": app, "admin": {"Authorization": f"Bearer {admin}"},
             "agent": {"Authorization": f"Bearer {agent}"}}
 
@@ -69,4 +76,21 @@ def test_openapi_no_5xx_and_auth_everywhere(served: dict[str, Any]) -> None:
             _check(case, served)
 
         run()
-    assert len(seen) == 11, seen  # every route of the spec was exercised
+    assert len(seen) == 12, seen  # every route of the spec was exercised
+    assert "GET /api/sweeps/{name}/ace" in seen
+
+
+def test_ace_route_answers_ace_and_other_sweeps(served: dict[str, Any]) -> None:
+    """The generated names rarely hit a sweep: the two real answers of the ACE route, and its
+    401/403, asked for explicitly."""
+    with TestClient(served["app"]) as client:
+        ace = client.get("/api/sweeps/a/ace", headers=served["admin"])
+        assert ace.status_code == 200 and ace.json()["ace"] is True
+        assert {tuple(r["combo"].values()) for r in ace.json()["untried"]} == {
+            ("mlp",), ("logreg",)}  # nothing tried yet: both, with the prior's std
+        other = client.get("/api/sweeps/s/ace", headers=served["admin"]).json()
+        assert other["ace"] is False and other["untried"] == []
+        assert client.get("/api/sweeps/a/ace", params={"top": 0},
+                          headers=served["admin"]).status_code == 422
+        assert client.get("/api/sweeps/a/ace").status_code == 401
+        assert client.get("/api/sweeps/a/ace", headers=served["agent"]).status_code == 403

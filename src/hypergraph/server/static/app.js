@@ -132,8 +132,9 @@ function acePredictions(rep, metric) {
     box.append(titled(svg("path", { d: `M${bx},${top - 4} L${bx},${y1}`, stroke: "#2f7d4f",
       "stroke-width": 1.5, "stroke-dasharray": "4 3" }),
       `best observed: ${fmt(best)} (${comboTitle(rep.best_observed.combo)})`));
+    const anchor = bx > right - 60 ? "end" : bx < left + 60 ? "start" : "middle";
     box.append(svgText(bx, y1 + 14, `best observed ${fmt(best)}`,
-      { fill: "#2f7d4f", "font-size": 10, "text-anchor": "middle" }));
+      { fill: "#2f7d4f", "font-size": 10, "text-anchor": anchor }));
   }
   return box;
 }
