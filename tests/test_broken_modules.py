@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hypergraph import registry
+from hypergraph.data import ArrayStore, DataStore, FileStore, LazyFileStore, MemoryStore
 from hypergraph.dataloaders import KNNDataloader
 from hypergraph.datasets import DatasetBundle
 from hypergraph.graph import HyperGraph
@@ -82,7 +83,28 @@ class SpaceLiarTraversal(UniformTraversal):
         self.width = width
 
 
+class ShuffledStore(MemoryStore):
+    """Reads every item into memory, but in the wrong order."""
+
+    def make(self, store: DataStore) -> DataStore:
+        array = super().make(store).as_array()
+        assert array is not None
+        return ArrayStore(array[::-1].copy())
+
+
+class GreedyFileStore(LazyFileStore):
+    """Claims a bounded cache but keeps every item it ever read."""
+
+    def make(self, store: DataStore) -> DataStore:
+        made = super().make(store)
+        assert isinstance(made, FileStore)
+        made.cache_size = 10**6
+        return made
+
+
 BROKEN = [
+    ("store", "broken_shuffled", ShuffledStore, "gathers_same_arrays"),
+    ("store", "broken_greedy", GreedyFileStore, "cache_size_respected"),
     ("traversal", "broken_leaky", LeakyTraversal, "yields_only_train_ids"),
     ("model", "broken_mean_loss", MeanLossModel, "per_sample_loss_honest"),
     ("dataloader", "broken_label_leak", LabelLeakDataloader, "no_validation_or_test_labels_used"),

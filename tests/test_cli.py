@@ -52,6 +52,24 @@ def test_unknown_module_name(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert not run.exists()
 
 
+def test_store_choice_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The store kind takes the same paths as every kind: names, tags, parameter values."""
+    run = tmp_path / "run"
+    fails_cleanly(["train", "--store", "memry", "--out", str(run)], capsys,
+                  "Unknown store 'memry'", "Did you mean 'memory'?", "auto, file, memory")
+    fails_cleanly(["train", "--store", "file", "--out", str(run)], capsys,
+                  "store 'file' requires tag 'source:files'", "dataset:image_folder")
+    fails_cleanly(["train", "--dataset", "image_folder", "--model", "cnn", "--store", "file",
+                   "--set", "store.cache_size=-1", "--out", str(run)], capsys,
+                  "The 'cache_size' parameter of LazyFileStore (store 'file') must be an int "
+                  "in [0, 10000000]. Got -1 instead.")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("store: {name: memory, params: {cache_size: 3}}\n")
+    fails_cleanly(["train", "-c", str(cfg), "--out", str(run)], capsys, "'cache_size'",
+                  "store 'memory'")
+    assert not run.exists()
+
+
 def test_malformed_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("seed: [1\nmodel: mlp\n")
@@ -272,6 +290,9 @@ def test_modules_json_lists_every_kind(capsys: pytest.CaptureFixture[str]) -> No
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(["train", "--help"], capsys)
     assert code == 0 and "--set" in out and "--out" in out
+    from hypergraph.kinds import KIND_NAMES
+
+    assert all(f"--{kind}" in out for kind in KIND_NAMES)  # one option per kind of the table
     code, out, _ = cli(["--help"], capsys)
     assert code == 0 and "train" in out and "modules" in out
 

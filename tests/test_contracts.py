@@ -54,12 +54,8 @@ def test_behaviour_tags_only_where_checked(cls: type) -> None:
         kinds = BEHAVIOUR_TAGS.get(tag)
         if kinds is None or cls.kind in kinds:
             continue
-        # datasets/dataloaders pass data tags along; models pass task tags: allowed providers
-        providers_ok = {"graph:symmetric": (), "graph:pairwise": ("hypergraph",),
-                        "node:point": ("node",), "node:cluster": ("node",)}
-        assert cls.kind in providers_ok.get(tag, ()), (
-            f"{cls.kind} '{cls.name}' declares '{tag}', which the kit checks only on "
-            f"{', '.join(kinds)} modules")
+        raise AssertionError(f"{cls.kind} '{cls.name}' declares '{tag}', which the kit "
+                             f"checks only on {', '.join(kinds)} modules")
 
 
 @pytest.mark.parametrize("cls", ALL, ids=[f"{c.kind}:{c.name}" for c in ALL])

@@ -368,6 +368,36 @@ def test_invariance_to_node_permutation(case: tuple[HyperGraph, dict, bool],
     assert_same_graph_arrays(g.subgraph(ids), h.subgraph(perm[ids]))
     assert sorted(h.train_ids().tolist()) == sorted(perm[g.train_ids()].tolist())
     assert sym in (True, False)
+    # removing the same edges, named differently, leaves the permuted adjacency
+    gone = list(ref)[: data.draw(st.integers(0, len(ref)))]
+    g.remove_edges([u for u, _ in gone], [v for _, v in gone], symmetric=False)
+    h.remove_edges([int(perm[u]) for u, _ in gone], [int(perm[v]) for _, v in gone],
+                   symmetric=False)
+    a, b = g.to_scipy().toarray(), h.to_scipy().toarray()
+    np.testing.assert_array_equal(b[np.ix_(perm, perm)], a)
+    np.testing.assert_array_equal(h.degree()[perm], g.degree())
+
+
+# --------------------------------------------------------------------------- edge order
+@SETTINGS
+@given(graphs(), st.data())
+def test_invariance_to_edge_order(case: tuple[HyperGraph, dict, bool],
+                                  data: st.DataObject) -> None:
+    """The same edges in any order give the very same arrays, built at once or added."""
+    g, _, sym = case
+    src, dst, w = g.edge_list()
+    order = np.array(data.draw(st.permutations(range(src.size))), np.int64)
+    h = HyperGraph.from_edges(g.num_nodes, src[order], dst[order], w[order], symmetric=False,
+                              split=g.split, label=g.label)
+    assert_same_graph_arrays(g, h)
+    extra = data.draw(edge_lists(g.num_nodes, max_edges=8))
+    s = np.array([e[0] for e in extra], np.int64)
+    d = np.array([e[1] for e in extra], np.int64)
+    ew = np.array([e[2] for e in extra], np.float32)
+    shuffled = np.array(data.draw(st.permutations(range(s.size))), np.int64)
+    g.add_edges(s, d, ew, symmetric=sym)
+    h.add_edges(s[shuffled], d[shuffled], ew[shuffled], symmetric=sym)
+    assert_same_graph_arrays(g, h)
 
 
 def assert_same_graph_arrays(a: HyperGraph, b: HyperGraph) -> None:

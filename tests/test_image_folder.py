@@ -13,10 +13,10 @@ from PIL import Image
 
 from hypergraph import registry
 from hypergraph.config import RunConfig
-from hypergraph.data import FileStore
+from hypergraph.data import ArrayStore, FileStore
 from hypergraph.dataloaders import KNNDataloader, graph_from_pairs, similarity_weights
 from hypergraph.datasets import DatasetBundle, ImageFolderBundle, ImageFolderDataset
-from hypergraph.exceptions import DataError
+from hypergraph.exceptions import DataError, IncompatibleModulesError
 from hypergraph.graph import HyperGraph
 from hypergraph.run import train
 from hypergraph.trainers import Callback, TrainContext, TrainState
@@ -65,16 +65,19 @@ class Grab(Callback):
         self.store = ctx.bundle.store
 
 
-def run(folder: Path, **params: Any) -> tuple[dict[str, Any], FileStore]:
+def run(folder: Path, store: dict[str, Any] | None = None, **params: Any,
+        ) -> tuple[dict[str, Any], Any]:
     config = RunConfig.model_validate({
         "seed": 0, "device": "cpu",
         "dataset": {"name": "image_folder", "params": {"path": str(folder), **params}},
+        "store": store or "auto",
         "dataloader": {"name": "test_thumbnail_knn", "params": {"k": 5}},
         "model": {"name": "cnn", "params": {"channels": 4, "hidden": 16}},
         "trainer": {"name": "standard", "params": {"epochs": 1, "batch_size": 16}}})
     grab = Grab()
     result = train(config, callbacks=[grab])
-    assert isinstance(grab.store, FileStore)
+    if store is None:
+        assert isinstance(grab.store, FileStore)
     return result, grab.store
 
 
@@ -155,3 +158,29 @@ def test_undecodable_image_named(tmp_path: Path) -> None:
         bundle.store.get(np.array([row]))
     with pytest.raises(DataError, match=r"0003\.png.*could not be decoded"):
         run(folder, size=8)
+
+
+def test_store_choice_changes_memory_not_results(tmp_path: Path) -> None:
+    """`store: memory` reads every image once into an array, `store: file` sets the cache;
+    the run's numbers are those of the dataset's own store."""
+    folder = make_folder(tmp_path / "imgs", 12)
+    results = {}
+    results["auto"], own = run(folder, size=8, cache_size=5)
+    assert own.cache_size == 5
+    results["memory"], held = run(folder, store={"name": "memory"}, size=8, cache_size=5)
+    assert isinstance(held, ArrayStore) and held.as_array().shape == (36, 3, 8, 8)
+    results["file"], lazy = run(folder, store={"name": "file", "params": {"cache_size": 2}},
+                                size=8, cache_size=5)
+    assert isinstance(lazy, FileStore) and lazy.cache_size == 2 and lazy.cached <= 2
+    assert lazy.misses > 2  # evicted and read again
+    for result in results.values():
+        result.pop("wall_s")
+    assert results["memory"] == results["auto"] == results["file"]
+
+
+def test_file_store_needs_files() -> None:
+    """A dataset held in memory cannot be read lazily from files: refused by tags."""
+    config = RunConfig.model_validate({"dataset": "digits", "store": "file"})
+    with pytest.raises(IncompatibleModulesError,
+                       match=r"store 'file' requires tag 'source:files'.*dataset:image_folder"):
+        train(config)

@@ -204,3 +204,83 @@ def _train_with_plugin(cli_plugin: str, tmp_path: Path,
     # the plugin list does not leak into a later invocation in the same process
     code, _, err = _cli(["modules", "--kind", "traversal"], capsys)
     assert code == 0, err
+
+
+# ---------------------------------------------------------------------------- kinds and listing
+def test_every_kind_is_a_run_kind() -> None:
+    """Registered kinds are the kinds a run chooses by name (the one table), nothing else."""
+    from hypergraph.config import RunConfig
+    from hypergraph.kinds import DEFAULTS, KIND_NAMES
+
+    assert registry.KINDS == KIND_NAMES
+    for kind in registry.KINDS:
+        assert registry.names(kind), f"no module of kind {kind}"
+        assert RunConfig().choice(kind).name == DEFAULTS[kind] in registry.names(kind)
+    for data_structure in ("data", "hypergraph", "node", "edge"):
+        with pytest.raises(UnknownNameError, match="Unknown module kind"):
+            registry.names(data_structure)
+
+
+def test_module_index_is_current() -> None:
+    """The index `hypergraph modules` reads equals the live built-ins (regenerate it with
+    `.venv/bin/python tools/module_index.py` after changing a built-in module)."""
+    on_disk = json.loads(registry.INDEX_PATH.read_text(encoding="utf-8"))
+    live = json.loads(json.dumps(registry.build_index()))
+    assert on_disk["modules"] == live["modules"], (
+        "src/hypergraph/_module_index.json is out of date: run "
+        "`.venv/bin/python tools/module_index.py`")
+    assert on_disk["sources"] == live["sources"]
+
+
+def test_descriptions_match_the_classes(temp_registrations: list[tuple[str, str]]) -> None:
+    """Listing from the index gives what describing the classes gives, plus anything
+    registered in the process (a plugin)."""
+    @registry.register("manager", "test_registry_listed")
+    class Listed(Module):
+        """Listed from the live registry."""
+
+        def __init__(self) -> None:
+            pass
+
+    temp_registrations.append(("manager", "test_registry_listed"))
+    expected = [registry.describe(c) for c in registry.all_modules()]
+    assert json.loads(json.dumps(registry.descriptions())) == json.loads(json.dumps(expected))
+    assert [d["name"] for d in registry.descriptions("manager")] == registry.names("manager")
+    with pytest.raises(UnknownNameError, match="Did you mean 'store'"):
+        registry.descriptions("stor")
+
+
+def test_listing_modules_imports_no_torch(tmp_path: Path) -> None:
+    """`hypergraph modules` reads the built-ins from a current index: neither torch nor scipy
+    is imported. An index older than a module's source is not trusted (the classes are
+    imported instead). Checked on a copy of the package, whose file times the test sets."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    copy = tmp_path / "hypergraph"
+    shutil.copytree(registry.INDEX_PATH.parent, copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    index = copy / registry.INDEX_PATH.name
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    code = ("import sys, json; from hypergraph.cli import main\n"
+            "from hypergraph import registry\n"
+            "assert registry.INDEX_PATH.parent.parent.as_posix() == sys.argv[1], "
+            "registry.INDEX_PATH\n"
+            "try:\n    main(['modules', '--json'])\nexcept SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+            "heavy = sorted(m for m in ('torch', 'scipy', 'sklearn') if m in sys.modules)\n"
+            "print(json.dumps(heavy), file=sys.stderr)\n")
+
+    def listing(index_time: float) -> tuple[list[dict[str, str]], list[str]]:
+        os.utime(index, (index_time, index_time))
+        proc = subprocess.run([sys.executable, "-c", code, tmp_path.as_posix()], env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(proc.stdout), json.loads(proc.stderr.strip().splitlines()[-1])
+
+    fresh, heavy = listing(time.time() + 60)
+    assert heavy == []
+    assert {d["kind"] for d in fresh} == set(registry.KINDS)
+    stale, heavy = listing(time.time() - 3600)
+    assert "torch" in heavy and stale == fresh

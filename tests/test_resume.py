@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from hypergraph.config import load_config
+from hypergraph.config import ModuleChoice, load_config
 from hypergraph.exceptions import ConfigError
 from hypergraph.run import resume, train
 from hypergraph.trainers import Callback, TrainContext, TrainState
@@ -117,6 +117,33 @@ def test_resume_at_epoch_end_and_twice(tmp_path: Path, reference: dict[str, Path
         resume(run, callbacks=[KillAt(150)])  # killed again, after more checkpoints
     resume(run)
     assert_same_run(run, reference["random_walk"])
+
+
+def test_resume_a_run_started_before_the_store_kind(tmp_path: Path,
+                                                    reference: dict[str, Path]) -> None:
+    """A run folder written before runs chose a store (its config.yaml has no `store:`
+    section) resumes: the config, read back with the default store, is the run's own."""
+    from hypergraph.rundir import MANIFEST, config_fingerprint
+
+    cfg = load_config(write_config(tmp_path / "c.yaml", "comprehensive"))
+    run = tmp_path / "run"
+    with pytest.raises(KilledError):
+        train(cfg, run, callbacks=[KillAt(95)])
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    assert data.pop("store") == {"name": "auto", "params": {}}
+    legacy = yaml.safe_dump(data, sort_keys=False)  # what the older version wrote
+    (run / "config.yaml").write_text(legacy)
+    manifest = json.loads((run / MANIFEST).read_text())
+    manifest["config_sha256"] = config_fingerprint(legacy)
+    (run / MANIFEST).write_text(json.dumps(manifest))
+    # another store is another config: refused before anything changes
+    other = load_config(run / "config.yaml").model_copy(
+        update={"store": ModuleChoice(name="memory")})
+    with pytest.raises(ConfigError, match="other than the run's own"):
+        train(other, run, resume=True)
+    resume(run)
+    assert_same_run(run, reference["comprehensive"])
+    assert (run / "config.yaml").read_text() == legacy  # the run's own file is kept
 
 
 def test_resume_refuses_completed_and_non_runs(tmp_path: Path,

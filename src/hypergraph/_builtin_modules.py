@@ -9,7 +9,6 @@ from __future__ import annotations
 import hypergraph.data
 import hypergraph.dataloaders
 import hypergraph.datasets
-import hypergraph.graph
 import hypergraph.managers
 import hypergraph.models
 import hypergraph.trainers

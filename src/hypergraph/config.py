@@ -5,6 +5,7 @@ A run config is YAML (or a mapping) validated by pydantic::
     seed: 0
     device: auto
     dataset: {name: digits, params: {test_fraction: 0.2}}
+    store: auto                     # or memory, or {name: file, params: {cache_size: 512}}
     dataloader: {name: knn, params: {k: 10}}
     model: mlp                      # shorthand for {name: mlp}
     traversal: ivalue
@@ -78,6 +79,7 @@ class RunConfig(BaseModel):
     #: Run loggers (see ``hypergraph.loggers.LOGGERS``): console, jsonl, csv, wandb.
     loggers: list[str] = Field(default_factory=lambda: ["jsonl"])
     dataset: ModuleChoice = ModuleChoice(name=DEFAULTS["dataset"])
+    store: ModuleChoice = ModuleChoice(name=DEFAULTS["store"])
     dataloader: ModuleChoice = ModuleChoice(name=DEFAULTS["dataloader"])
     model: ModuleChoice = ModuleChoice(name=DEFAULTS["model"])
     traversal: ModuleChoice = ModuleChoice(name=DEFAULTS["traversal"])

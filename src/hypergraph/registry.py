@@ -5,18 +5,26 @@ same kind and name is refused. :func:`resolve` answers unknown names with the va
 the closest match. Third-party packages add modules through the entry-point group
 ``hypergraph.modules`` (each entry point names a module to import, whose import registers its
 classes) or through ``--plugins some.module`` (:func:`load_plugins`).
+
+Listing modules (:func:`descriptions`, behind ``hypergraph modules``) does not import the
+built-ins: their descriptions are read from ``_module_index.json``, written by
+``python tools/module_index.py`` and checked against the live classes by
+``tests/test_registry.py``. Resolving a name always imports the real class.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import json
 import traceback
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypergraph.exceptions import HyperGraphError, UnknownNameError
+from hypergraph.kinds import KIND_NAMES
 from hypergraph.logging import get_logger
 
 if TYPE_CHECKING:
@@ -27,6 +35,8 @@ __all__ = [
     "all_modules",
     "broken_entry_points",
     "broken_plugins_note",
+    "describe",
+    "descriptions",
     "load_builtins",
     "load_plugins",
     "names",
@@ -36,11 +46,9 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-#: The ten module kinds, in the order a run uses them.
-KINDS: tuple[str, ...] = (
-    "dataset", "data", "dataloader", "hypergraph", "node", "edge",
-    "model", "traversal", "manager", "trainer",
-)
+#: The module kinds, in the order a run builds them (the run kinds of
+#: :data:`hypergraph.kinds.RUN_KINDS`: every registered kind is one a run chooses by name).
+KINDS: tuple[str, ...] = KIND_NAMES
 
 ENTRY_POINT_GROUP = "hypergraph.modules"
 
@@ -98,6 +106,23 @@ def _describe_error(err: BaseException) -> str:
     return text
 
 
+def _load_entry_points() -> None:
+    """Import the plugins of the entry-point group (once); broken ones are noted, not raised."""
+    if _state["entry_points"]:
+        return
+    _state["entry_points"] = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            _load_undoing(ep.load)
+        except Exception as err:
+            # A broken installed plugin must not break commands that do not use it: warn,
+            # and name it in the error of any lookup that then fails (see resolve()).
+            label = f"{getattr(ep, 'name', '?')} = {ep.value}"
+            _BROKEN_ENTRY_POINTS[label] = _describe_error(err)
+            logger.warning("Plugin entry point '%s' (group %s) failed to load: %s", label,
+                           ENTRY_POINT_GROUP, _BROKEN_ENTRY_POINTS[label])
+
+
 def _load_undoing(load: Callable[[], object]) -> None:
     """Run ``load`` (a plugin import); on failure undo the registrations it made before failing,
     so that a half-imported plugin leaves nothing behind (and a retry is not refused as a
@@ -121,18 +146,7 @@ def _ensure_loaded() -> None:
     if not _state["builtins"]:
         _state["builtins"] = True
         importlib.import_module("hypergraph._builtin_modules")
-    if not _state["entry_points"]:
-        _state["entry_points"] = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                _load_undoing(ep.load)
-            except Exception as err:
-                # A broken installed plugin must not break commands that do not use it: warn,
-                # and name it in the error of any lookup that then fails (see resolve()).
-                label = f"{getattr(ep, 'name', '?')} = {ep.value}"
-                _BROKEN_ENTRY_POINTS[label] = _describe_error(err)
-                logger.warning("Plugin entry point '%s' (group %s) failed to load: %s", label,
-                               ENTRY_POINT_GROUP, _BROKEN_ENTRY_POINTS[label])
+    _load_entry_points()
 
 
 def broken_entry_points() -> dict[str, str]:
@@ -244,3 +258,73 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+#: Descriptions of the built-in modules (:func:`describe`), read by :func:`descriptions`.
+INDEX_PATH = Path(__file__).with_name("_module_index.json")
+_INDEX_SLACK_S = 5.0
+
+
+def build_index() -> dict[str, Any]:
+    """What ``_module_index.json`` must hold: :func:`describe` of every built-in module, and
+    the source files those descriptions come from (relative to the folder above the package).
+
+    Imports the built-ins (no plugin); ``tools/module_index.py`` writes the result.
+    """
+    import inspect
+
+    importlib.import_module("hypergraph._builtin_modules")
+    root = INDEX_PATH.parent.parent
+    classes = [cls for kind in KINDS for _, cls in sorted(_REGISTRY[kind].items())
+               if cls.__module__.startswith("hypergraph.")]
+    folders = {Path(inspect.getfile(base)).parent for cls in classes for base in cls.__mro__
+               if base.__module__.startswith("hypergraph.")}
+    sources = {p for folder in folders for p in folder.glob("*.py")}
+    sources |= {INDEX_PATH.with_name("base.py"), INDEX_PATH.with_name("spaces.py")}
+    return {"sources": sorted(p.resolve().relative_to(root.resolve()).as_posix()
+                              for p in sources),
+            "modules": [describe(cls) for cls in classes]}
+
+
+def _read_index() -> list[dict[str, Any]] | None:
+    """The built-ins' descriptions from the index; ``None`` when it is missing, unreadable,
+    or older than a source file it was made from (then the classes are imported instead).
+
+    Files written within :data:`_INDEX_SLACK_S` of the index count as its own (a checkout or
+    an install writes them all at once, in no set order).
+    """
+    try:
+        stamp = INDEX_PATH.stat().st_mtime
+        index = json.loads(INDEX_PATH.read_text(encoding="utf-8"))
+        root = INDEX_PATH.parent.parent
+        for path in index["sources"]:
+            if (root / path).stat().st_mtime > stamp + _INDEX_SLACK_S:
+                logger.debug("The module index is older than %s: importing the modules.", path)
+                return None
+        entries: list[dict[str, Any]] = index["modules"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return entries
+
+
+def descriptions(kind: str | None = None) -> list[dict[str, Any]]:
+    """:func:`describe` of every registered module (of one kind, or all in :data:`KINDS` order).
+
+    The built-ins' descriptions come from the module index when it is current, so that
+    listing does not import torch; installed plugins are imported (they must be, to be
+    described), and so is anything registered in this process.
+
+    Raises:
+        UnknownNameError: ``kind`` is not one of :data:`KINDS`.
+    """
+    if kind is not None and kind not in KINDS:
+        raise UnknownNameError("module kind", kind, KINDS)
+    index = None if _state["builtins"] else _read_index()
+    if index is None:
+        return [describe(cls) for cls in all_modules(kind)]
+    _load_entry_points()
+    found = {(str(d["kind"]), str(d["name"])): d for d in index}
+    found.update({(k, n): describe(cls) for k, named in _REGISTRY.items()
+                  for n, cls in named.items()})
+    order = sorted(found, key=lambda kn: (KINDS.index(kn[0]), kn[1]))
+    return [found[kn] for kn in order if kind is None or kn[0] == kind]

@@ -27,7 +27,15 @@ from typing import Any
 from hypergraph import registry, rundir
 from hypergraph._io import atomic_path, write_json_atomic
 from hypergraph.base import Module
-from hypergraph.config import DEFAULTS, FALLBACK_TRAVERSAL, RUN_KINDS, ModuleChoice, RunConfig
+from hypergraph.config import (
+    DEFAULTS,
+    FALLBACK_TRAVERSAL,
+    RUN_KINDS,
+    ModuleChoice,
+    RunConfig,
+    load_config,
+)
+from hypergraph.data import StorePolicy
 from hypergraph.dataloaders import Dataloader
 from hypergraph.datasets import Dataset
 from hypergraph.exceptions import ConfigError, DataError, RunInterrupted, Terminated
@@ -50,6 +58,7 @@ class RunModules:
     """The instantiated modules of one run, one per run kind (not yet set up)."""
 
     dataset: Dataset
+    store: StorePolicy
     dataloader: Dataloader
     model: Model
     traversal: Traversal
@@ -122,7 +131,7 @@ def prepare(config: RunConfig, modules: RunModules) -> TrainContext:
     streams = RngStreams(config.seed)
     device = resolve_device(config.device)
     t0 = time.perf_counter()
-    bundle = modules.dataset.load(streams.generator("dataset"))
+    bundle = modules.store.apply(modules.dataset.load(streams.generator("dataset")))
     bundle.check()
     graph = modules.dataloader.build(bundle, streams.generator("dataloader"))
     graph.validate()
@@ -248,7 +257,9 @@ def _check_resume(out: Path, resolved: RunConfig) -> dict[str, Any] | None:
                        "cannot be verified before resuming.", out, rundir.MANIFEST)
         return None
     rundir.verify_config_file(out, manifest)
-    if rundir.config_fingerprint(resolved.to_yaml()) != manifest.get("config_sha256"):
+    # Compared in value, not byte for byte: a run started before a kind existed (no `store:`
+    # section) reads back with that kind's default filled in, and is still its own config.
+    if load_config(out / "config.yaml").to_yaml() != resolved.to_yaml():
         raise ConfigError(f"Cannot resume '{out}' with a config other than the run's own "
                           "config.yaml. Use `hypergraph train --resume` (or "
                           "hypergraph.run.resume), or start a new run.")
@@ -307,8 +318,6 @@ def resume(run_dir: str | Path, callbacks: list[Callback] | None = None) -> dict
             or its config was edited.
         DataError: the data changed, or ``last.pt`` is corrupt or belongs to another run.
     """
-    from hypergraph.config import load_config
-
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise ConfigError(f"Cannot resume '{run}': it holds no config.yaml, so it is not a run "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hypergraph.exceptions import ConfigError, UnknownNameError
+from hypergraph.kinds import SEARCHED_KINDS
 
 __all__ = ["Combo", "Space"]
 
@@ -93,14 +94,15 @@ class Space:
     @classmethod
     def from_registry(
         cls,
-        kinds: Sequence[str] = ("dataloader", "model", "traversal", "manager"),
+        kinds: Sequence[str] = SEARCHED_KINDS,
         allow: Mapping[str, Sequence[str]] | None = None,
         fixed: Mapping[str, str] | None = None,
     ) -> Space:
         """Slots over registered modules, valid when their tags fit (``tags.problems`` empty).
 
         Args:
-            kinds: The module kinds that are slots.
+            kinds: The module kinds that are slots (default: the searched kinds of
+                :data:`hypergraph.kinds.RUN_KINDS`).
             allow: ``kind -> names`` allow-lists (default: every registered module of the kind).
             fixed: ``kind -> name`` modules that are part of every combination (e.g. the dataset)
                 and take part in the tag check without being slots.

@@ -4,6 +4,9 @@ A :class:`DataStore` maps row numbers to feature arrays. :class:`ArrayStore` kee
 memory; :class:`FileStore` reads items lazily from files through a loader function and keeps an
 LRU cache of a bounded number of items, for data that does not fit in memory. :class:`Data` is a
 light handle to one row of a store.
+
+Stores are data structures, not modules: a dataset makes its store, and the run's ``store``
+module (:mod:`hypergraph.data._policies`) may move it into memory or change its cache.
 """
 
 from __future__ import annotations
@@ -11,19 +14,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import ClassVar
 
 import numpy as np
 
-from hypergraph.base import Module
 from hypergraph.exceptions import DataError
-from hypergraph.registry import register
-from hypergraph.spaces import Int
 
 __all__ = ["ArrayStore", "Data", "DataStore", "FileStore"]
 
 
-class DataStore(Module):
+class DataStore:
     """Base of data stores.
 
     Contract: ``get(rows)`` returns a float array of shape ``(len(rows), *item_shape)`` in the
@@ -48,11 +47,8 @@ class DataStore(Module):
         return None
 
 
-@register("data", "memory")
 class ArrayStore(DataStore):
     """All features in one in-memory array (``float32``)."""
-
-    tags: ClassVar[frozenset[str]] = frozenset({"store:memory"})
 
     def __init__(self, array: np.ndarray) -> None:
         self.array = array
@@ -71,7 +67,6 @@ class ArrayStore(DataStore):
         return self.array
 
 
-@register("data", "file")
 class FileStore(DataStore):
     """Items read lazily from files by ``loader(path) -> np.ndarray``, with an LRU cache.
 
@@ -79,15 +74,16 @@ class FileStore(DataStore):
         paths: One file per row.
         loader: Reads one file into a float array of ``item_shape``.
         item_shape: Shape of one loaded item.
-        cache_size: Items kept in memory (least recently used are evicted).
-    """
+        cache_size: Items kept in memory (least recently used are evicted; 0 keeps none).
 
-    tags: ClassVar[frozenset[str]] = frozenset({"store:file"})
-    space = {"cache_size": Int(low=0, high=10_000_000,
-                               help="items kept in the LRU cache")}
+    Raises:
+        DataError: a negative ``cache_size``.
+    """
 
     def __init__(self, paths: Sequence[str], loader: Callable[[str], np.ndarray],
                  item_shape: tuple[int, ...], cache_size: int = 4096) -> None:
+        if cache_size < 0:
+            raise DataError(f"A file store's cache_size must be >= 0, got {cache_size}.")
         self.paths = paths
         self.loader = loader
         self.item_shape_ = item_shape
@@ -99,6 +95,12 @@ class FileStore(DataStore):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def cached(self) -> int:
+        """Items held in the cache now (at most ``cache_size``)."""
+        with self._lock:
+            return len(self._cache)
 
     @property
     def item_shape(self) -> tuple[int, ...]:

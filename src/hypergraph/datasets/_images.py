@@ -8,6 +8,7 @@ streaming over the files once (never holding more than one image at full size).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,9 +65,12 @@ class ImageFolderBundle(DatasetBundle):
 
     Attributes:
         thumbnail: Side of the grayscale thumbnail of :meth:`embedding_features`.
+        paths: The image file of each row (the thumbnails are read from them whatever store
+            the run chose).
     """
 
     thumbnail: int = 8
+    paths: Sequence[str] = ()
 
     def embedding_features(self) -> np.ndarray:
         """``float32[rows, thumbnail**2]`` grayscale thumbnails, computed once by streaming.
@@ -80,10 +84,9 @@ class ImageFolderBundle(DatasetBundle):
         cached: np.ndarray | None = self.__dict__.get("_embedding")
         if cached is not None:
             return cached
-        assert isinstance(self.store, FileStore)
         loader = ImageLoader(self.thumbnail, grayscale=True)
-        out = np.empty((len(self.store), self.thumbnail**2), np.float32)
-        for row, path in enumerate(self.store.paths):
+        out = np.empty((len(self.paths), self.thumbnail**2), np.float32)
+        for row, path in enumerate(self.paths):
             try:
                 out[row] = loader(path).reshape(-1)
             except (OSError, ValueError) as err:
@@ -100,11 +103,13 @@ class ImageFolderDataset(Dataset):
     Class ids follow the sorted subfolder names. Features have shape ``(C, size, size)`` in
     ``[0, 1]`` (``C`` = 1 with ``grayscale``, else 3). The store keeps at most ``cache_size``
     decoded images in memory. Graph builders see :meth:`ImageFolderBundle.embedding_features`
-    (tag ``features:embedding``), not the pixels.
+    (tag ``features:embedding``), not the pixels. Its items are files (tag ``source:files``):
+    run it with ``store: memory`` to read every image once into memory, or ``store: file``
+    to set the cache there (``cache_size`` here is the cache of the default ``store: auto``).
     """
 
     tags: ClassVar[frozenset[str]] = frozenset(
-        {"task:classification", "features:image", "features:embedding", "store:file",
+        {"task:classification", "features:image", "features:embedding", "source:files",
          "user_data"})
     space = {
         "path": Fixed(types=(str,), help="folder holding one subfolder per class"),
@@ -183,4 +188,4 @@ class ImageFolderDataset(Dataset):
         logger.info("Image folder '%s': %d images in %d classes", self.path, len(paths),
                     len(classes))
         return ImageFolderBundle(store, y, split, "classification", len(classes),
-                                 "image_folder", thumbnail=self.thumbnail)
+                                 "image_folder", thumbnail=self.thumbnail, paths=paths)

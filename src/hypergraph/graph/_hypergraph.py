@@ -16,16 +16,13 @@ import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from hypergraph._io import atomic_path, require_file
-from hypergraph.base import Module
 from hypergraph.exceptions import DataError
-from hypergraph.registry import register
-from hypergraph.spaces import Fixed
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -40,9 +37,6 @@ TRAIN, VAL, TEST = 0, 1, 2
 ACTIVE_ATTR = "_active"
 SPLIT_NAMES = ("train", "val", "test")
 _FORMAT_VERSION = 1
-_SPARSE_TYPES: tuple[type, ...] = tuple(
-    t for t in (getattr(sp, "spmatrix", None), getattr(sp, "sparray", None)) if t is not None)
-
 
 def _as_index(a: Any, n: int, what: str) -> np.ndarray:
     arr = np.asarray(a)
@@ -106,8 +100,7 @@ def _csr_from_keys(n: int, key: np.ndarray, w: np.ndarray,
     return indptr, key.astype(np.int32), w
 
 
-@register("hypergraph", "csr")
-class HyperGraph(Module):
+class HyperGraph:
     """Array-backed graph of data points: CSR pairwise edges, sparse hyperedges, node arrays.
 
     Args:
@@ -120,17 +113,10 @@ class HyperGraph(Module):
         incidence: optional ``(H, n)`` CSR matrix; row ``h`` lists the members of hyperedge ``h``.
         members: optional ``(member_ptr, member_rows)``: the store rows a cluster node holds.
         attrs: optional extra per-node arrays (categorical attributes, coordinates...).
-    """
 
-    tags: ClassVar[frozenset[str]] = frozenset({"graph:csr", "graph:hyperedges"})
-    # data, not searched over; declared because every keyword default belongs in the space
-    space = {
-        "incidence": Fixed(types=_SPARSE_TYPES,
-                           help="hyperedge incidence matrix (hyperedges x nodes)"),
-        "members": Fixed(types=(tuple,),
-                         help="(member_ptr, member_rows) of cluster nodes"),
-        "attrs": Fixed(types=(dict,), help="extra per-node arrays by name"),
-    }
+    A data structure, not a module: dataloaders build it, managers change it, traversals read
+    it. :meth:`validate` checks its invariants.
+    """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                  split: np.ndarray, label: np.ndarray, store_row: np.ndarray,

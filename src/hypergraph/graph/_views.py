@@ -1,19 +1,18 @@
 """Light views of graph elements, made on access and never stored.
 
 ``Node``, ``Edge`` and ``HyperEdge`` hold a reference to the graph and an index; all facts are
-read from the graph's arrays. The registered node kinds say how a node's data is gathered:
-``point`` nodes hold one store row, ``cluster`` nodes hold many (see ``HyperGraph.members``).
+read from the graph's arrays. :meth:`HyperGraph.node` picks the view: a :class:`Node` holds one
+store row, a :class:`ClusterNode` many (see ``HyperGraph.members``). Views are data
+structures, not modules.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypergraph.base import Module
 from hypergraph.exceptions import DataError
-from hypergraph.registry import register
 
 if TYPE_CHECKING:
     from hypergraph.data import Data
@@ -22,11 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["ClusterNode", "Edge", "HyperEdge", "Node"]
 
 
-@register("node", "point")
-class Node(Module):
+class Node:
     """View of one node: its split, label, store rows, neighbours and data."""
-
-    tags: ClassVar[frozenset[str]] = frozenset({"node:point"})
 
     def __init__(self, graph: HyperGraph, node_id: int) -> None:
         self.graph = graph
@@ -74,15 +70,12 @@ class Node(Module):
         return f"Node(id={self.id}, split={self.split}, label={self.label}, degree={self.degree})"
 
 
-@register("node", "cluster")
 class ClusterNode(Node):
     """View of a cluster node (a hypernode): it holds many store rows (``graph.members``).
 
     ``store_row`` is ``-1`` for such a node; gathering its data draws one random member
     (:meth:`HyperGraph.node_rows`), evaluation uses every member.
     """
-
-    tags: ClassVar[frozenset[str]] = frozenset({"node:cluster"})
 
     @property
     def size(self) -> int:
@@ -94,11 +87,8 @@ class ClusterNode(Node):
                 f"degree={self.degree})")
 
 
-@register("edge", "pairwise")
-class Edge(Module):
+class Edge:
     """View of one directed CSR entry ``src -> dst`` with its weight."""
-
-    tags: ClassVar[frozenset[str]] = frozenset({"edge:pairwise"})
 
     def __init__(self, graph: HyperGraph, position: int, src: int) -> None:
         self.graph = graph
@@ -119,11 +109,8 @@ class Edge(Module):
         return f"Edge({self.src} -> {self.dst}, weight={self.weight:.4g})"
 
 
-@register("edge", "hyperedge")
-class HyperEdge(Module):
+class HyperEdge:
     """View of one hyperedge: the set of nodes it joins."""
-
-    tags: ClassVar[frozenset[str]] = frozenset({"edge:hyperedge"})
 
     def __init__(self, graph: HyperGraph, index: int) -> None:
         self.graph = graph

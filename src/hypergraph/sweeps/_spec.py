@@ -32,6 +32,7 @@ import yaml
 from hypergraph import registry
 from hypergraph.config import DEFAULTS, RUN_KINDS, RunConfig, config_from_mapping, load_yaml
 from hypergraph.exceptions import ConfigError, HyperGraphError, UnknownNameError, closest
+from hypergraph.kinds import SEARCHED_KINDS
 from hypergraph.spaces import Categorical, Constant, Float, Int, Param, from_wandb
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ _METRICS = {"classification": ("loss", "accuracy"),
 _MINIMISE = {"loss", "mse", "mae"}
 #: Run settings that are not module kinds but may be fixed or searched.
 _RUN_KEYS = ("seed", "device")
-#: Kinds whose declared spaces are searched when the space is built from modules.
-SEARCHED_KINDS = ("dataloader", "model", "traversal", "manager")
 
 
 @dataclass(frozen=True)
@@ -489,9 +488,10 @@ def space_from_modules(names: Mapping[str, str | None], *, epochs: int | None = 
                        trials: int | None = None) -> dict[str, Any]:
     """A sweep file (as a mapping) searching the declared spaces of the chosen modules.
 
-    Module kinds not named keep the defaults; the searchable parameters of the dataloader,
-    model, traversal and manager are searched over their declared ranges (datasets are never
-    searched: that would move the test split).
+    Module kinds not named keep the defaults; the searchable parameters of the kinds marked
+    ``searched`` in :data:`hypergraph.kinds.RUN_KINDS` (dataloader, model, traversal, manager)
+    are searched over their declared ranges (datasets are never searched: that would move the
+    test split; nor is the store, which changes speed, not results).
     """
     parameters: dict[str, Any] = {}
     for kind in RUN_KINDS:

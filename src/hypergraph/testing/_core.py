@@ -46,6 +46,8 @@ BEHAVIOUR_TAGS: dict[str, tuple[str, ...]] = {
     "node:cluster": ("dataloader",),
     "task:classification": ("dataset", "model"),
     "task:regression": ("dataset", "model"),
+    "store:memory": ("store",),
+    "store:file": ("store",),
 }
 
 

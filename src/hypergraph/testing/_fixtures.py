@@ -7,8 +7,6 @@ so modules that accept either vector or image-shaped inputs can be exercised on 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 
 from hypergraph.data import ArrayStore, DataStore
@@ -153,8 +151,6 @@ def fixture_graph(variant: str = "standard", cluster: bool = False,
 
 class SubsetStore(DataStore):
     """A read-only view of some rows of another store (for shrinking a dataset to tiny size)."""
-
-    tags: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, base: DataStore, rows: np.ndarray) -> None:
         self.base = base

@@ -76,7 +76,7 @@ def run_stages(config: RunConfig, max_rows: int = 300, steps: int = 5,
     batch_size = int(getattr(mods.trainer, "batch_size", 32))
 
     def load() -> str:
-        bundle = mods.dataset.load(streams.generator("dataset"))
+        bundle = mods.store.apply(mods.dataset.load(streams.generator("dataset")))
         bundle.check()
         full = len(bundle)
         rng = np.random.default_rng(config.seed & 0xFFFFFFFF)  # negative run seeds too
