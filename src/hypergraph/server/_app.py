@@ -27,7 +27,11 @@ from hypergraph.server._auth import Principal, TokenStore
 from hypergraph.server._service import RefusedError, SweepService
 from hypergraph.sweeps._store import SweepStore
 
-__all__ = ["create_app"]
+__all__ = ["FACTORY_ENV", "app_from_env", "create_app"]
+
+#: Environment variable holding :func:`create_app`'s keyword arguments (JSON) for the worker
+#: processes of ``hypergraph server --workers N``.
+FACTORY_ENV = "HYPERGRAPH_SERVER_OPTIONS"
 
 logger = get_logger(__name__)
 
@@ -333,3 +337,12 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
         return Response((static / name).read_text(), media_type=kinds[ext])
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """:func:`create_app` with the keyword arguments in :data:`FACTORY_ENV` (JSON): the
+    application of each process of ``hypergraph server --workers N``."""
+    import json
+    import os
+
+    return create_app(**json.loads(os.environ[FACTORY_ENV]))
