@@ -60,7 +60,7 @@ def test_threads_never_share_a_trial_and_fill_run_cap_exactly(tmp_path: Path,
     from optuna.trial import TrialState
 
     url = storage_url(backend, tmp_path)
-    store, spec, study, name = _sweep(url, run_cap=12)
+    store, _spec, study, name = _sweep(url, run_cap=12)
     results: list[list[int]] = []
     threads = [threading.Thread(target=lambda i=i: results.append(
         _claim_all(url, name, f"t:{i}", hold=i % 2 == 0))) for i in range(6)]
@@ -90,7 +90,7 @@ def _process_claims(url: str, name: str, worker: str, queue: Any) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_processes_fill_run_cap_exactly(tmp_path: Path, backend: str) -> None:
     url = storage_url(backend, tmp_path)
-    store, spec, study, name = _sweep(url, run_cap=10)
+    store, _spec, study, name = _sweep(url, run_cap=10)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_process_claims, args=(url, name, f"p:{i}", queue))
@@ -112,7 +112,7 @@ def test_fence_retry_and_duplicate(tmp_path: Path, backend: str) -> None:
     from optuna.trial import TrialState
 
     url = storage_url(backend, tmp_path)
-    store, spec, study, name = _sweep(url, run_cap=2)
+    store, spec, study, _name = _sweep(url, run_cap=2)
     handout = HandOutStore(store)
     attrs = {"hypergraph_token": 7}
     a = handout.claim(study, spec, 2, "a:1", attrs)
@@ -152,7 +152,7 @@ def test_two_servers_race_for_one_queued_retry(tmp_path: Path) -> None:
     import optuna
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    store, spec, study, name = _sweep(url, run_cap=3)
+    store, spec, study, _name = _sweep(url, run_cap=3)
     first, second = HandOutStore(store), HandOutStore(store)
     a = first.claim(study, spec, 3, "a:1")
     assert a is not None
