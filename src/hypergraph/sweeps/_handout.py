@@ -84,8 +84,12 @@ class DraftStorage:
         self.base = base
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the last draft."""
+    def reset(self, trials: int | None = None, waiting: bool = True) -> None:
+        """Forget the last draft; ``trials`` (the study's count of trials) and ``waiting``
+        (whether any is queued), read by the caller in one query, spare the two reads of
+        every trial that ``ask`` would make otherwise."""
+        self.trials = trials
+        self.waiting = waiting
         self.draft: FrozenTrial | None = None
         self.popped: int | None = None
         self.new_params: dict[str, tuple[float, BaseDistribution]] = {}
@@ -106,7 +110,9 @@ class DraftStorage:
 
         if self.draft is not None or template_trial is not None:
             raise RuntimeError("A draft holds one new trial, without a template.")
-        number = len(self.base.get_all_trials(study_id, deepcopy=False))
+        number = self.trials
+        if number is None:
+            number = len(self.base.get_all_trials(study_id, deepcopy=False))
         self.draft = FrozenTrial(
             number=number, state=TrialState.RUNNING, value=None, values=None,
             datetime_start=dt.datetime.now(), datetime_complete=None, params={},
@@ -158,6 +164,12 @@ class DraftStorage:
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        from optuna.trial import TrialState
+
+        if (not self.waiting and self.draft is None and states is not None
+                and all((s in states) == (s == TrialState.WAITING) for s in TrialState)):
+            # ask looks for a queued trial, and the census said there is none
+            return []
         trials = [t for t in self.base.get_all_trials(study_id, deepcopy=deepcopy,
                                                       states=states)
                   if self.draft is None or t._trial_id != self.draft._trial_id]
@@ -301,11 +313,22 @@ class HandOutStore:
                 found = self._drafters[sid] = _Drafter(draft, storage)
         return found
 
-    def slots_held(self, study_id: int) -> int:
-        """Slots of the budget held now (one ``COUNT``)."""
+    def census(self, study_id: int) -> tuple[int, int, bool]:
+        """``(slots held, trials, whether a trial is queued)`` of a study, in one query."""
+        from optuna.trial import TrialState
+
+        t = self._trials
+        query = sa.select(
+            sa.select(sa.func.count()).select_from(SLOTS)
+            .where(SLOTS.c.study_id == study_id).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(t)
+            .where(t.c.study_id == study_id).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(t)
+            .where((t.c.study_id == study_id) & (t.c.state == TrialState.WAITING))
+            .scalar_subquery())
         with self.store.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(SLOTS).where(
-                SLOTS.c.study_id == study_id)).scalar() or 0)
+            held, trials, waiting = conn.execute(query).one()
+        return int(held or 0), int(trials or 0), bool(waiting)
 
     def claim(self, study: optuna.Study, spec: SweepSpec, budget: int, worker: str,
               user_attrs: dict[str, Any] | None = None, lock: threading.Lock | None = None,
@@ -329,10 +352,11 @@ class HandOutStore:
         sid = study._study_id
         drafter = self._drafter(study)
         for _ in range(tries):
-            if self.slots_held(sid) >= budget:
+            held, trials, waiting = self.census(sid)
+            if held >= budget:
                 return None
             with lock or drafter.lock, quiet():
-                drafter.storage.reset()
+                drafter.storage.reset(trials, waiting)
                 trial = drafter.study.ask()
                 error = None
                 config: dict[str, Any] = {}
@@ -397,13 +421,16 @@ class HandOutStore:
                     raise _LostRaceError
                 trial_id, number = popped, frozen.number
             else:
-                number = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(
-                    t.c.study_id == sid)).scalar() or 0)
-                key = conn.execute(t.insert().values(
-                    number=number, study_id=sid, state=state, datetime_start=now,
-                    datetime_complete=now if failed else None)).inserted_primary_key
-                assert key is not None
-                trial_id = int(key[0])
+                # the number as Optuna gives it: trials of the study before this one (exact:
+                # Optuna's own trial creation takes the same lock)
+                trial_id, number = conn.execute(t.insert().from_select(
+                    ["number", "study_id", "state", "datetime_start", "datetime_complete"],
+                    sa.select(sa.func.count(), sa.literal(sid, sa.Integer),
+                              sa.literal(state, t.c.state.type),
+                              sa.literal(now, sa.DateTime),
+                              sa.literal(now if failed else None, sa.DateTime))
+                    .select_from(t).where(t.c.study_id == sid))
+                    .returning(t.c.trial_id, t.c.number)).one()
             conn.execute(SLOTS.insert().values(study_id=sid, slot=slot, trial_id=trial_id,
                                                token=lease, worker=worker[:255],
                                                claimed_at=now))
