@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import threading
 import uuid
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -275,7 +276,9 @@ class HandOutStore:
             with _PROCESS_LOCKS_GUARD:
                 self._write_lock = _PROCESS_LOCKS.setdefault(self.url, threading.Lock())
         else:
-            self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=pool_size,
+            # no pre-ping (a round trip per checkout): a connection found dead is retried
+            # once instead (see _retry_disconnect)
+            self.engine = sa.create_engine(self.url, pool_size=pool_size,
                                            max_overflow=pool_size)
             self._write_lock = threading.Lock()  # unused: the database's row lock serialises
         self._drafters: dict[int, _Drafter] = {}
@@ -326,7 +329,8 @@ class HandOutStore:
             sa.select(sa.func.count()).select_from(t)
             .where((t.c.study_id == study_id) & (t.c.state == TrialState.WAITING))
             .scalar_subquery())
-        with self.store.engine.connect() as conn:
+        # SQLite: the store's engine (this one's connections take the write lock to begin)
+        with (self.store.engine if self.sqlite else self.engine).connect() as conn:
             held, trials, waiting = conn.execute(query).one()
         return int(held or 0), int(trials or 0), bool(waiting)
 
@@ -377,8 +381,9 @@ class HandOutStore:
             else:
                 uattrs[ERROR_ATTR] = error[:2000]
             try:
-                got = self._commit_claim(sid, budget, worker, frozen, popped, params, uattrs,
-                                         sattrs, study_attrs, failed=error is not None)
+                got = _retry_disconnect(functools.partial(
+                    self._commit_claim, sid, budget, worker, frozen, popped, params, uattrs,
+                    sattrs, study_attrs, failed=error is not None))
             except _LostRaceError:
                 continue
             except IntegrityError as err:  # a slot taken by a writer outside the lock
@@ -405,6 +410,9 @@ class HandOutStore:
         t = self._trials
         now = _now()
         lease = uuid.uuid4().hex
+        if not self.sqlite and popped is None and not failed and not study_attrs:
+            return self._commit_fresh_pg(sid, budget, worker, params, uattrs, sattrs, now,
+                                         lease)
         with self._transaction(sid) as conn:
             taken = {int(r[0]) for r in conn.execute(
                 sa.select(SLOTS.c.slot).where(SLOTS.c.study_id == sid))}
@@ -452,6 +460,28 @@ class HandOutStore:
                     trial_id=trial_id, heartbeat=sa.func.current_timestamp()))
         return trial_id, number, lease
 
+    def _commit_fresh_pg(self, sid: int, budget: int, worker: str,
+                         params: dict[str, tuple[float, BaseDistribution]],
+                         uattrs: dict[str, Any], sattrs: dict[str, Any], now: dt.datetime,
+                         lease: str) -> tuple[int, int, str] | None:
+        """The common claim on PostgreSQL (a new trial) as ONE statement once the study's
+        row is locked: the same rows as :meth:`_commit_claim`, in three round trips instead
+        of eight, so the lock is held for less time."""
+        from optuna.distributions import distribution_to_json
+
+        names = list(params)
+        with self._transaction(sid) as conn:  # a new snapshot after the lock: see the
+            row = conn.execute(_FRESH_PG, {  # trials its last holder committed
+                "sid": sid, "budget": budget, "now": now, "lease": lease,
+                "worker": worker[:255], "pn": names,
+                "pv": [float(params[n][0]) for n in names],
+                "pd": [distribution_to_json(params[n][1]) for n in names],
+                "uk": list(uattrs), "uv": [json.dumps(v) for v in uattrs.values()],
+                "sk": list(sattrs), "sv": [json.dumps(v) for v in sattrs.values()]}).first()
+        if row is None:
+            return None
+        return int(row[0]), int(row[1]), lease
+
     @staticmethod
     def _upsert(conn: sa.Connection, table: sa.Table, owner: str, owner_id: int,
                 attrs: dict[str, Any], replace: bool) -> None:
@@ -479,6 +509,11 @@ class HandOutStore:
             holder: ``(key, value)``: the trial user attribute naming its holder and the value
                 the caller must match (the server's token id); otherwise ``forbidden``.
         """
+        return _retry_disconnect(lambda: self._finish(trial_id, lease, state, value, error,
+                                                      holder))
+
+    def _finish(self, trial_id: int, lease: str, state: str, value: float | None,
+                error: str | None, holder: tuple[str, Any] | None) -> FinishOutcome:
         from optuna.storages._rdb.models import TrialValueModel
         from optuna.trial import TrialState
 
@@ -529,6 +564,61 @@ class HandOutStore:
             out.status = "recorded"
             out.state = state
             return out
+
+
+#: A new trial on PostgreSQL, with its slot, parameters, attributes and heartbeat, in one
+#: statement (data-modifying CTEs; the foreign keys are checked at its end). No row: every
+#: slot is held. The number is Optuna's: the study's trials before it, counted under the
+#: study's lock that Optuna's own trial creation takes too.
+_FRESH_PG = sa.text("""
+WITH free AS (
+    SELECT min(g) AS slot FROM generate_series(0, :budget - 1) AS g
+    WHERE NOT EXISTS (SELECT 1 FROM hypergraph_sweep_slots s
+                      WHERE s.study_id = :sid AND s.slot = g)),
+t AS (
+    INSERT INTO trials (number, study_id, state, datetime_start)
+    SELECT (SELECT count(*) FROM trials WHERE study_id = :sid), :sid,
+           CAST('RUNNING' AS trialstate), :now
+    FROM free WHERE free.slot IS NOT NULL
+    RETURNING trial_id, number),
+sl AS (
+    INSERT INTO hypergraph_sweep_slots (study_id, slot, trial_id, token, worker, claimed_at)
+    SELECT :sid, free.slot, t.trial_id, :lease, :worker, :now FROM free, t),
+p AS (
+    INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json)
+    SELECT t.trial_id, x.n, x.v, x.d
+    FROM t, unnest(CAST(:pn AS text[]), CAST(:pv AS float8[]), CAST(:pd AS text[]))
+         AS x(n, v, d)),
+u AS (
+    INSERT INTO trial_user_attributes (trial_id, key, value_json)
+    SELECT t.trial_id, x.k, x.v FROM t, unnest(CAST(:uk AS text[]), CAST(:uv AS text[]))
+         AS x(k, v)),
+y AS (
+    INSERT INTO trial_system_attributes (trial_id, key, value_json)
+    SELECT t.trial_id, x.k, x.v FROM t, unnest(CAST(:sk AS text[]), CAST(:sv AS text[]))
+         AS x(k, v)),
+h AS (
+    INSERT INTO trial_heartbeats (trial_id, heartbeat)
+    SELECT t.trial_id, CURRENT_TIMESTAMP FROM t)
+SELECT t.trial_id, t.number FROM t
+""")
+
+_T = TypeVar("_T")
+
+
+def _retry_disconnect(fn: Callable[[], _T]) -> _T:
+    """Run the transaction ``fn``, once more if its pooled connection turned out dead (the
+    database restarted): the pool then holds fresh connections. A transaction that was cut
+    off is rolled back, so running it again is safe; a finish whose commit landed just before
+    the cut answers ``duplicate`` the second time."""
+    try:
+        return fn()
+    except sa.exc.DBAPIError as err:
+        if not err.connection_invalidated:
+            raise
+        logger.warning("The storage's connection was lost (%s); trying once more.",
+                       str(err).splitlines()[0])
+        return fn()
 
 
 class _LostRaceError(Exception):
