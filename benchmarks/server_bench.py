@@ -11,7 +11,9 @@ measured in the same run, on the same kind of storage:
 Each path runs without HTTP (16 threads calling the server's ``SweepService`` in this process,
 with SQL statements and commits counted per hand-out) and through a real ``hypergraph server``
 process (16 async httpx agents; ``--server-workers N`` adds a run with N server processes).
-Ratios are new / old of the same run. Run::
+Ratios are new / old of the same run. CPU per hand-out: the server process's (its workers'
+included; without HTTP, this process's: the database server's own CPU is not counted) and the
+client agents'; on a loaded machine it says more about capacity than hand-outs/s do. Run::
 
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
@@ -109,12 +111,12 @@ def in_process(url: str, trials: int, agents: int, fast: bool) -> dict[str, floa
 
     threads = [threading.Thread(target=agent, args=(i,)) for i in range(agents)]
     with counted(engines) as counts:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if errors:
         raise errors[0]
     shown = service.describe(name)
@@ -123,7 +125,7 @@ def in_process(url: str, trials: int, agents: int, fast: bool) -> dict[str, floa
         service.handout.dispose()
     service.store.engine.dispose()
     return {"rate": trials / wall, "statements": counts["statements"] / trials,
-            "commits": counts["commits"] / trials}
+            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials}
 
 
 async def _agent(client: Any, name: str, sweep: str, counts: list[int]) -> None:
@@ -197,11 +199,32 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
             except httpx.TransportError:
                 time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker process up
+        before = _cpu_of(server.pid)
+        cpu = time.process_time()
         rate = asyncio.run(_drive(base, token, admin, trials, agents))
+        cpu = time.process_time() - cpu
+        used = _cpu_of(server.pid) - before
     finally:
         server.terminate()
         server.wait()
-    return {"rate": rate}
+    return {"rate": rate, "server_cpu": 1000 * used / trials, "client_cpu": 1000 * cpu / trials}
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its live children (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def main() -> None:
@@ -235,13 +258,16 @@ def main() -> None:
     print(f"storage {kind}: {args.agents} agents, {args.trials} trials per arm; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("| path | arm | hand-outs/s | new / old | SQL statements per hand-out | "
-          "commits per hand-out |")
-    print("|---|---|---|---|---|---|")
+          "commits per hand-out | server CPU ms per hand-out | client CPU ms per hand-out |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def cell(r: dict[str, float], key: str, fmt: str = ".1f") -> str:
+        return format(r[key], fmt) if key in r else ""
+
     for path, arm, r in rows:
         ratio = (f"{r['rate'] / old[arm]:.1f}" if path == "new" and arm in old else "")
-        stmts = f"{r['statements']:.1f}" if "statements" in r else ""
-        commits = f"{r['commits']:.1f}" if "commits" in r else ""
-        print(f"| {path} | {arm} | {r['rate']:.0f} | {ratio} | {stmts} | {commits} |")
+        print(f"| {path} | {arm} | {r['rate']:.0f} | {ratio} | {cell(r, 'statements')} | "
+              f"{cell(r, 'commits')} | {cell(r, 'server_cpu')} | {cell(r, 'client_cpu')} |")
 
 
 if __name__ == "__main__":

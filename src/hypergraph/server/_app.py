@@ -243,6 +243,13 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
     async def call(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         return await asyncio.to_thread(fn, *args)
 
+    async def hot(fn: Callable[..., dict[str, Any]], *args: Any) -> Response:
+        """:func:`call` answered as JSON directly: the agents' routes skip FastAPI's
+        validation of the answer against ``dict[str, Any]`` (the service builds it)."""
+        return JSONResponse(await asyncio.to_thread(fn, *args))
+
+    hot_routes: dict[str, Any] = {"response_model": dict[str, Any]}
+
     @app.get("/api/health", tags=["open"])
     async def health() -> dict[str, str]:
         """Liveness: the server answers (no token needed)."""
@@ -290,37 +297,41 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
         """Everything the dashboard shows: sweeps, queues, running trials and their curves."""
         return await call(service.dashboard)
 
-    @app.post("/api/trials/claim", tags=["agent"],
+    @app.post("/api/trials/claim", tags=["agent"], **hot_routes,
               responses={**errors, 404: {"description": "No such sweep"}})
-    async def claim(body: ClaimRequest, who: Agent) -> dict[str, Any]:
+    async def claim(body: ClaimRequest, who: Agent) -> Response:
         """Take a trial (``status: trial``), or learn to ``wait`` or that all is ``done``."""
-        return await call(service.claim, f"{who.name}/{body.agent}", who.id, body.sweep)
+        return await hot(service.claim, f"{who.name}/{body.agent}", who.id, body.sweep)
 
-    @app.post("/api/trials/{trial_id}/heartbeat", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/heartbeat", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def heartbeat(who: Agent, body: LeaseBody,
-                        trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                        trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Renew the lease of a held trial."""
-        return await call(service.heartbeat, trial_id, body.lease, who.id)
+        return await hot(service.heartbeat, trial_id, body.lease, who.id)
 
-    @app.post("/api/trials/{trial_id}/report", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/report", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def report(who: Agent, body: ReportBody,
-                     trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                     trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Report an epoch's validation metric; the answer says whether to prune."""
-        return await call(service.report, trial_id, body.lease, who.id, body.step,
+        return await hot(service.report, trial_id, body.lease, who.id, body.step,
                           body.value)
 
-    @app.post("/api/trials/{trial_id}/finish", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/finish", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def finish(who: Agent, body: FinishBody,
-                     trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                     trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Record the trial's result (refused with 409 once its lease is gone)."""
-        return await call(service.finish, trial_id, body.lease, who.id, body.state,
+        return await hot(service.finish, trial_id, body.lease, who.id, body.state,
                           body.value, body.error)
 
-    @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def release(who: Agent, body: LeaseBody,
-                      trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                      trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Give a held trial back unfinished (it is retried)."""
-        return await call(service.release, trial_id, body.lease, who.id)
+        return await hot(service.release, trial_id, body.lease, who.id)
 
     static = resources.files("hypergraph.server") / "static"
 

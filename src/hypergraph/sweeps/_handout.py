@@ -252,9 +252,16 @@ class HandOutStore:
     Args:
         store: The sweep storage (its engine's URL; a separate engine is made here).
         pool_size: Connections kept open (PostgreSQL; SQLite serialises writers anyway).
+        lazy_claims: PostgreSQL: commit claims with ``synchronous_commit = off``, so the
+            study's lock is not held while the claim's WAL is flushed (1.35x more claims per
+            second in the hand-out benchmark). A crash of the database server may then
+            forget the last claims (never a result: a finish is flushed, and with it every
+            claim before it); their agents are refused (404) and their trials are handed
+            out again. The same bargain as SQLite's ``synchronous=NORMAL`` under the server.
     """
 
-    def __init__(self, store: SweepStore, pool_size: int = 8) -> None:
+    def __init__(self, store: SweepStore, pool_size: int = 8, lazy_claims: bool = True
+                 ) -> None:
         from optuna.storages._rdb import models
 
         self.store = store
@@ -281,8 +288,59 @@ class HandOutStore:
             self.engine = sa.create_engine(self.url, pool_size=pool_size,
                                            max_overflow=pool_size)
             self._write_lock = threading.Lock()  # unused: the database's row lock serialises
+        self.lazy_claims = lazy_claims
         self._drafters: dict[int, _Drafter] = {}
         self._guard = threading.Lock()
+        self._build_statements()
+
+    def _build_statements(self) -> None:
+        """The hot statements, built once with bind parameters (building SQLAlchemy
+        expressions per call cost more CPU than running them)."""
+        from optuna.trial import TrialState
+
+        t, u, v = self._trials, self._user, self._values
+        state = t.c.state.type
+        sid, tid = sa.bindparam("sid", type_=sa.Integer), sa.bindparam("tid", type_=sa.Integer)
+        self._census_sql = sa.select(
+            sa.select(sa.func.count()).select_from(SLOTS)
+            .where(SLOTS.c.study_id == sid).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(t).where(t.c.study_id == sid)
+            .scalar_subquery(),
+            sa.select(sa.func.count()).select_from(t)
+            .where((t.c.study_id == sid) & (t.c.state == TrialState.WAITING))
+            .scalar_subquery())
+        self._slots_sql = sa.select(SLOTS.c.slot).where(SLOTS.c.study_id == sid)
+        self._slot_range_sql = sa.select(sa.func.count(), sa.func.max(SLOTS.c.slot)).where(
+            SLOTS.c.study_id == sid)
+        self._pop_sql = t.update().where(
+            (t.c.trial_id == tid) & (t.c.state == TrialState.WAITING)).values(
+            state=sa.bindparam("to_state", type_=state),
+            datetime_start=sa.bindparam("start", type_=sa.DateTime),
+            datetime_complete=sa.bindparam("done", type_=sa.DateTime))
+        # the number as Optuna gives it: trials of the study before this one (exact: under
+        # the lock Optuna's own trial creation takes too)
+        self._new_trial_sql = t.insert().from_select(
+            ["number", "study_id", "state", "datetime_start", "datetime_complete"],
+            sa.select(sa.func.count(), sid, sa.bindparam("to_state", type_=state),
+                      sa.bindparam("start", type_=sa.DateTime),
+                      sa.bindparam("done", type_=sa.DateTime))
+            .select_from(t).where(t.c.study_id == sid)).returning(t.c.trial_id, t.c.number)
+        lease = sa.bindparam("lease", type_=sa.String)
+        self._finish_read_sql = (
+            sa.select(t.c.study_id, t.c.number, t.c.state, u.c.value_json, SLOTS.c.slot,
+                      v.c.value)
+            .select_from(t.outerjoin(u, (u.c.trial_id == t.c.trial_id)
+                                     & (u.c.key == sa.bindparam("holder_key")))
+                         .outerjoin(SLOTS, (SLOTS.c.trial_id == t.c.trial_id)
+                                    & (SLOTS.c.token == lease))
+                         .outerjoin(v, (v.c.trial_id == t.c.trial_id) & (v.c.objective == 0)))
+            .where(t.c.trial_id == tid))
+        self._beats_sql = self._beats.insert().values(heartbeat=sa.func.current_timestamp())
+        self._finish_sql = t.update().where(
+            (t.c.trial_id == tid) & (t.c.state == TrialState.RUNNING)
+            & sa.exists().where((SLOTS.c.trial_id == tid) & (SLOTS.c.token == lease))
+        ).values(state=sa.bindparam("to_state", type_=state),
+                 datetime_complete=sa.bindparam("done", type_=sa.DateTime))
 
     def dispose(self) -> None:
         """Close the pooled connections."""
@@ -297,6 +355,8 @@ class HandOutStore:
             return
         with self.engine.begin() as conn:
             if study_id is not None:
+                if self.lazy_claims:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
                 conn.execute(sa.select(self._studies.c.study_id).where(
                     self._studies.c.study_id == study_id).with_for_update())
             yield conn
@@ -318,20 +378,9 @@ class HandOutStore:
 
     def census(self, study_id: int) -> tuple[int, int, bool]:
         """``(slots held, trials, whether a trial is queued)`` of a study, in one query."""
-        from optuna.trial import TrialState
-
-        t = self._trials
-        query = sa.select(
-            sa.select(sa.func.count()).select_from(SLOTS)
-            .where(SLOTS.c.study_id == study_id).scalar_subquery(),
-            sa.select(sa.func.count()).select_from(t)
-            .where(t.c.study_id == study_id).scalar_subquery(),
-            sa.select(sa.func.count()).select_from(t)
-            .where((t.c.study_id == study_id) & (t.c.state == TrialState.WAITING))
-            .scalar_subquery())
         # SQLite: the store's engine (this one's connections take the write lock to begin)
         with (self.store.engine if self.sqlite else self.engine).connect() as conn:
-            held, trials, waiting = conn.execute(query).one()
+            held, trials, waiting = conn.execute(self._census_sql, {"sid": study_id}).one()
         return int(held or 0), int(trials or 0), bool(waiting)
 
     def claim(self, study: optuna.Study, spec: SweepSpec, budget: int, worker: str,
@@ -407,41 +456,35 @@ class HandOutStore:
         from optuna.distributions import distribution_to_json
         from optuna.trial import TrialState
 
-        t = self._trials
         now = _now()
         lease = uuid.uuid4().hex
         if not self.sqlite and popped is None and not failed and not study_attrs:
             return self._commit_fresh_pg(sid, budget, worker, params, uattrs, sattrs, now,
                                          lease)
         with self._transaction(sid) as conn:
-            taken = {int(r[0]) for r in conn.execute(
-                sa.select(SLOTS.c.slot).where(SLOTS.c.study_id == sid))}
-            if len(taken) >= budget:
+            held, top = conn.execute(self._slot_range_sql, {"sid": sid}).one()
+            if held >= budget:
                 return None
-            slot = next(s for s in range(budget) if s not in taken)
+            if top is None or top + 1 == held:  # slots 0..held-1 taken: the next is free
+                slot = int(held)
+            else:  # a slot was freed (its trial died): the first gap
+                taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
+                slot = next(s for s in range(budget) if s not in taken)
             state = TrialState.FAIL if failed else TrialState.RUNNING
             if popped is not None:
-                moved = conn.execute(t.update().where(
-                    (t.c.trial_id == popped) & (t.c.state == TrialState.WAITING)).values(
-                    state=state, datetime_start=now,
-                    datetime_complete=now if failed else None)).rowcount
+                moved = conn.execute(self._pop_sql, {
+                    "tid": popped, "to_state": state, "start": now,
+                    "done": now if failed else None}).rowcount
                 if moved != 1:
                     raise _LostRaceError
                 trial_id, number = popped, frozen.number
             else:
-                # the number as Optuna gives it: trials of the study before this one (exact:
-                # Optuna's own trial creation takes the same lock)
-                trial_id, number = conn.execute(t.insert().from_select(
-                    ["number", "study_id", "state", "datetime_start", "datetime_complete"],
-                    sa.select(sa.func.count(), sa.literal(sid, sa.Integer),
-                              sa.literal(state, t.c.state.type),
-                              sa.literal(now, sa.DateTime),
-                              sa.literal(now if failed else None, sa.DateTime))
-                    .select_from(t).where(t.c.study_id == sid))
-                    .returning(t.c.trial_id, t.c.number)).one()
-            conn.execute(SLOTS.insert().values(study_id=sid, slot=slot, trial_id=trial_id,
-                                               token=lease, worker=worker[:255],
-                                               claimed_at=now))
+                trial_id, number = conn.execute(self._new_trial_sql, {
+                    "sid": sid, "to_state": state, "start": now,
+                    "done": now if failed else None}).one()
+            conn.execute(SLOTS.insert(), {"study_id": sid, "slot": slot, "trial_id": trial_id,
+                                          "token": lease, "worker": worker[:255],
+                                          "claimed_at": now})
             if params:
                 conn.execute(self._params.insert(), [
                     {"trial_id": trial_id, "param_name": name, "param_value": value,
@@ -456,8 +499,7 @@ class HandOutStore:
             if not failed:
                 if popped is not None:
                     conn.execute(self._beats.delete().where(self._beats.c.trial_id == trial_id))
-                conn.execute(self._beats.insert().values(
-                    trial_id=trial_id, heartbeat=sa.func.current_timestamp()))
+                conn.execute(self._beats_sql, {"trial_id": trial_id})
         return trial_id, number, lease
 
     def _commit_fresh_pg(self, sid: int, budget: int, worker: str,
@@ -517,20 +559,13 @@ class HandOutStore:
         from optuna.storages._rdb.models import TrialValueModel
         from optuna.trial import TrialState
 
-        t, u, v = self._trials, self._user, self._values
+        u, v = self._user, self._values
         target = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
                   "fail": TrialState.FAIL}[state]
         with self._transaction(None) as conn:
-            row = conn.execute(
-                sa.select(t.c.study_id, t.c.number, t.c.state, u.c.value_json, SLOTS.c.slot,
-                          v.c.value)
-                .select_from(t.outerjoin(u, (u.c.trial_id == t.c.trial_id)
-                                         & (u.c.key == (holder[0] if holder else "")))
-                             .outerjoin(SLOTS, (SLOTS.c.trial_id == t.c.trial_id)
-                                        & (SLOTS.c.token == lease))
-                             .outerjoin(v, (v.c.trial_id == t.c.trial_id)
-                                        & (v.c.objective == 0)))
-                .where(t.c.trial_id == trial_id)).first()
+            row = conn.execute(self._finish_read_sql, {
+                "tid": trial_id, "lease": lease,
+                "holder_key": holder[0] if holder else ""}).first()
             if row is None:
                 return FinishOutcome("unknown")
             sid, number, current, token_json, slot, stored = row
@@ -546,18 +581,16 @@ class HandOutStore:
                 same = current == target and (state != "complete" or stored == value)
                 out.status = "duplicate" if same else "finished"
                 return out
-            moved = conn.execute(t.update().where(
-                (t.c.trial_id == trial_id) & (t.c.state == TrialState.RUNNING)
-                & sa.exists().where((SLOTS.c.trial_id == trial_id) & (SLOTS.c.token == lease))
-            ).values(state=target, datetime_complete=_now())).rowcount
+            moved = conn.execute(self._finish_sql, {
+                "tid": trial_id, "lease": lease, "to_state": target, "done": _now()}).rowcount
             if moved != 1:  # failed as stale between the read and the write (PostgreSQL)
                 out.status = "lost"
                 return out
             if target == TrialState.COMPLETE:
                 assert value is not None
                 stored_value, kind = TrialValueModel.value_to_stored_repr(value)
-                conn.execute(v.insert().values(trial_id=trial_id, objective=0,
-                                               value=stored_value, value_type=kind))
+                conn.execute(v.insert(), {"trial_id": trial_id, "objective": 0,
+                                          "value": stored_value, "value_type": kind})
             elif target == TrialState.FAIL:
                 self._upsert(conn, u, "trial_id", trial_id,
                              {ERROR_ATTR: (error or "failed on its agent")[:2000]}, True)
