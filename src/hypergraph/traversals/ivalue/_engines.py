@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypergraph.traversals.ivalue._graph import propagate_values, row_offsets
+from hypergraph.traversals.ivalue._graph import propagate_values
 
 if TYPE_CHECKING:
     from hypergraph.traversals.ivalue._traversal import IValueTraversal
