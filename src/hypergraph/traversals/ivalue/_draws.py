@@ -11,7 +11,7 @@ import numpy as np
 from hypergraph.traversals.ivalue._engines import ValueEngine
 
 __all__ = ["Strata", "fill", "floor_draw", "make_strata", "quotas", "shuffled_pass",
-           "table_draw", "take_from_pass", "value_draw"]
+           "stable_order", "table_draw", "take_from_pass", "value_draw"]
 
 
 @dataclass
@@ -24,7 +24,8 @@ class Strata:
     ``ccount[c]`` cells from ``cfirst[c]``. ``share`` is each stratum's mass under the
     exploration floor; ``ratio`` (with groups) each position's cell size over its group size;
     ``acc`` the running acceptance rate of value proposals per stratum; ``table`` the
-    cumulative table of ``exp(logit)`` when draws use one (rebuilt lazily after a refresh)."""
+    cumulative table of ``exp(logit)`` when draws use one (rebuilt lazily after a refresh);
+    ``quota_plan`` what :func:`quotas` derives from the slot counts alone, by slot counts."""
 
     order: np.ndarray
     start: np.ndarray
@@ -35,6 +36,7 @@ class Strata:
     ccount: np.ndarray | None = None
     ratio: np.ndarray | None = None
     table: np.ndarray | None = field(default=None)
+    quota_plan: dict[bytes, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
 
 def cum_within(w: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -172,23 +174,46 @@ def fill(rng: np.random.Generator, st: Strata, cls: np.ndarray, explore: float,
 def quotas(rng: np.random.Generator, st: Strata, v: np.ndarray) -> np.ndarray:
     """Stratum of every value slot of batches of ``v[b]`` slots, batch by batch: a stratum
     gets ``floor(v[b] * share)`` slots of batch ``b``, and the remaining slots go to strata
-    drawn without replacement in proportion to the fractional parts (Gumbel top-k)."""
+    drawn without replacement in proportion to the fractional parts (Gumbel top-k). What
+    depends on ``v`` alone is computed once per ``v`` (``st.quota_plan``)."""
     share = st.share
     if share.size == 1:
         return np.zeros(int(v.sum()), np.int64)
-    want = np.multiply.outer(v, share)
-    base = want.astype(np.int64)  # floor (non-negative)
-    rest = v - base.sum(axis=1)
-    top = int(rest.max())
-    if top:
+    known = st.quota_plan.get(v.tobytes())
+    if known is None:
+        want = np.multiply.outer(v, share)
+        base = want.astype(np.int64)  # floor (non-negative)
+        rest = v - base.sum(axis=1)
+        hit = np.arange(int(rest.max())) < rest[:, None]
         with np.errstate(divide="ignore"):
-            key = np.log(want - base)
-        key -= np.log(-np.log(rng.random(want.shape)))
+            frac = np.log(want - base)
+        strata = np.tile(np.arange(share.size), v.size)
+        known = st.quota_plan[v.tobytes()] = (base, frac, hit, np.nonzero(hit)[0], strata)
+    base, frac, hit, rows, strata = known
+    top = hit.shape[1]
+    if top:
+        key = frac - np.log(-np.log(rng.random(frac.shape)))
         pick = np.argsort(key, axis=1)[:, ::-1][:, :top]
-        hit = np.arange(top) < rest[:, None]
-        base[np.nonzero(hit)[0], pick[hit]] += 1
-    out: np.ndarray = np.repeat(np.tile(np.arange(share.size), v.size), base.ravel())
+        base = base.copy()
+        base[rows, pick[hit]] += 1
+    out: np.ndarray = np.repeat(strata, base.ravel())
     return out
+
+
+def stable_order(a: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, a[order])`` with ``order = np.argsort(a, kind="stable")``, for integers ``a``
+    with ``|a| < bound``: one sort of ``a * 2^b + position`` (distinct keys) where they fit in
+    64 bits, which is faster than a stable argsort."""
+    shift = max(a.size - 1, 1).bit_length()
+    if max(bound, 1).bit_length() + shift > 61:
+        order = np.argsort(a, kind="stable")
+        return order, a[order]
+    key = np.left_shift(a, shift, dtype=np.int64)
+    key |= np.arange(a.size)
+    key.sort()
+    order = key & ((1 << shift) - 1)
+    key >>= shift
+    return order, key
 
 
 def shuffled_pass(rng: np.random.Generator, n: int, group: np.ndarray | None) -> np.ndarray:

@@ -22,6 +22,7 @@ from hypergraph.traversals.ivalue._draws import (
     make_strata,
     quotas,
     shuffled_pass,
+    stable_order,
     take_from_pass,
 )
 from hypergraph.traversals.ivalue._engines import ENGINES, NEVER, ValueEngine
@@ -264,24 +265,33 @@ class IValueTraversal(Traversal):
         r = max(1, min(self.refresh - self.step_ % self.refresh, _QUEUE))
         need = min(self.batch_size_, self.n_)
         k_sweep = min(round(self.sweep * need), need)
-        empty = np.empty(0, np.int64)
-        sweeps = [self._sweep(k_sweep) for _ in range(r)] if k_sweep else [empty] * r
+        n = self.n_
+        if k_sweep and self.cursor_ + r * k_sweep <= self.perm_.size:
+            # the window's sweep places, as r calls of _sweep would take them (no new pass)
+            block = self.perm_[self.cursor_:self.cursor_ + r * k_sweep].reshape(r, k_sweep)
+            self.cursor_ += r * k_sweep
+            sweeps = list(block)
+        else:
+            empty = np.empty(0, np.int64)
+            sweeps = [self._sweep(k_sweep) for _ in range(r)] if k_sweep else [empty] * r
+            block = None
         taken = np.array([x.size for x in sweeps])
         v = need - taken
         st = self.by_class_
         cls = quotas(self.rng_, st, v)
         picks = self._fill(st, cls)
         batch = np.repeat(np.arange(r), v)
-        fixed = np.repeat(np.arange(r), taken) * self.n_ + np.concatenate(sweeps)
+        fixed = np.repeat(np.arange(r) * n, taken)
+        fixed += block.ravel() if block is not None else np.concatenate(sweeps)
+        keys = np.concatenate([fixed, batch * n + picks])
         for attempt in range(17):
-            keys = np.concatenate([fixed, batch * self.n_ + picks])
-            order = np.argsort(keys, kind="stable")
-            srt = keys[order]
+            order, srt = stable_order(keys, r * n)
             clash = order[1:][srt[1:] == srt[:-1]] - fixed.size  # later copies: always picks
             if not clash.size:
                 break
             if attempt < 16:
                 picks[clash] = self._fill(st, cls[clash])
+                keys[fixed.size + clash] = batch[clash] * n + picks[clash]
                 continue
             for j in clash:  # strata smaller than their quota: a uniform node not in the batch
                 b = batch[j]
@@ -289,7 +299,8 @@ class IValueTraversal(Traversal):
                 picks[j] = self.rng_.choice(np.setdiff1d(np.arange(self.n_), used))
         if (v == v[0]).all():
             plan = np.empty((r, need), np.int64)
-            plan[:, :need - v[0]] = np.reshape(np.concatenate(sweeps), (r, need - v[0]))
+            plan[:, :need - v[0]] = block if block is not None else np.reshape(
+                np.concatenate(sweeps), (r, need - v[0]))
             plan[:, need - v[0]:] = picks.reshape(r, v[0])
         else:
             plan = np.stack([np.concatenate([sweeps[b], picks[batch == b]]) for b in range(r)])
