@@ -151,6 +151,7 @@ class IValueTraversal(Traversal):
     def init_state(self) -> None:
         n = self.n_
         self.fbq_: list[tuple[np.ndarray, np.ndarray, int]] = []  # feedback not folded in yet
+        self.batch_of_: dict[tuple[int, int], np.ndarray] = {}  # batch index per queued visit
         self.obs_ = np.zeros(n)
         self.t_obs_ = np.full(n, NEVER, np.int64)
         self.last_loss_ = np.full(n, np.nan)
@@ -382,35 +383,46 @@ class IValueTraversal(Traversal):
         r = len(queue)
         ids = np.concatenate([q[0] for q in queue]) if r > 1 else queue[0][0]
         losses = np.concatenate([q[1] for q in queue]) if r > 1 else queue[0][1]
-        batch = np.repeat(np.arange(r), [q[0].size for q in queue])
+        size = queue[0][0].size
+        even = all(q[0].size == size for q in queue)
+        if even:  # the usual case: every batch of one size (each batch's index, cached)
+            batch = self.batch_of_.get((r, size))
+            if batch is None:
+                batch = self.batch_of_[(r, size)] = np.repeat(np.arange(r), size)
+        else:
+            batch = np.repeat(np.arange(r), [q[0].size for q in queue])
         steps = np.array([q[2] for q in queue], np.int64)
-        finite = np.isfinite(losses)
-        if not finite.all():  # a diverged step (the trainer stops on it): no observation
-            ids, losses, batch = ids[finite], losses[finite], batch[finite]
+        if not math.isfinite(losses.sum()):
+            finite = np.isfinite(losses)
+            if not finite.all():  # a diverged step (the trainer stops on it): no observation
+                ids, losses, batch = ids[finite], losses[finite], batch[finite]
+                even = False
         s = self.position_[ids]
-        order, later, last = last_visits(s)
+        order, later, last = last_visits(s, self.n_ + 1)
+        srt = s[order]
         prev = self.last_loss_[s]  # the loss at the node's previous visit (the queue's included)
-        if later.any():
-            rep = np.flatnonzero(later)
+        rep = np.flatnonzero(later)
+        if rep.size:
             prev[order[rep]] = losses[order[rep - 1]]
         self.gains_.add(prev, losses, batch, r)  # folded into moments_ lazily
         sig, kept = SIGNALS[self.signal].observe(self, losses, prev, s)
-        s_obs, b_obs = (s, batch) if kept is None else (s[kept], batch[kept])
+        u = srt[last]  # the nodes visited, once each (sorted)
         if sig.size:
-            val, self.mu_ = centre(sig, b_obs, r, self.mu_)
-            o_order, _, o_last = (order, later, last) if kept is None else last_visits(s_obs)
-            at = o_order[o_last]  # each node's last observation in the queue
-            u = s_obs[at]
-            self.obs_[u] = val[at]
-            self.t_obs_[u] = steps[b_obs[at]]
-            self.engine_.observed(u)
-        at = order[last]
-        self.last_loss_[s[at]] = losses[at]
-        if later.any():  # visits per node: the lengths of the runs of the sorted visits
-            ends = np.flatnonzero(last)
-            self.visits_[s[at]] += np.diff(ends, prepend=-1)
-        else:
-            self.visits_[s] += 1
+            if kept is None:
+                val, self.mu_ = centre(sig, batch, r, self.mu_, [size] * r if even else None)
+                at, u_obs = order[last], u  # each node's last observation in the queue
+                b_obs = batch
+            else:
+                s_obs, b_obs = s[kept], batch[kept]
+                val, self.mu_ = centre(sig, b_obs, r, self.mu_)
+                o_order, _, o_last = last_visits(s_obs, self.n_ + 1)
+                at = o_order[o_last]
+                u_obs = s_obs[at]
+            self.obs_[u_obs] = val[at]
+            self.t_obs_[u_obs] = steps[b_obs[at]]
+            self.engine_.observed(u_obs)
+        self.last_loss_[u] = losses[order[last]]
+        np.add.at(self.visits_, s, 1)  # visits per node (repeats in the queue included)
 
     @property
     def moments_(self) -> np.ndarray:
