@@ -4,6 +4,7 @@ shuffled passes of the sweep. Every function draws from the generator it is give
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,14 +118,16 @@ def value_draw(rng: np.random.Generator, st: Strata, cls: np.ndarray,
         return table_draw(rng, st, cls, engine) if cls.size else np.empty(0, np.int64)
     k = st.share.size
     demand = np.bincount(cls, minlength=k)
-    short = demand
+    # per-stratum counts as Python numbers (k is small): the same IEEE arithmetic as NumPy's
+    short = demand.tolist()
+    acc = st.acc.tolist()
+    strata = range(k)
     bound = engine.raw_bound()
     xs: list[np.ndarray] = []
     cs: list[np.ndarray] = []
     for _ in range(32):
-        m = np.minimum(np.ceil(np.maximum(short, 0) * (1.25 / st.acc)
-                               + np.where(short > 0, 2.0 / st.acc, 0.0)), 1 << 16)
-        m = m.astype(np.int64)
+        m = [min(math.ceil(max(d, 0) * (1.25 / a) + (2.0 / a if d > 0 else 0.0)), 1 << 16)
+             for d, a in zip(short, acc, strict=True)]
         pc = np.repeat(np.arange(k), m)
         x = floor_draw(rng, st, pc)
         lg = engine.logits(x, groups=False)
@@ -133,28 +136,31 @@ def value_draw(rng: np.random.Generator, st: Strata, cls: np.ndarray,
         if st.ratio is not None:  # floor proposals of a cell: 1 / its size, not 1 / m
             lg *= st.ratio[x]
         ok = rng.random(x.size) < lg
-        got = np.bincount(pc[ok], minlength=k)
-        tried = m > 0
-        st.acc[tried] = np.clip(0.8 * st.acc[tried] + 0.2 * got[tried] / m[tried], 1e-4, 1.0)
+        pc = pc[ok]
+        got = np.bincount(pc, minlength=k).tolist()
+        for j in strata:
+            if m[j] > 0:
+                acc[j] = min(max(0.8 * acc[j] + 0.2 * got[j] / m[j], 1e-4), 1.0)
         xs.append(x[ok])
-        cs.append(pc[ok])
-        short = short - got
-        if short.max() <= 0:
+        cs.append(pc)
+        short = [d - g for d, g in zip(short, got, strict=True)]
+        if max(short) <= 0:
             break
+    st.acc[:] = acc
     x, c = (xs[0], cs[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(cs))
     if len(xs) > 1:  # stratum by stratum, each in the order drawn
-        o = np.argsort(c, kind="stable")
+        o = stable_order(c, k)[0]
         x, c = x[o], c[o]
     # the first demand[c] accepted draws of every stratum (they are i.i.d.)
     rank = np.arange(c.size) - np.searchsorted(c, np.arange(k))[c]
     keep = rank < demand[c]
     x = x[keep]
-    if short.max() > 0:  # a stratum the values almost never reach: table draws for the rest
+    if max(short) > 0:  # a stratum the values almost never reach: table draws for the rest
         missing = np.repeat(np.arange(k), np.maximum(short, 0))
         x = np.concatenate([x, table_draw(rng, st, missing, engine)])
         x = x[np.argsort(np.concatenate([c[keep], missing]), kind="stable")]
     out = np.empty(cls.size, np.int64)
-    out[np.argsort(cls, kind="stable")] = x
+    out[stable_order(cls, k)[0]] = x
     return out
 
 

@@ -131,6 +131,7 @@ class IValueTraversal(Traversal):
         self.window_ = self.warp >= 1.0 and self.return_delay <= 0 and self.contra <= 0
         self.plan_ = np.empty((0, 0), np.int64)
         self.plan_at_ = 0
+        self.plan_ids_: np.ndarray | None = None  # train_ids_[plan_], gathered when first used
         self.adj_same_, self.adj_diff_ = split_by_label(self.adj_, labels)
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
@@ -250,10 +251,13 @@ class IValueTraversal(Traversal):
         if self.window_:
             if self.plan_at_ >= self.plan_.shape[0]:
                 self._plan()
-            ids = self.plan_[self.plan_at_]
+            if self.plan_ids_ is None:  # the window's graph ids, gathered once
+                self.plan_ids_ = self.train_ids_[self.plan_]
+            at = self.plan_at_
             self.plan_at_ += 1
-        else:
-            ids = self._select(self._delay())
+            self.last_pick_[self.plan_[at]] = self.step_
+            return Selection(self.plan_ids_[at])
+        ids = self._select(self._delay())
         self.last_pick_[ids] = self.step_
         return Selection(self.train_ids_[ids])
 
@@ -305,7 +309,7 @@ class IValueTraversal(Traversal):
             plan[:, need - v[0]:] = picks.reshape(r, v[0])
         else:
             plan = np.stack([np.concatenate([sweeps[b], picks[batch == b]]) for b in range(r)])
-        self.plan_, self.plan_at_ = plan, 0
+        self.plan_, self.plan_at_, self.plan_ids_ = plan, 0, None
 
     def _select(self, delay: int) -> np.ndarray:
         """Subgraph ids of the next batch (``last_pick_`` is stamped by the caller)."""
@@ -465,6 +469,7 @@ class IValueTraversal(Traversal):
         plan = np.array(state["plan"], np.int64)
         self.plan_ = plan if plan.ndim == 2 else np.empty((0, 0), np.int64)
         self.plan_at_ = 0
+        self.plan_ids_ = None
         self.all_.acc = np.array(state["acc_all"], np.float64)
         self.by_class_.acc = (self.all_.acc if self.by_class_ is self.all_
                               else np.array(state["acc_class"], np.float64))
