@@ -206,6 +206,20 @@ def quotas(rng: np.random.Generator, st: Strata, v: np.ndarray) -> np.ndarray:
     return out
 
 
+_COUNT = np.arange(1024)
+_COUNT.flags.writeable = False
+
+
+def _counting(size: int) -> np.ndarray:
+    """``np.arange(size)``, a read-only view of a cached range while it is long enough."""
+    global _COUNT
+    if size > _COUNT.size:
+        grown = np.arange(max(size, 2 * _COUNT.size))
+        grown.flags.writeable = False
+        _COUNT = grown
+    return _COUNT[:size]
+
+
 def stable_order(a: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, a[order])`` with ``order = np.argsort(a, kind="stable")``, for integers ``a``
     with ``|a| < bound``: one sort of ``a * 2^b + position`` (distinct keys) where they fit in
@@ -215,7 +229,7 @@ def stable_order(a: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(a, kind="stable")
         return order, a[order]
     key = np.left_shift(a, shift, dtype=np.int64)
-    key |= np.arange(a.size)
+    key |= _counting(a.size)
     key.sort()
     order = key & ((1 << shift) - 1)
     key >>= shift

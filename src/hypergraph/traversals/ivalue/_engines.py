@@ -240,7 +240,7 @@ class StreamEngine(ValueEngine):
         own[u] = old
         idx, d = u, d0  # the change of each hop's sums (repeated ids add up)
         for _ in range(t.hops):
-            span = self.span_[idx]
+            span = np.take(self.span_, idx, axis=0)
             lens = span[:, 1] - span[:, 0]
             ends = np.cumsum(lens)
             shift = span[:, 0] - ends  # each entry's position = its rank in the output + shift
