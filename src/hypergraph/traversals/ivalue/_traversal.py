@@ -402,8 +402,11 @@ class IValueTraversal(Traversal):
                 ids, losses, batch = ids[finite], losses[finite], batch[finite]
                 even = False
         s = self.position_[ids]
-        order, later, last = last_visits(s, self.n_ + 1)
-        srt = s[order]
+        order, srt = stable_order(s, self.n_ + 1)  # visits by node, in queue order per node
+        later = np.zeros(s.size, bool)  # repeats the node of the sorted visit before it
+        np.equal(srt[1:], srt[:-1], out=later[1:])
+        last = np.ones(s.size, bool)  # the node's last visit
+        np.logical_not(later[1:], out=last[:-1])
         prev = self.last_loss_[s]  # the loss at the node's previous visit (the queue's included)
         rep = np.flatnonzero(later)
         if rep.size:
@@ -411,11 +414,11 @@ class IValueTraversal(Traversal):
         self.gains_.add(prev, losses, batch, r)  # folded into moments_ lazily
         sig, kept = SIGNALS[self.signal].observe(self, losses, prev, s)
         u = srt[last]  # the nodes visited, once each (sorted)
+        at_last = order[last]  # each node's last visit in the queue
         if sig.size:
             if kept is None:
                 val, self.mu_ = centre(sig, batch, r, self.mu_, [size] * r if even else None)
-                at, u_obs = order[last], u  # each node's last observation in the queue
-                b_obs = batch
+                at, u_obs, b_obs = at_last, u, batch
             else:
                 s_obs, b_obs = s[kept], batch[kept]
                 val, self.mu_ = centre(sig, b_obs, r, self.mu_)
@@ -425,7 +428,7 @@ class IValueTraversal(Traversal):
             self.obs_[u_obs] = val[at]
             self.t_obs_[u_obs] = steps[b_obs[at]]
             self.engine_.observed(u_obs)
-        self.last_loss_[u] = losses[order[last]]
+        self.last_loss_[u] = losses[at_last]
         np.add.at(self.visits_, s, 1)  # visits per node (repeats in the queue included)
 
     @property
