@@ -44,8 +44,9 @@ CANCEL_ATTR = "hypergraph_cancelled"
 #: Trial attribute: id of the API token whose agent holds the trial.
 TOKEN_ATTR = "hypergraph_token"
 
-#: Extra dashboard panels per sweep method (``method -> f(study, spec) -> JSON``): the
-#: extension point where ACE's predicted scores and effect heatmap plug in.
+#: Extra dashboard panels per sweep method (``method -> f(study, spec) -> JSON``), for methods
+#: that bring their own view. ACE's predictions do not use it: they have their own cached route
+#: (:mod:`hypergraph.server._ace`, ``GET /api/sweeps/{name}/ace``).
 _PANELS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {}
 
 
