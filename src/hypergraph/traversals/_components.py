@@ -15,7 +15,8 @@ traversal, so a comparison can give every arm the same components:
 
 ``components(inner="comprehensive", dedup=0.995)`` is epoch order over near-duplicate groups
 (the ``epoch_dedup`` arm of ``hypergraph bench``); with ``dedup=0`` and ``cover=0`` the wrapper
-selects exactly what its inner traversal selects.
+selects what its inner traversal selects with the same generator after one permutation of the
+training positions (the coverage pass, drawn at setup in every case).
 """
 
 from __future__ import annotations
