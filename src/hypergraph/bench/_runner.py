@@ -94,7 +94,7 @@ DATASETS: dict[str, BenchDataset] = {
         "redundancy": 0.5, "imbalance": 0.3, "hard": 0.15}, steps=2000),
     "mixture_large": BenchDataset("mixture_large", "synthetic", {
         "n_samples": 60_000, "n_classes": 6, "n_informative": 10, "label_noise": 0.2,
-        "redundancy": 0.5, "imbalance": 0.3, "hard": 0.15}, steps=10_000),
+        "redundancy": 0.5, "imbalance": 0.3, "hard": 0.15}, steps=5000),
     "mnist1d_large": BenchDataset("mnist1d_large", "mnist1d", {"num_samples": 50_000},
                                   steps=10_000),
 }
