@@ -357,7 +357,8 @@ def markdown_report(results: dict[str, Any], command: str = "",
     if stt:
         lines += [f"## Steps to {reference}'s final accuracy (per seed), share of the budget",
                   "", "Median over seeds with a 95% percentile bootstrap interval over seeds "
-                  "(inf: not reached within the budget on enough seeds).", "",
+                  "(inf: not reached within the budget on half the seeds or more; a bound of inf: "
+                  "on enough resampled seeds).", "",
                   "| dataset | method | steps to target |", "|---|---|---|"]
         for dataset, block in stt.items():
             for method, iv in block.items():

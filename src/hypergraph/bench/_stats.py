@@ -26,9 +26,11 @@ class Interval:
         return self.low > 0 or self.high < 0
 
     def text(self, spec: str = "+.4f") -> str:
-        """``+0.0123 [+0.0050, +0.0196]`` (``n/a`` parts when undefined)."""
+        """``+0.0123 [+0.0050, +0.0196]`` (``n/a`` where undefined, ``inf`` where infinite)."""
         def f(x: float) -> str:
-            return "n/a" if not math.isfinite(x) else format(x, spec)
+            if math.isinf(x):
+                return "inf" if x > 0 else "-inf"
+            return "n/a" if math.isnan(x) else format(x, spec)
         return f"{f(self.mean)} [{f(self.low)}, {f(self.high)}]"
 
 
