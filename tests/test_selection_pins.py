@@ -55,6 +55,14 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
      {"signal": "variance", "dedup": 0.0, "stratify": "none", "transform": "z", "sweep": 0.25},
      "points"),
     ("stride", "stride", {"stride": 5}, "points"),
+    ("components-epoch_dedup", "components", {"inner": "comprehensive", "dedup": 0.5},
+     "points"),
+    ("components-infobatch", "components",
+     {"inner": "infobatch", "inner_params": {"prune_ratio": 0.5}, "dedup": 0.5, "cover": 0.5},
+     "points"),
+    ("components-rho_loss", "components",
+     {"inner": "rho_loss", "inner_params": {"il_width": 8, "il_epochs": 2}, "dedup": 0.5,
+      "cover": 0.25}, "points"),
 ]
 
 PINS: dict[str, tuple[str, str]] = {
@@ -86,6 +94,12 @@ PINS: dict[str, tuple[str, str]] = {
                         "fcb243e8704b2339cfd53397d9e024f861b391a2661df7f52920083c70e406e1"),
     "stride": ("a28be189deb9ac2afc9b648d4d06a2c4a39dc850e41b36808d2fe6ca2e01220f",
                "0457f0bed7db1f59e1201a4ba4ea549cabb7824e5e7c8a57929a50f998b41cce"),
+    "components-epoch_dedup": ("d1b99412bffb179ac88d7dbce4318ec74c10f803a8c4bfb8f0722ecf8896b13c",
+                               "7323637eb0b3f491af30cab48af929ba9ed894dd09c6b3e45b60a73878b387f5"),
+    "components-infobatch": ("b3555fb03a7531135d4497e9bd31923290cba1f0db9e829ac44b837529cc85b0",
+                             "87658f6c845239ee2fa9efc95259cdea2656940ec2903cccecdf0c7074fde531"),
+    "components-rho_loss": ("cbf7b4943b39afdf10f01f73d91d7d4a8c18a9d12b161ef2ffcbe7d3c86674eb",
+                            "cf6f70982fb414463656942d4280dbbabf963bb4fef39619edd45b7599cc6b56"),
 }
 
 

@@ -133,14 +133,17 @@ def prepare(config: RunConfig, modules: RunModules) -> TrainContext:
     t0 = time.perf_counter()
     bundle = modules.store.apply(modules.dataset.load(streams.generator("dataset")))
     bundle.check()
+    t1 = time.perf_counter()
     graph = modules.dataloader.build(bundle, streams.generator("dataloader"))
     graph.validate()
-    logger.info("Built %r in %.2fs", graph, time.perf_counter() - t0)
+    t2 = time.perf_counter()
+    logger.info("Built %r in %.2fs", graph, t2 - t0)
     modules.model.setup(bundle.store.item_shape, bundle.num_outputs, bundle.task,
                         device=str(device), seed=streams.torch_seed("model"))
+    timings = {"data_s": t1 - t0, "graph_s": t2 - t1, "model_s": time.perf_counter() - t2}
     return TrainContext(bundle=bundle, graph=graph, model=modules.model,
                         traversal=modules.traversal, manager=modules.manager, streams=streams,
-                        device=device)
+                        device=device, timings=timings)
 
 
 def train(config: RunConfig, out_dir: str | Path | None = None,

@@ -3,7 +3,17 @@
 from pathlib import Path
 from typing import Any
 
-from hypergraph.bench._report import best_so_far, head_to_head, markdown_report, summarise
+from hypergraph.bench._report import (
+    FRACTIONS,
+    best_so_far,
+    head_to_head,
+    markdown_report,
+    paired_fractions,
+    report_cells,
+    steps_to_target,
+    summarise,
+    timings_table,
+)
 from hypergraph.bench._runner import (
     DATASETS,
     METHODS,
@@ -17,23 +27,33 @@ from hypergraph.bench._runner import (
     run_bench,
     run_cell,
 )
+from hypergraph.bench._stats import Interval, bootstrap_interval, paired_interval, parse_seeds
 
 __all__ = [
     "DATASETS",
+    "FRACTIONS",
     "METHODS",
     "BenchDataset",
     "BenchMethod",
     "BenchSpec",
     "CurveRecorder",
+    "Interval",
     "best_so_far",
+    "bootstrap_interval",
     "head_to_head",
     "load_results",
     "markdown_report",
+    "paired_fractions",
+    "paired_interval",
     "parse_dataset",
     "parse_method",
+    "parse_seeds",
+    "report_cells",
     "run_bench",
     "run_cell",
+    "steps_to_target",
     "summarise",
+    "timings_table",
     "write_outputs",
 ]
 

@@ -8,6 +8,13 @@ The target of a dataset is uniform's final accuracy (mean over seeds, at the ful
 For each method, *steps to target* is the first checkpoint where its seed-mean curve reaches the
 target; compute and wall time to target are read at that checkpoint (seed means). Ratios divide
 by uniform's steps, compute and wall time at the full budget.
+
+**Report seeds only.** A results file records the seeds it was run on (``spec.seeds``) and the
+seeds used to design or tune the methods (``spec.design_seeds``); the headline tables use
+cells whose seed is a report seed and not a design seed (:func:`report_cells`). The paired
+tables give, for every other arm, the seed-paired difference at 1/4, 1/2 and the full budget
+with Student-t intervals, and the steps to each seed's target with a bootstrap interval over
+seeds (:mod:`hypergraph.bench._stats`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,99 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["best_so_far", "head_to_head", "markdown_report", "summarise"]
+from hypergraph.bench._stats import Interval, bootstrap_interval, paired_interval
+
+__all__ = ["FRACTIONS", "best_so_far", "head_to_head", "markdown_report", "paired_fractions",
+           "report_cells", "steps_to_target", "summarise", "timings_table"]
+
+#: Shares of the step budget at which paired accuracy differences are reported.
+FRACTIONS = (0.25, 0.5, 1.0)
+
+
+def report_cells(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` with only the cells of report seeds: seeds listed in ``spec.seeds`` (all
+    when absent) that are not in ``spec.design_seeds``."""
+    spec = results.get("spec", {})
+    seeds = spec.get("seeds")
+    design = set(spec.get("design_seeds") or [])
+    keep = {k: c for k, c in results["cells"].items()
+            if (seeds is None or c["seed"] in seeds) and c["seed"] not in design}
+    return {**results, "cells": keep}
+
+
+def _acc_at(cell: dict[str, Any], fraction: float) -> float:
+    """Best-on-validation test accuracy at the last checkpoint within ``fraction`` of the
+    budget."""
+    acc = best_so_far(cell["curve"])
+    limit = fraction * cell["budget"] + 1e-9
+    idx = [i for i, p in enumerate(cell["curve"]) if p["step"] <= limit]
+    return float(acc[idx[-1]]) if idx else math.nan
+
+
+def paired_fractions(results: dict[str, Any], focus: str = "ivalue",
+                     fractions: tuple[float, ...] = FRACTIONS, level: float = 0.95,
+                     ) -> dict[str, dict[str, dict[float, Interval]]]:
+    """``focus`` minus every other arm, seed-paired, at each share of the budget, with
+    Student-t intervals: ``{dataset: {other: {fraction: Interval}}}``."""
+    by = _by_seed(results)
+    out: dict[str, dict[str, dict[float, Interval]]] = {}
+    for dataset, methods in by.items():
+        mine = methods.get(focus)
+        if not mine:
+            continue
+        out[dataset] = {}
+        for other, theirs in methods.items():
+            if other == focus:
+                continue
+            seeds = sorted(set(mine) & set(theirs))
+            out[dataset][other] = {
+                f: paired_interval([_acc_at(mine[s], f) - _acc_at(theirs[s], f)
+                                    for s in seeds], level) for f in fractions}
+    return out
+
+
+def steps_to_target(results: dict[str, Any], reference: str = "uniform", level: float = 0.95,
+                    ) -> dict[str, dict[str, Interval]]:
+    """Per arm, the median over seeds of the steps to reach ``reference``'s final accuracy on
+    the same seed, as a share of the budget (``inf`` when a seed never reaches it), with a
+    percentile bootstrap interval: ``{dataset: {method: Interval}}``."""
+    by = _by_seed(results)
+    out: dict[str, dict[str, Interval]] = {}
+    for dataset, methods in by.items():
+        ref = methods.get(reference)
+        if not ref:
+            continue
+        out[dataset] = {}
+        for method, cells in methods.items():
+            ratios = []
+            for seed in sorted(set(cells) & set(ref)):
+                target = best_so_far(ref[seed]["curve"])[-1]
+                acc = best_so_far(cells[seed]["curve"])
+                hit = np.flatnonzero(acc >= target - 1e-12)
+                ratios.append(cells[seed]["curve"][int(hit[0])]["step"] / cells[seed]["budget"]
+                              if hit.size else math.inf)
+            out[dataset][method] = bootstrap_interval(ratios, level=level)
+    return out
+
+
+def timings_table(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean seconds per phase (graph building, traversal setup, selection, training steps) and
+    the run's total wall time, per dataset and method."""
+    acc: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
+    for cell in results["cells"].values():
+        t = dict(cell.get("timings") or {})
+        t["run_wall_s"] = float(cell.get("run_wall_s", math.nan))
+        acc[cell["dataset"]][cell["method"]].append(t)
+    return {d: {m: {k: float(np.mean([r.get(k, math.nan) for r in rows]))
+                    for k in ("graph_s", "setup_s", "selection_s", "step_s", "run_wall_s")}
+                for m, rows in ms.items()} for d, ms in acc.items()}
+
+
+def _by_seed(results: dict[str, Any]) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    by: dict[str, dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for cell in results["cells"].values():
+        by[cell["dataset"]][cell["method"]][cell["seed"]] = cell
+    return by
 
 
 def best_so_far(curve: list[dict[str, float]]) -> np.ndarray:
@@ -170,13 +269,31 @@ def head_to_head(results: dict[str, Any], focus: str = "ivalue", z: float = 2.0,
     return out
 
 
+def _bold(iv: Interval) -> str:
+    text = iv.text()
+    return f"**{text}**" if iv.significant else text
+
+
+def _seed_text(seeds: list[int] | None) -> str:
+    """``100-119`` for a run of consecutive seeds, else the list."""
+    if not seeds:
+        return ""
+    s = sorted(seeds)
+    if s == list(range(s[0], s[-1] + 1)) and len(s) > 2:
+        return f"{s[0]}-{s[-1]}"
+    return ", ".join(map(str, s))
+
+
 def _fmt(x: float, spec: str = ".2f", suffix: str = "") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, spec) + suffix
 
 
 def markdown_report(results: dict[str, Any], command: str = "",
                     reference: str = "uniform", focus: str = "ivalue") -> str:
-    """The bench report as markdown: one table per dataset, the conventions, the command."""
+    """The bench report as markdown: one table per dataset, the conventions, the command.
+
+    Only report-seed cells are used (:func:`report_cells`)."""
+    results = report_cells(results)
     summary = summarise(results, reference)
     spec = results.get("spec", {})
     lines = ["# HyperGraph bench report", ""]
@@ -184,14 +301,17 @@ def markdown_report(results: dict[str, Any], command: str = "",
         lines += ["Command:", "", "```", command, "```", ""]
     lines += [
         f"Model: `{spec.get('model')}`; graph: `{spec.get('dataloader')}`; batch size "
-        f"{spec.get('batch_size')}; seeds {spec.get('seeds')}.",
+        f"{spec.get('batch_size')}; report seeds {_seed_text(spec.get('seeds'))}; design "
+        f"seeds {_seed_text(spec.get('design_seeds')) or 'not recorded'} (left out of every "
+        "table).",
         "",
         "Accuracy = test accuracy of the best-validation checkpoint so far (mean ± std over "
         "seeds), at the full step budget, equal for every method. Compute is counted in "
         "forward-pass equivalents: 3 x training samples (forward + backward ≈ 2 forwards) + "
         "forward-only selection samples + other selection work (irreducible-loss models) "
-        "converted by parameter count. Graph construction is excluded (the same kNN graph is "
-        "built for every method). *To target* = first checkpoint where the seed-mean curve "
+        "converted by parameter count. Wall time includes building the graph and setting the "
+        "traversal up (near-duplicate groups, irreducible-loss models). *To target* = first "
+        "checkpoint where the seed-mean curve "
         f"reaches {reference}'s final accuracy; ratios divide by {reference}'s steps, compute "
         "and wall time at the full budget (lower is better; n/a = never reached). *Paired*: "
         f"each seed's target is {reference}'s final accuracy on the same seed (same data, "
@@ -220,6 +340,40 @@ def markdown_report(results: dict[str, Any], command: str = "",
                 f"{_fmt(s.get('compute_to_target_ratio', math.nan), '.2f', 'x')} | "
                 f"{_fmt(s.get('wall_to_target_ratio', math.nan), '.2f', 'x')} | "
                 f"{_fmt(s.get('total_compute_ratio', math.nan), '.2f', 'x')} | {sel:.0f} |")
+        lines.append("")
+    fractions = paired_fractions(results, focus)
+    if fractions:
+        lines += [f"## {focus} minus each arm at 1/4, 1/2 and the full budget", "",
+                  "Seed-paired difference of test accuracy (best-on-validation checkpoint) "
+                  "with its 95% Student-t interval; **bold** when the interval excludes 0.", "",
+                  "| dataset | vs | 1/4 budget | 1/2 budget | full budget |",
+                  "|---|---|---|---|---|"]
+        for dataset, block in fractions.items():
+            for other, by_f in block.items():
+                cells = [_bold(by_f[f]) for f in FRACTIONS]
+                lines.append(f"| {dataset} | {other} | " + " | ".join(cells) + " |")
+        lines.append("")
+    stt = steps_to_target(results, reference)
+    if stt:
+        lines += [f"## Steps to {reference}'s final accuracy (per seed), share of the budget",
+                  "", "Median over seeds with a 95% percentile bootstrap interval over seeds "
+                  "(inf: not reached within the budget on half the seeds or more; a bound of inf: "
+                  "on enough resampled seeds).", "",
+                  "| dataset | method | steps to target |", "|---|---|---|"]
+        for dataset, block in stt.items():
+            for method, iv in block.items():
+                lines.append(f"| {dataset} | {method} | {iv.text('.2f')}x |")
+        lines.append("")
+    times = timings_table(results)
+    if times:
+        lines += ["## Seconds per run (means over seeds)", "",
+                  "| dataset | method | graph | setup | selection | steps | whole run |",
+                  "|---|---|---|---|---|---|---|"]
+        for dataset, block in times.items():
+            for method, t in block.items():
+                lines.append(f"| {dataset} | {method} | {_fmt(t['graph_s'], '.2f')} | "
+                             f"{_fmt(t['setup_s'], '.2f')} | {_fmt(t['selection_s'], '.2f')} | "
+                             f"{_fmt(t['step_s'], '.2f')} | {_fmt(t['run_wall_s'], '.1f')} |")
         lines.append("")
     h2h = head_to_head(results, focus)
     if h2h:

@@ -12,7 +12,14 @@ steps and records the compute spent so far:
 * ``compute`` = ``3 x train_samples + selection_forward + overhead_fe`` in forward-pass
   equivalents (convention: a backward pass costs about two forward passes);
 * ``wall_s``: seconds since training began, without the recorder's own evaluations, plus the
-  seconds a traversal reports for work done in its setup (``overhead_["wall_s"]``).
+  seconds spent building the graph and setting the traversal up (``graph_s`` and ``setup_s``
+  of the run's ``timings``, also recorded per cell), so methods that do work before the first
+  step (near-duplicate groups, an irreducible-loss model) pay for it.
+
+Every run stops at exactly the budget (the trainer's ``max_steps``), so every arm takes the
+same number of gradient steps; methods that plan by the end of training (InfoBatch's
+annealing) see the step budget (``TraversalContext.max_steps``). Cells run interleaved: for
+each dataset and seed, every method in turn, so slow drifts of the machine hit all arms alike.
 
 Results go to ``results.json`` after every cell; cells already there (same settings) are
 skipped, so an interrupted bench resumes where it stopped. A cell of the same arm (dataset,
@@ -81,15 +88,51 @@ DATASETS: dict[str, BenchDataset] = {
     "clean": BenchDataset("clean", "synthetic", {}, steps=600),
     "digits": BenchDataset("digits", "digits", {}, steps=400),
     "mnist1d": BenchDataset("mnist1d", "mnist1d", {}, steps=800),
+    # label noise + near-duplicates + class imbalance + genuinely hard (boundary) points
+    "mixture": BenchDataset("mixture", "synthetic", {
+        "n_samples": 12_000, "n_classes": 6, "n_informative": 10, "label_noise": 0.2,
+        "redundancy": 0.5, "imbalance": 0.3, "hard": 0.15}, steps=2000),
+    "mixture_large": BenchDataset("mixture_large", "synthetic", {
+        "n_samples": 60_000, "n_classes": 6, "n_informative": 10, "label_noise": 0.2,
+        "redundancy": 0.5, "imbalance": 0.3, "hard": 0.15}, steps=5000),
+    "mnist1d_large": BenchDataset("mnist1d_large", "mnist1d", {"num_samples": 50_000},
+                                  steps=10_000),
 }
+
+#: Similarity at or above which training nodes are near-duplicates (IValue's default).
+DEDUP = 0.995
+
+
+def _dedup(name: str, params: dict[str, Any] | None = None, cover: float = 0.0,
+           dedup: float = DEDUP) -> tuple[str, dict[str, Any]]:
+    return "components", {"inner": name, "inner_params": dict(params or {}), "dedup": dedup,
+                          "cover": cover}
 
 #: Method presets (``--methods`` picks by key; ``name:k=v,k=v`` gives ad-hoc variants).
 METHODS: dict[str, BenchMethod] = {
     "uniform": BenchMethod("uniform", "uniform"),
     "infobatch": BenchMethod("infobatch", "infobatch"),
     "rho_loss": BenchMethod("rho_loss", "rho_loss"),
-    "loss_topk": BenchMethod("loss_topk", "loss_topk"),
+    # the paper refreshes every loss with a forward pass between epochs
+    "loss_topk": BenchMethod("loss_topk", "loss_topk", {"recompute_every": 1}),
+    "comprehensive": BenchMethod("comprehensive", "comprehensive"),
+    # every baseline with IValue's components: near-duplicate groups, then coverage too
+    "epoch_dedup": BenchMethod("epoch_dedup", *_dedup("comprehensive")),
+    "uniform_dedup": BenchMethod("uniform_dedup", *_dedup("uniform")),
+    "uniform_dc": BenchMethod("uniform_dc", *_dedup("uniform", cover=0.5)),
+    "infobatch_dedup": BenchMethod("infobatch_dedup", *_dedup("infobatch")),
+    "infobatch_dc": BenchMethod("infobatch_dc", *_dedup("infobatch", cover=0.5)),
+    "rho_loss_dedup": BenchMethod("rho_loss_dedup", *_dedup("rho_loss")),
+    "rho_loss_dc": BenchMethod("rho_loss_dc", *_dedup("rho_loss", cover=0.5)),
+    "loss_topk_dedup": BenchMethod("loss_topk_dedup",
+                                   *_dedup("loss_topk", {"recompute_every": 1})),
+    "loss_topk_dc": BenchMethod("loss_topk_dc",
+                                *_dedup("loss_topk", {"recompute_every": 1}, cover=0.5)),
     "ivalue": BenchMethod("ivalue", "ivalue"),
+    # the ablation of IValue by its own switches (``ivalue`` itself is "all")
+    "ivalue_cover": BenchMethod("ivalue_cover", "ivalue", {"sweep": 1.0, "dedup": 0.0}),
+    "ivalue_dedup": BenchMethod("ivalue_dedup", "ivalue", {"sweep": 0.0, "pressure": 1.0}),
+    "ivalue_value": BenchMethod("ivalue_value", "ivalue", {"sweep": 0.0, "dedup": 0.0}),
     "ivalue_loss": BenchMethod("ivalue_loss", "ivalue", {"signal": "loss"}),
     # uncertainty p (1 - p) instead of the learnable signal (strongest under label noise)
     "ivalue_unc": BenchMethod("ivalue_unc", "ivalue", {"signal": "uncertainty"}),
@@ -112,6 +155,8 @@ class BenchSpec:
     datasets: list[BenchDataset]
     methods: list[BenchMethod]
     seeds: list[int]
+    #: Seeds used to choose settings (recorded; never among ``seeds``, the report seeds).
+    design_seeds: list[int] = field(default_factory=list)
     batch_size: int = 64
     evals: int = 30
     model: dict[str, Any] = field(default_factory=lambda: {
@@ -120,6 +165,15 @@ class BenchSpec:
         "name": "knn", "params": {"k": 10}})
     device: str = "cpu"
     step_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        shared = sorted(set(self.seeds) & set(self.design_seeds))
+        if shared:
+            raise ConfigError(
+                f"Report seeds and design seeds overlap ({', '.join(map(str, shared[:10]))}"
+                f"{', ...' if len(shared) > 10 else ''}): a result must be reported on seeds "
+                "that were not used to choose its settings. Give disjoint --seeds and "
+                "--design-seeds.")
 
     def budget(self, dataset: BenchDataset) -> int:
         """Gradient steps of every cell on ``dataset``."""
@@ -136,7 +190,8 @@ class BenchSpec:
         resolved = registry.resolve("traversal", method.name).from_params(method.params)
         params = {k: list(v) if isinstance(v, tuple) else v
                   for k, v in resolved.get_params().items()}
-        blob = json.dumps({"d": asdict(dataset), "m": [method.key, method.name, params],
+        blob = json.dumps({"v": 2, "d": asdict(dataset),
+                           "m": [method.key, method.name, params],
                            "b": self.batch_size,
                            "e": self.evals, "model": self.model, "dl": self.dataloader,
                            "steps": self.budget(dataset)}, sort_keys=True)
@@ -195,6 +250,7 @@ class CurveRecorder(Callback):
         self.val = self._data(ctx, VAL)
         self.test = self._data(ctx, TEST)
         self.params = ctx.model.num_parameters() if hasattr(ctx.model, "num_parameters") else 0
+        self.before_s = ctx.timings.get("graph_s", 0.0) + ctx.timings.get("setup_s", 0.0)
         self.start = time.perf_counter()
         self._record(ctx, state)
 
@@ -210,7 +266,7 @@ class CurveRecorder(Callback):
         val = ctx.model.evaluate(*self.val)
         test = ctx.model.evaluate(*self.test)
         over = self._overhead_fe(ctx)
-        setup_s = float((getattr(ctx.traversal, "overhead_", None) or {}).get("wall_s", 0.0))
+        setup_s = self.before_s
         self.curve.append({
             "step": state.step, "train_samples": state.samples_seen,
             "selection_forward": state.selection_forward, "overhead_fe": over,
@@ -234,17 +290,32 @@ class CurveRecorder(Callback):
         if self.curve[-1]["step"] < min(state.step, self.budget):
             self._record(ctx, state)
         self.extra = {"n_train": int(ctx.graph.train_ids().size), "params": self.params,
-                      "overhead": getattr(ctx.traversal, "overhead_", None)}
+                      "overhead": getattr(ctx.traversal, "overhead_", None),
+                      "timings": dict(ctx.timings)}
 
 
-def _train_rows(spec: BenchSpec, dataset: BenchDataset, seed: int) -> int:
+#: The last dataset loaded: (dataset arm, seed) -> bundle. Cells run interleaved (every method
+#: of one dataset and seed in turn), so one entry serves them all.
+_DATA_CACHE: dict[tuple[str, str, int], Any] = {}
+
+
+def _cached_dataset(dataset: BenchDataset, seed: int) -> Any:
+    """The dataset module of ``dataset`` whose ``load`` returns the bundle loaded for ``seed``
+    the first time (generated data such as mnist1d take seconds to make; every arm of a seed
+    sees the same data anyway). Graph building is not cached: it counts in each cell's time."""
     from hypergraph import registry
+    from hypergraph.datasets import Dataset
     from hypergraph.rng import RngStreams
 
-    cls = registry.resolve("dataset", dataset.name)
-    bundle = cls.from_params(dataset.params).load(  # type: ignore[attr-defined]
-        RngStreams(seed).generator("dataset"))
-    return int(np.sum(bundle.split == 0))
+    module = registry.resolve("dataset", dataset.name).from_params(dict(dataset.params))
+    assert isinstance(module, Dataset)
+    key = (dataset.key, json.dumps(dataset.params, sort_keys=True), seed)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = module.load(RngStreams(seed).generator("dataset"))
+    bundle = _DATA_CACHE[key]
+    module.load = lambda rng: bundle  # type: ignore[method-assign]
+    return module
 
 
 def run_cell(spec: BenchSpec, dataset: BenchDataset, method: BenchMethod, seed: int,
@@ -253,24 +324,19 @@ def run_cell(spec: BenchSpec, dataset: BenchDataset, method: BenchMethod, seed: 
     from hypergraph.run import train
 
     budget = spec.budget(dataset)
-    per_epoch = max(1, math.ceil(_train_rows(spec, dataset, seed) / spec.batch_size))
-    epochs = math.ceil(budget / per_epoch)
-    if method.name == "infobatch":
-        # InfoBatch's epochs are shorter (pruned); its annealing needs the epoch count, so plan
-        # for epochs of ~65% length (the bench stops every run at the step budget anyway).
-        ratio = float(method.params.get("prune_ratio", 0.5))
-        epochs = math.ceil(budget / max(1.0, per_epoch * (1.0 - 0.7 * ratio)))
+    data = _cached_dataset(dataset, seed)
     cfg = RunConfig.model_validate({
         "seed": seed, "device": spec.device,
         "dataset": {"name": dataset.name, "params": dict(dataset.params)},
         "dataloader": spec.dataloader, "model": spec.model,
         "traversal": {"name": method.name, "params": dict(method.params)},
-        "trainer": {"name": "standard", "params": {"epochs": epochs, "patience": 0,
-                                                   "batch_size": spec.batch_size}},
+        "trainer": {"name": "standard", "params": {
+            "epochs": 100_000, "max_steps": budget, "patience": 0,
+            "batch_size": spec.batch_size}},
     })
     recorder = CurveRecorder(budget, max(1, budget // max(1, spec.evals)))
     t0 = time.perf_counter()
-    result = train(cfg, None, callbacks=[recorder])
+    result = train(cfg, None, callbacks=[recorder], dataset=data)
     return {"dataset": dataset.key, "method": method.key, "seed": seed,
             "traversal": method.name, "traversal_params": method.params, "budget": budget,
             "curve": recorder.curve, "steps_run": result["steps"],
@@ -319,7 +385,8 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
                        "dataloader": spec.dataloader, "device": spec.device,
                        "datasets": [asdict(d) | {"budget": spec.budget(d)}
                                     for d in spec.datasets],
-                       "methods": [asdict(m) for m in spec.methods], "seeds": spec.seeds}
+                       "methods": [asdict(m) for m in spec.methods], "seeds": spec.seeds,
+                       "design_seeds": spec.design_seeds}
     old_threads, old_env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
     if threads:  # every run applies $HYPERGRAPH_THREADS when it is prepared
         os.environ[THREADS_ENV] = str(threads)

@@ -18,19 +18,27 @@ from hypergraph.exceptions import ConfigError
 def bench(
     datasets: Annotated[str, typer.Option(
         help="Comma-separated dataset presets: noisy (synthetic, 30% flipped train labels), "
-        "redundant (synthetic, 80% near-duplicates), clean (synthetic), digits, mnist1d.")
+        "redundant (synthetic, 80% near-duplicates), clean (synthetic), digits, mnist1d, "
+        "mixture (12k synthetic rows: label noise + near-duplicates + class imbalance + hard "
+        "points), mixture_large (the same at 60k rows), mnist1d_large (50k signals).")
     ] = "noisy,redundant,digits",
     methods: Annotated[str, typer.Option(
-        help="Comma-separated traversals: presets uniform, infobatch, rho_loss, loss_topk, "
-        "ivalue, ivalue_loss, ivalue_unc, ivalue_noise, ivalue_v2, ivalue_v1, any registered "
-        "traversal name, or variants KEY=NAME:p=v;... (use ';' between a variant's parameters).")
+        help="Comma-separated traversals: presets uniform, comprehensive, infobatch, rho_loss, "
+        "loss_topk; the same with near-duplicate groups (suffix _dedup: epoch_dedup, "
+        "uniform_dedup, infobatch_dedup, ...) or groups and coverage (suffix _dc); ivalue and "
+        "its ablations ivalue_cover, ivalue_dedup, ivalue_value; ivalue_loss, ivalue_unc, "
+        "ivalue_noise, ivalue_v2, ivalue_v1; any registered traversal name, or variants "
+        "KEY=NAME:p=v;... (use ';' between a variant's parameters).")
     ] = "uniform,comprehensive,infobatch,rho_loss,loss_topk,ivalue,ivalue_loss,ivalue_unc,"
         "ivalue_noise,ivalue_v2,ivalue_v1",
-    seeds: Annotated[int, typer.Option(help="Seeds per cell (first-seed .. first-seed+N-1).")
-                     ] = 5,
+    seeds: Annotated[str, typer.Option(
+        help="Report seeds: a range 100-119, a list 100,101,105, or a count N (first-seed .. "
+        "first-seed+N-1). Every headline table uses these only.")] = "5",
+    design_seeds: Annotated[str, typer.Option(
+        help="Seeds the methods' settings were chosen or tuned on (e.g. 0-9), recorded in the "
+        "results and left out of every table; must not overlap --seeds.")] = "",
     first_seed: Annotated[int, typer.Option(
-        help="First seed (e.g. 10 with --seeds 10 runs seeds 10-19: a confirmation on seeds "
-        "that were not used to choose settings).")] = 0,
+        help="First seed when --seeds is a count.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md "
                                       "and plots (rerunning resumes).")] = Path("bench"),
     step_scale: Annotated[float, typer.Option(
@@ -60,8 +68,9 @@ def bench(
         run_bench,
         write_outputs,
     )
-    check_range("--seeds", seeds, 1)
     check_range("--first-seed", first_seed, 0)
+    report_seeds = _seeds("--seeds", seeds, first_seed)
+    design = _seeds("--design-seeds", design_seeds, 0) if design_seeds.strip() else []
     check_range("--step-scale", step_scale, 0, low_open=True)
     check_range("--evals", evals, 1)
     check_range("--batch-size", batch_size, 1)
@@ -70,7 +79,7 @@ def bench(
         datasets=[parse_dataset(d.strip()) for d in datasets.split(",") if d.strip()],
         methods=[parse_method(m.strip().replace(";", ",")) for m in methods.split(",")
                  if m.strip()],
-        seeds=list(range(first_seed, first_seed + seeds)), batch_size=batch_size,
+        seeds=report_seeds, design_seeds=design, batch_size=batch_size,
         evals=evals, device=device,
         step_scale=step_scale)
     if out.exists() and not out.is_dir():
@@ -81,6 +90,12 @@ def bench(
         raise ConfigError(f"Cannot create the bench folder '{out}': {err.strerror or err}. "
                           "Give another --out.") from None
     load_results(out / "results.json")  # a damaged results file is refused before any work
+    old = load_results(out / "results.json").get("spec", {})
+    used = sorted(set(old.get("design_seeds") or []) & set(report_seeds))
+    if used:
+        raise ConfigError(f"--out '{out}' holds results whose design seeds include report seeds "
+                          f"now asked for ({', '.join(map(str, used[:10]))}); report seeds must "
+                          "never have been used for design. Give another --out or other seeds.")
     total = len(spec.datasets) * len(spec.methods) * len(spec.seeds)
     from rich.progress import (
         BarColumn,
@@ -105,3 +120,13 @@ def bench(
     paths = write_outputs(results, out, command=command)
     console.print((out / "report.md").read_text())
     console.print("Wrote " + ", ".join(str(p) for p in [out / "results.json", *paths]))
+
+
+def _seeds(option: str, text: str, first: int) -> list[int]:
+    from hypergraph.bench import parse_seeds
+
+    try:
+        return parse_seeds(text, first)
+    except ValueError as err:
+        raise ConfigError(f"{option} '{text}': {err}. Give a range such as 100-119, a list "
+                          "such as 100,101,105 or a count such as 20.") from None

@@ -30,10 +30,15 @@ class SyntheticDataset(Dataset):
     * ``label_noise``: that share of the training rows gets a label flipped to another class,
       drawn uniformly (flips are applied after duplication, so copies may disagree).
     * ``imbalance``: class ``c`` is drawn with weight ``(1 - imbalance) ** c``.
+    * ``hard``: that share of **all** rows (train, validation and test alike, so learning them
+      pays on the test set) is moved ``hard_shift`` of the way towards a random row of another
+      class, keeping its label: genuinely hard points near the class boundaries, learnable but
+      late (unlike flipped labels, which contradict their neighbours).
 
     ``bundle.attrs`` records the corruption for analysis: ``noise_flipped`` (1 for a training row
     whose label was flipped) and ``duplicate_of`` (the source row of a near-duplicate, -1 for
-    original rows). They describe the generator, not the data: graph builders must not use them.
+    original rows) and ``hard`` (1 for a row moved towards another class). They describe the
+    generator, not the data: graph builders must not use them.
     """
 
     tags: ClassVar[frozenset[str]] = frozenset(
@@ -57,14 +62,19 @@ class SyntheticDataset(Dataset):
                                    help="share of unique training rows that get duplicated"),
         "jitter": Float(low=0.0, high=1.0,
                         help="duplicate noise, in units of the feature standard deviation"),
+        "hard": Float(low=0.0, high=0.9,
+                      help="share of rows (every split) moved towards another class"),
+        "hard_shift": Float(low=0.0, high=0.99,
+                            help="how far a hard row moves towards the other class's row"),
         **FRACTIONS,
     }
 
     def __init__(self, n_samples: int = 4000, n_features: int = 20, n_informative: int = 8,
                  n_classes: int = 4, class_sep: float = 1.0, imbalance: float = 0.0,
                  label_noise: float = 0.0, redundancy: float = 0.0,
-                 duplicate_sources: float = 0.1, jitter: float = 0.02,
-                 val_fraction: float = 0.15, test_fraction: float = 0.2) -> None:
+                 duplicate_sources: float = 0.1, jitter: float = 0.02, hard: float = 0.0,
+                 hard_shift: float = 0.4, val_fraction: float = 0.15,
+                 test_fraction: float = 0.2) -> None:
         self.n_samples = n_samples
         self.n_features = n_features
         self.n_informative = n_informative
@@ -75,6 +85,8 @@ class SyntheticDataset(Dataset):
         self.redundancy = redundancy
         self.duplicate_sources = duplicate_sources
         self.jitter = jitter
+        self.hard = hard
+        self.hard_shift = hard_shift
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
 
@@ -97,6 +109,21 @@ class SyntheticDataset(Dataset):
         X = ((X - X.mean(0)) / np.maximum(X.std(0), 1e-12)).astype(np.float32)
         y = y.astype(np.int64)
         split = stratified_split(y, self.val_fraction, self.test_fraction, rng)
+        hard = np.zeros(y.size, np.int8)
+        n_hard = round(self.hard * y.size)
+        if n_hard > 0 and self.n_classes > 1:
+            rows = rng.choice(y.size, size=n_hard, replace=False)
+            # a partner of another class for each hard row (rejection on the rare same-class)
+            partner = rng.integers(0, y.size, size=n_hard)
+            for _ in range(64):
+                same = y[partner] == y[rows]
+                if not same.any():
+                    break
+                partner[same] = rng.integers(0, y.size, size=int(same.sum()))
+            keep = y[partner] != y[rows]
+            rows, partner = rows[keep], partner[keep]
+            X[rows] += self.hard_shift * (X[partner] - X[rows])
+            hard[rows] = 1
         train = np.flatnonzero(split == 0)
         duplicate_of = np.full(y.size, -1, np.int64)
         n_dup = round(self.redundancy * train.size)
@@ -120,4 +147,6 @@ class SyntheticDataset(Dataset):
             flipped[rows] = 1
         bundle = in_memory("synthetic", X, y, split, "classification", self.n_classes)
         bundle.attrs = {"noise_flipped": flipped, "duplicate_of": duplicate_of}
+        if self.hard > 0:
+            bundle.attrs["hard"] = hard
         return bundle

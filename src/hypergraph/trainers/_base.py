@@ -29,7 +29,8 @@ class TrainContext:
     ``resume_state`` is a checkpoint payload (``last.pt``) to continue from; ``trainer`` is set
     by the trainer while it fits, so that callbacks can ask it for a checkpoint; ``run_id`` is
     the run folder's identity (``run.json``), written into every ``last.pt`` so that resume can
-    refuse a checkpoint of another run.
+    refuse a checkpoint of another run. ``timings`` accumulates the seconds of each phase, so
+    compute comparisons can count graph building and traversal setup.
     """
 
     bundle: DatasetBundle
@@ -44,6 +45,9 @@ class TrainContext:
     resume_state: dict[str, Any] | None = None
     trainer: Trainer | None = None
     run_id: str | None = None
+    #: Seconds spent per phase (``data_s``, ``graph_s``, ``model_s`` from :func:`prepare`; the
+    #: trainer adds ``setup_s``, ``selection_s``, ``step_s`` and ``eval_s``).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class BatchGatherer:

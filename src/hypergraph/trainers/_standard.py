@@ -45,7 +45,9 @@ class StandardTrainer(Trainer):
     Each epoch runs ``traversal.steps_per_epoch()`` gradient steps, then evaluates on the
     validation nodes, lets the manager update the graph, and calls the callbacks. The model with
     the best validation score (accuracy, or loss for regression) is restored for the final test.
-    Training stops early after ``patience`` epochs without improvement (0 disables it), and
+    Training stops early after ``patience`` epochs without improvement (0 disables it), after
+    ``max_steps`` gradient steps when that is positive (the last epoch is cut short there, then
+    evaluated as usual: comparisons of traversals give every arm the same number of steps), and
     with a :class:`~hypergraph.exceptions.TrainingError` on a NaN or infinite training or
     validation loss (the last good checkpoint stays in the run folder).
 
@@ -66,15 +68,19 @@ class StandardTrainer(Trainer):
         "checkpoint_every": Int(low=0, high=10_000_000,
                                 help="also write last.pt every N steps inside an epoch "
                                      "(0: only at epoch ends)"),
+        "max_steps": Int(low=0, high=1_000_000_000,
+                         help="stop after this many gradient steps (0: no limit)"),
     }
 
     def __init__(self, epochs: int = 30, batch_size: int = 64, patience: int = 10,
-                 eval_batch_size: int = 2048, checkpoint_every: int = 0) -> None:
+                 eval_batch_size: int = 2048, checkpoint_every: int = 0,
+                 max_steps: int = 0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
         self.eval_batch_size = eval_batch_size
         self.checkpoint_every = checkpoint_every
+        self.max_steps = max_steps
 
     # ------------------------------------------------------------------ helpers
     def _eval_set(self, ctx: TrainContext, gather: BatchGatherer, split: int,
@@ -117,9 +123,15 @@ class StandardTrainer(Trainer):
             return ctx.model.losses(x, y).float().cpu().numpy()
 
         traversal, manager = ctx.traversal, ctx.manager
+        t0 = time.perf_counter()
         traversal.setup(ctx.graph, self.batch_size, ctx.streams.generator("traversal"),
-                        TraversalContext(score=score, epochs=self.epochs))
+                        TraversalContext(score=score, epochs=self.epochs,
+                                         max_steps=self.max_steps))
         manager.setup(ctx.graph, ctx.streams.generator("manager"))
+        timings = ctx.timings
+        timings["setup_s"] = timings.get("setup_s", 0.0) + time.perf_counter() - t0
+        for phase in ("selection_s", "step_s", "eval_s"):
+            timings.setdefault(phase, 0.0)
         own: list[Callback] = [EarlyStopping(self.patience)]
         if ctx.out_dir is not None:
             own.append(Checkpoint(ctx.out_dir, self.checkpoint_every))
@@ -139,7 +151,8 @@ class StandardTrainer(Trainer):
                       "selection_forward": state.selection_forward, "steps": state.step,
                       "epochs": len(state.history), "best_epoch": state.best_epoch + 1,
                       "stop_reason": state.stop_reason or "completed",
-                      "wall_s": round(wall_before + time.perf_counter() - start, 4)}
+                      "wall_s": round(wall_before + time.perf_counter() - start, 4),
+                      "timings": {k: round(v, 4) for k, v in ctx.timings.items()}}
             callbacks.on_fit_end(ctx, state, result)
         except BaseException as err:
             callbacks.on_exception(ctx, state, err)
@@ -157,7 +170,9 @@ class StandardTrainer(Trainer):
         # Stores not held in memory are read one batch ahead on a background thread, when the
         # next batch does not depend on this step's losses (never across an epoch boundary).
         ahead = gather.prefetcher is not None and not feedback
-        while state.epoch < self.epochs and not state.stop:
+        timings, clock_ = ctx.timings, time.perf_counter
+        limit = self.max_steps if self.max_steps > 0 else math.inf
+        while state.epoch < self.epochs and not state.stop and state.step < limit:
             epoch = state.epoch
             if state.epoch_step == 0:  # a fresh epoch (not one resumed mid-way)
                 traversal.on_epoch_start(epoch)
@@ -165,9 +180,11 @@ class StandardTrainer(Trainer):
                 state.epoch_loss, state.epoch_count = 0.0, 0
             callbacks.on_epoch_start(ctx, state)
             step_hooks = callbacks.implementing("on_step_end")  # the rest are no-ops per step
-            while state.epoch_step < state.steps_per_epoch:
+            while state.epoch_step < state.steps_per_epoch and state.step < limit:
+                t0 = clock_()
                 sel = self.lookahead_ if self.lookahead_ is not None else traversal.next_batch()
                 self.lookahead_ = None
+                t1 = clock_()
                 x, y = gather(sel.ids)
                 if ahead and state.epoch_step + 1 < state.steps_per_epoch:
                     self.lookahead_ = traversal.next_batch()
@@ -175,6 +192,7 @@ class StandardTrainer(Trainer):
                 weights = None if sel.weights is None else torch.from_numpy(
                     np.asarray(sel.weights, np.float32)).to(ctx.device)
                 losses = model.train_step(x, y, weights)
+                t2 = clock_()
                 self.loss_buf_.append(losses)  # summed in bulk (one reduction, no device sync)
                 if len(self.loss_buf_) >= _LOSS_FLUSH:
                     self._flush_losses(state)
@@ -185,17 +203,22 @@ class StandardTrainer(Trainer):
                 state.samples_seen += int(sel.ids.size)
                 if feedback:
                     host = losses.float().cpu().numpy()
+                    t2 = clock_()
                     if traversal.needs_feedback:
                         traversal.feedback(sel.ids, host)
                     if manager.on_step(ctx.graph, model, sel.ids, host):
                         traversal.on_graph_change(ctx.graph)
+                timings["selection_s"] += t1 - t0 + clock_() - t2
+                timings["step_s"] += t2 - t1
                 for cb in step_hooks:
                     cb.on_step_end(ctx, state, sel.ids)
             self._flush(state)
             train_loss = state.epoch_loss / max(state.epoch_count, 1)
             if not math.isfinite(train_loss):
                 self._diverged(ctx, f"The training loss became {train_loss}", epoch)
+            t0 = clock_()
             val = self.evaluate(ctx, val_data)
+            timings["eval_s"] += clock_() - t0
             if not math.isfinite(val.get("loss", 0.0)):
                 self._diverged(ctx, f"The validation loss became {val['loss']}", epoch)
             if manager.on_epoch_end(ctx.graph, model, epoch):
@@ -211,6 +234,8 @@ class StandardTrainer(Trainer):
             state.history.append(record)
             state.epoch, state.epoch_step = epoch + 1, 0
             state.epoch_loss, state.epoch_count = 0.0, 0
+            if state.step >= limit and not state.stop:
+                state.stop, state.stop_reason = True, f"max_steps ({self.max_steps}) reached"
             callbacks.on_epoch_end(ctx, state, record)
 
     def _diverged(self, ctx: TrainContext, what: str, epoch: int) -> None:

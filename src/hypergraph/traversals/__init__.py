@@ -7,12 +7,14 @@ from hypergraph.traversals._baselines import (
     RhoLossTraversal,
 )
 from hypergraph.traversals._cluster_hop import ClusterHopTraversal
+from hypergraph.traversals._components import ComponentsTraversal
 from hypergraph.traversals._random_walk import RandomWalkTraversal, WalkTable
 from hypergraph.traversals._simple import ComprehensiveTraversal, UniformTraversal
 from hypergraph.traversals.ivalue import IValueTraversal
 
 __all__ = [
     "ClusterHopTraversal",
+    "ComponentsTraversal",
     "ComprehensiveTraversal",
     "IValueTraversal",
     "InfoBatchTraversal",

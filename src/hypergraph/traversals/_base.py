@@ -39,10 +39,13 @@ class TraversalContext:
         score: ``score(ids) -> per-sample losses`` with a forward pass of the current model and no
             update (selection methods use it; each call is counted as selection compute).
         epochs: Number of epochs the trainer plans (some methods change behaviour at the end).
+        max_steps: Gradient steps the trainer stops at (0: no step limit; epochs decide).
+            Methods that change behaviour at the end of training plan by it when it is set.
     """
 
     score: Callable[[np.ndarray], np.ndarray] | None = None
     epochs: int = 1
+    max_steps: int = 0
 
 
 class Traversal(Module):

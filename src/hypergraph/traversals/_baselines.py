@@ -88,8 +88,12 @@ class InfoBatchTraversal(Traversal):
     epoch is full). At the start of each epoch, samples scoring below the mean are pruned with
     probability ``prune_ratio``; the kept ones among them get loss weight
     ``1 / (1 - prune_ratio)`` (passed to the model through :attr:`Selection.weights`). The
-    remaining samples are visited once in random order, so an epoch has fewer steps. From epoch
-    ``delta x epochs`` on, the full data is used with weight 1 (annealing).
+    remaining samples are visited once in random order, so an epoch has fewer steps. The last
+    ``1 - delta`` share of training uses the full data with weight 1 (annealing): when the
+    trainer sets a step limit (``context.max_steps``) the share is counted in steps, and a pass
+    still pruning when ``delta x max_steps`` steps are reached is cut short there, so the
+    annealing always happens inside the budget whatever the real pruning rate; without a step
+    limit it is counted in epochs (from epoch ``delta x epochs`` on), as in the paper.
     """
 
     needs_feedback: ClassVar[bool] = True
@@ -109,13 +113,24 @@ class InfoBatchTraversal(Traversal):
 
     def init_state(self) -> None:
         self.scores_ = np.ones(self.train_ids_.size, np.float64)
+        self.steps_ = 0
+        self.pruning_ = False
 
     def reset(self) -> None:
         self._plan(-1)
 
+    def _anneal_step(self) -> float:
+        """The step from which all data is used (inf without a step limit)."""
+        limit = self.context_.max_steps
+        return self.delta * limit if limit > 0 else math.inf
+
     def _plan(self, epoch: int) -> None:
         n = self.train_ids_.size
-        if 0 <= epoch < self.delta * self.context_.epochs:
+        by_steps = self.context_.max_steps > 0
+        prune = (self.steps_ < self._anneal_step() if by_steps
+                 else self.delta * self.context_.epochs > epoch)
+        self.pruning_ = epoch >= 0 and prune
+        if self.pruning_:
             kept, weights = infobatch_plan(self.scores_, self.prune_ratio, self.rng_)
         else:
             kept, weights = np.arange(n), np.ones(n, np.float32)
@@ -130,10 +145,12 @@ class InfoBatchTraversal(Traversal):
         return max(1, math.ceil(self.order_.size / self.batch_size_))
 
     def next_batch(self) -> Selection:
-        if self.cursor_ >= self.order_.size:
-            self._plan(-1)
+        if self.cursor_ >= self.order_.size or (
+                self.pruning_ and self.steps_ >= self._anneal_step()):
+            self._plan(-1)  # annealing starts mid-pass: a full pass from here on
         sl = slice(self.cursor_, self.cursor_ + self.batch_size_)
         self.cursor_ += self.batch_size_
+        self.steps_ += 1
         return Selection(self.train_ids_[self.order_[sl]], self.weights_[sl].copy())
 
     def feedback(self, ids: np.ndarray, losses: np.ndarray) -> None:
@@ -141,13 +158,16 @@ class InfoBatchTraversal(Traversal):
 
     def extra_state(self) -> dict[str, Any]:
         return {"scores": self.scores_.copy(), "order": self.order_.copy(),
-                "weights": self.weights_.copy(), "cursor": self.cursor_}
+                "weights": self.weights_.copy(), "cursor": self.cursor_,
+                "steps": self.steps_, "pruning": self.pruning_}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.scores_ = np.asarray(state["scores"])
         self.order_ = np.asarray(state["order"])
         self.weights_ = np.asarray(state["weights"])
         self.cursor_ = int(state["cursor"])
+        self.steps_ = int(state.get("steps", 0))
+        self.pruning_ = bool(state.get("pruning", False))
 
 
 # ---------------------------------------------------------------------------- RHO-LOSS
