@@ -194,7 +194,10 @@ class StreamEngine(ValueEngine):
             # would return); anything else is merged
             if len(seen) > 1 or not (u.size < 2 or bool((u[1:] > u[:-1]).all())):
                 u = np.unique(np.concatenate(seen))
-            self._observe(u)
+            if self._spread_size(u.size) > self._rebase_limit():
+                self._rebase()  # many hops: walking out from u would cost more than all sums
+            else:
+                self._observe(u)
             self.observed_ = []
         self.gstep_ = t.step_
         self._resketch()
@@ -217,6 +220,24 @@ class StreamEngine(ValueEngine):
         self.own_ = np.ascontiguousarray(np.stack([n0, c], axis=1))
         self.sums_ = np.ascontiguousarray(np.stack([nh, dh], axis=1))
         self.observed_ = []
+
+    def _spread_size(self, observed: int) -> float:
+        """Expected entries :meth:`_observe` gathers at its last hop for ``observed`` nodes:
+        ``s_0 = observed``, ``s_h = observed + degree * s_(h-1)`` with the mean degree; it grows
+        as ``degree ** hops``."""
+        degree = self.edges_.size / max(self.owner.n_, 1)
+        size = float(observed)
+        for _ in range(self.owner.hops):
+            size = observed + degree * size
+            if size > 1e18:
+                break
+        return size
+
+    def _rebase_limit(self) -> float:
+        """Spread size above which an exact :meth:`_rebase` (``hops`` sparse products over the
+        whole graph) is cheaper. Never reached with one hop (at most ``n + nnz`` entries), so
+        the default's selections do not depend on it."""
+        return max(4.0 * self.owner.hops * (self.edges_.size + self.owner.n_), 1e6)
 
     def _counting(self, total: int) -> np.ndarray:
         """``0, 1, ..., total - 1`` (a view of a cached range)."""
