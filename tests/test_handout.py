@@ -217,3 +217,21 @@ def test_storage_created_by_two_processes_at_once(tmp_path: Path,
     monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
     store = SweepStore(f"sqlite:///{tmp_path / 's.db'}")
     assert len(calls) == 2 and store.names() == []
+
+
+def test_pruned_trial_keeps_its_last_reported_value(tmp_path: Path) -> None:
+    """As Optuna's ``tell(state=PRUNED)``: the value of the last step becomes the trial's."""
+    from optuna.trial import TrialState
+
+    store, spec, study, _name = _sweep(f"sqlite:///{tmp_path / 's.db'}", run_cap=2)
+    handout = HandOutStore(store)
+    a, b = (handout.claim(study, spec, 2, "a:1") for _ in range(2))
+    assert a is not None and b is not None
+    store.storage.set_trial_intermediate_value(a.trial_id, 1, 0.25)
+    store.storage.set_trial_intermediate_value(a.trial_id, 3, 0.75)
+    assert handout.finish(a.trial_id, a.lease, "pruned").status == "recorded"
+    assert handout.finish(b.trial_id, b.lease, "pruned").status == "recorded"
+    pruned = store.storage.get_trial(a.trial_id)
+    assert pruned.state == TrialState.PRUNED and pruned.value == 0.75
+    assert store.storage.get_trial(b.trial_id).value is None  # nothing reported
+    assert store.finished(study) == 2
