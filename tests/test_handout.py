@@ -235,3 +235,19 @@ def test_pruned_trial_keeps_its_last_reported_value(tmp_path: Path) -> None:
     assert pruned.state == TrialState.PRUNED and pruned.value == 0.75
     assert store.storage.get_trial(b.trial_id).value is None  # nothing reported
     assert store.finished(study) == 2
+
+
+def test_worker_processes_build_their_app_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hypergraph server --workers N``: each uvicorn worker builds the same app from the
+    options the command put in the environment."""
+    import json
+
+    from hypergraph.server._app import FACTORY_ENV, app_from_env
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    monkeypatch.setenv(FACTORY_ENV, json.dumps({"storage_url": url, "heartbeat_interval": 2,
+                                                "grace_period": 9}))
+    app = app_from_env()
+    assert app.state.service.store.grace_period == 9
+    assert app.state.service.handout is not None
