@@ -251,3 +251,24 @@ def test_worker_processes_build_their_app_from_the_environment(
     app = app_from_env()
     assert app.state.service.store.grace_period == 9
     assert app.state.service.handout is not None
+
+
+def test_optuna_sessions_on_sqlite_take_the_write_lock_first(tmp_path: Path) -> None:
+    """Optuna's check-then-write of a trial's state is one step on SQLite: its sessions
+    begin with the write lock, so no other process can write between the check and the
+    write (two processes failing one stale trial would queue two retries)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    path = tmp_path / "s.db"
+    store = SweepStore(f"sqlite:///{path}")
+    with store.storage.engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))  # a read: its transaction holds the write lock
+        other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+    other.execute("BEGIN IMMEDIATE")  # free again
+    other.execute("ROLLBACK")
+    other.close()
