@@ -56,8 +56,10 @@ def sweep_trials(url: str, name: str) -> list[Any]:
     """
     import optuna
 
-    if url not in _STORAGES:
-        _STORAGES[url] = optuna.storages.RDBStorage(url.replace(
-            "postgresql://", "postgresql+psycopg://"))
+    from hypergraph.sweeps._store import _open_rdb
+
+    if url not in _STORAGES:  # tried again if a sweep's process creates it at this moment
+        _STORAGES[url] = _open_rdb(url.replace("postgresql://", "postgresql+psycopg://"),
+                                   {}, {})
     return optuna.load_study(study_name=name, storage=_STORAGES[url]).get_trials(
         deepcopy=False)

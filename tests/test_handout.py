@@ -217,3 +217,58 @@ def test_storage_created_by_two_processes_at_once(tmp_path: Path,
     monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
     store = SweepStore(f"sqlite:///{tmp_path / 's.db'}")
     assert len(calls) == 2 and store.names() == []
+
+
+def test_pruned_trial_keeps_its_last_reported_value(tmp_path: Path) -> None:
+    """As Optuna's ``tell(state=PRUNED)``: the value of the last step becomes the trial's."""
+    from optuna.trial import TrialState
+
+    store, spec, study, _name = _sweep(f"sqlite:///{tmp_path / 's.db'}", run_cap=2)
+    handout = HandOutStore(store)
+    a, b = (handout.claim(study, spec, 2, "a:1") for _ in range(2))
+    assert a is not None and b is not None
+    store.storage.set_trial_intermediate_value(a.trial_id, 1, 0.25)
+    store.storage.set_trial_intermediate_value(a.trial_id, 3, 0.75)
+    assert handout.finish(a.trial_id, a.lease, "pruned").status == "recorded"
+    assert handout.finish(b.trial_id, b.lease, "pruned").status == "recorded"
+    pruned = store.storage.get_trial(a.trial_id)
+    assert pruned.state == TrialState.PRUNED and pruned.value == 0.75
+    assert store.storage.get_trial(b.trial_id).value is None  # nothing reported
+    assert store.finished(study) == 2
+
+
+def test_worker_processes_build_their_app_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hypergraph server --workers N``: each uvicorn worker builds the same app from the
+    options the command put in the environment."""
+    import json
+
+    from hypergraph.server._app import FACTORY_ENV, app_from_env
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    monkeypatch.setenv(FACTORY_ENV, json.dumps({"storage_url": url, "heartbeat_interval": 2,
+                                                "grace_period": 9}))
+    app = app_from_env()
+    assert app.state.service.store.grace_period == 9
+    assert app.state.service.handout is not None
+
+
+def test_optuna_sessions_on_sqlite_take_the_write_lock_first(tmp_path: Path) -> None:
+    """Optuna's check-then-write of a trial's state is one step on SQLite: its sessions
+    begin with the write lock, so no other process can write between the check and the
+    write (two processes failing one stale trial would queue two retries)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    path = tmp_path / "s.db"
+    store = SweepStore(f"sqlite:///{path}")
+    with store.storage.engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))  # a read: its transaction holds the write lock
+        other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+    other.execute("BEGIN IMMEDIATE")  # free again
+    other.execute("ROLLBACK")
+    other.close()

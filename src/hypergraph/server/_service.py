@@ -167,7 +167,7 @@ class SweepService:
 
     def names(self) -> list[str]:
         """Sweeps of the storage created by HyperGraph, oldest first (one query on Optuna's
-        tables: this runs on every claim)."""
+        tables; claims use :meth:`live_names`)."""
         with self.store.engine.connect() as conn:
             rows = conn.execute(sa.text(
                 "SELECT s.study_name FROM studies s JOIN study_user_attributes a "

@@ -30,6 +30,7 @@ import copy
 import datetime as dt
 import functools
 import json
+import math
 import threading
 import uuid
 from collections.abc import Callable, Container, Iterator, Sequence
@@ -524,6 +525,19 @@ class HandOutStore:
             return None
         return int(row[0]), int(row[1]), lease
 
+    def _last_intermediate(self, conn: sa.Connection, trial_id: int) -> float | None:
+        """The value reported at the trial's last step (``None``: none, or NaN)."""
+        from optuna.storages._rdb.models import TrialIntermediateValueModel
+
+        iv = TrialIntermediateValueModel.__table__
+        row = conn.execute(sa.select(iv.c.intermediate_value, iv.c.intermediate_value_type)
+                           .where(iv.c.trial_id == trial_id).order_by(iv.c.step.desc())
+                           .limit(1)).first()
+        if row is None:
+            return None
+        last = float(TrialIntermediateValueModel.stored_repr_to_intermediate_value(*row))
+        return last if _feasible(last) else None
+
     @staticmethod
     def _upsert(conn: sa.Connection, table: sa.Table, owner: str, owner_id: int,
                 attrs: dict[str, Any], replace: bool) -> None:
@@ -586,8 +600,9 @@ class HandOutStore:
             if moved != 1:  # failed as stale between the read and the write (PostgreSQL)
                 out.status = "lost"
                 return out
-            if target == TrialState.COMPLETE:
-                assert value is not None
+            if target == TrialState.PRUNED:  # as Optuna's tell: the last reported value
+                value = self._last_intermediate(conn, trial_id)
+            if target != TrialState.FAIL and value is not None:
                 stored_value, kind = TrialValueModel.value_to_stored_repr(value)
                 conn.execute(v.insert(), {"trial_id": trial_id, "objective": 0,
                                           "value": stored_value, "value_type": kind})
@@ -652,6 +667,10 @@ def _retry_disconnect(fn: Callable[[], _T]) -> _T:
         logger.warning("The storage's connection was lost (%s); trying once more.",
                        str(err).splitlines()[0])
         return fn()
+
+
+def _feasible(value: float) -> bool:
+    return not math.isnan(value)
 
 
 class _LostRaceError(Exception):

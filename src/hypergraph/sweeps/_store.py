@@ -147,6 +147,8 @@ class SweepStore:
         kwargs[stale_arg] = self._on_stale
         try:
             self.storage = _open_rdb(self.url, engine_kwargs, kwargs)
+            if self.url.startswith("sqlite"):
+                serialise_sqlite(self.storage.engine)
             self.engine = sa.create_engine(self.url, **engine_kwargs)
             _create_tables(self.engine)
         except (OperationalError, sa.exc.ArgumentError, ImportError) as err:
@@ -420,6 +422,29 @@ def _redact(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def _sqlite_manual_begin(dbapi_conn: Any, record: Any) -> None:
+    dbapi_conn.isolation_level = None  # pysqlite's deferred BEGIN off: the listener begins
+
+
+def _sqlite_begin_immediate(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def serialise_sqlite(engine: sa.Engine) -> None:
+    """Make every transaction of ``engine`` (an SQLite file) take the write lock when it
+    begins (``BEGIN IMMEDIATE``).
+
+    Optuna's RDB storage checks a trial's state, then writes it, in one session; on SQLite,
+    pysqlite opens the transaction only at the write, so two processes could both see a trial
+    RUNNING and both fail it (two retries queued), or fail a trial whose result was told
+    between the read and the write. With the lock taken at the start, the check and the write
+    are one step, as ``SELECT ... FOR UPDATE`` makes them on PostgreSQL.
+    """
+    sa.event.listen(engine, "connect", _sqlite_manual_begin)
+    sa.event.listen(engine, "begin", _sqlite_begin_immediate)
+    engine.dispose()  # connections pooled before the listeners
 
 
 def _first_creation_race(err: Exception) -> bool:
