@@ -13,9 +13,14 @@
 * ``ivalue_loop``: IValue's parts per batch (microseconds of thread CPU time) on the 40,000-row
   graph of ``bench_train``, alone and with an MLP 256x2 training step after every batch (as in
   the trainer): what the per-batch overhead against the hand loop is made of.
+* ``ivalue_after``: IValue's ``next_batch`` + ``feedback`` (thread CPU per batch, same graph,
+  random losses) when each batch follows nothing, a write over 4 MB of memory, 20 matrix
+  products of 64x256 by 256x256 in torch, or an MLP 256x2 training step, arms interleaved:
+  whether the cost added by the training step comes from evicted data or from running after
+  torch's kernels.
 
-Run: ``python benchmarks/profile_hot_paths.py [trainer|interleave|walk_ahead|ivalue|ivalue_loop]
-[--top N]``.
+Run: ``python benchmarks/profile_hot_paths.py
+[trainer|interleave|walk_ahead|ivalue|ivalue_loop|ivalue_after] [--top N]``.
 """
 
 from __future__ import annotations
@@ -216,11 +221,57 @@ def ivalue_loop(top: int, steps: int = 800) -> None:
             setattr(owner, name, inner)
 
 
+def ivalue_after(top: int, steps: int = 80, repeats: int = 8) -> None:
+    import statistics
+
+    import bench_train as bt
+
+    from hypergraph.traversals import TraversalContext
+
+    del top
+    graph, model, x, y = _step_setup("mlp")
+    memory = np.ones(4_000_000 // 8)
+    a, b = torch.randn(256, 256), torch.randn(bt.BATCH, 256)
+
+    def matmuls() -> None:
+        for _ in range(20):
+            b @ a
+
+    between: dict[str, Any] = {
+        "nothing": lambda: None, "4 MB written": lambda: memory.__iadd__(1.0),
+        "20 matmuls": matmuls, "MLP training step": lambda: model.train_step(x, y)}
+    cls = registry.resolve("traversal", "ivalue")
+    travs = {}
+    for name in between:
+        travs[name] = cls()
+        travs[name].setup(graph, bt.BATCH, np.random.default_rng(0), TraversalContext(epochs=1))
+    rng = np.random.default_rng(1)
+    spent: dict[str, list[float]] = {name: [] for name in between}
+    for _ in range(repeats):
+        for name, work in between.items():
+            trav, total = travs[name], 0.0
+            for _ in range(steps):
+                t0 = time.thread_time()
+                sel = trav.next_batch()
+                total += time.thread_time() - t0
+                work()
+                losses = rng.random(bt.BATCH)
+                t0 = time.thread_time()
+                trav.feedback(sel.ids, losses)
+                total += time.thread_time() - t0
+            spent[name].append(total / steps * 1e6)
+    print(f"# ivalue (defaults), 40,000 rows: us of CPU per batch (next_batch + feedback), "
+          f"median of {repeats} x {steps} batches, by what runs between batches\n")
+    for name, values in spent.items():
+        print(f"- after {name}: {statistics.median(values):.0f} us "
+              f"(min {min(values):.0f}, max {max(values):.0f})")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", default="all",
                         choices=("all", "trainer", "interleave", "walk_ahead", "ivalue",
-                                 "ivalue_loop"))
+                                 "ivalue_loop", "ivalue_after"))
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--traversal", default="random_walk", help="for 'trainer'")
     args = parser.parse_args()
@@ -234,3 +285,5 @@ if __name__ == "__main__":
         ivalue(args.top)
     if args.what in ("all", "ivalue_loop"):
         ivalue_loop(args.top)
+    if args.what in ("all", "ivalue_after"):
+        ivalue_after(args.top)

@@ -1,15 +1,22 @@
 """Trial hand-out throughput of the control server: 16 concurrent agents, no training.
 
-Each agent is an async httpx client looping ``claim`` -> ``finish`` (state complete, a random
-value) until the sweep's budget is used up, against a real ``hypergraph server`` process. The
-baseline, measured in the same run on the same kind of storage, is one process handing out
-trials straight from :class:`~hypergraph.sweeps.SweepStore` (claim, ask, attach, suggest, tell:
-what a ``hypergraph sweep`` worker does, on SQLite's default journal), so the ratio is what the
-HTTP door costs or gains.
-Run::
+A hand-out is ``claim`` then ``finish`` (state complete, a random value) until the sweep's
+budget is used up; every arm checks that exactly ``run_cap`` trials finished. Two paths are
+measured in the same run, on the same kind of storage:
 
-    nice -n 10 .venv/bin/python benchmarks/server_bench.py --trials 400
-    nice -n 10 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
+* ``old``: the earlier path (a slot INSERT, Optuna's ``study.ask``, attach, suggest, attributes,
+  ``study.tell``: several commits per hand-out);
+* ``new``: :mod:`hypergraph.sweeps._handout` (one transaction to claim, one to finish).
+
+Each path runs without HTTP (16 threads calling the server's ``SweepService`` in this process,
+with SQL statements and commits counted per hand-out) and through a real ``hypergraph server``
+process (16 async httpx agents; ``--server-workers N`` adds a run with N server processes).
+Ratios are new / old of the same run. CPU per hand-out: the server process's (its workers'
+included; without HTTP, this process's: the database server's own CPU is not counted) and the
+client agents'; on a loaded machine it says more about capacity than hand-outs/s do. Run::
+
+    nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400
+    nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
         --storage postgresql://postgres@127.0.0.1:5432/test
 """
 
@@ -23,8 +30,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,34 +52,83 @@ def spec(trials: int) -> dict[str, Any]:
                                         "max": 0.1}}}
 
 
-def direct(url: str, trials: int) -> float:
-    """Baseline: hand-outs per second from SweepStore in this process (one worker)."""
-    from optuna.trial import TrialState
+@contextmanager
+def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
+    """Count SQL statements and commits on ``engines`` while the block runs."""
+    import sqlalchemy as sa
 
-    from hypergraph.sweeps import SweepStore, sweep_from_mapping
-    from hypergraph.sweeps._store import quiet
+    counts = {"statements": 0, "commits": 0}
+    lock = threading.Lock()
 
-    store = SweepStore(url)
-    name = f"bench-direct-{uuid.uuid4().hex[:8]}"
-    sweep = sweep_from_mapping(spec(trials), "(bench)")
-    store.create(name, sweep)
-    study = store.load(name, sweep)
-    start = time.perf_counter()
-    done = 0
-    while True:
-        claim = store.claim(study, trials)
-        if claim is None:
-            break
-        with quiet():
-            trial = study.ask()
-        store.attach(claim, trial)
-        sweep.suggest(trial)
-        store.tell(study, trial, TrialState.COMPLETE, random.random())
-        done += 1
-    return done / (time.perf_counter() - start)
+    def on_statement(*args: Any) -> None:
+        with lock:
+            counts["statements"] += 1
+
+    def on_commit(*args: Any) -> None:
+        with lock:
+            counts["commits"] += 1
+
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", on_statement)
+        sa.event.listen(engine, "commit", on_commit)
+    try:
+        yield counts
+    finally:
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", on_statement)
+            sa.event.remove(engine, "commit", on_commit)
 
 
-async def agent(client: Any, name: str, sweep: str, counts: list[int]) -> None:
+def in_process(url: str, trials: int, agents: int, fast: bool) -> dict[str, float]:
+    """Hand-outs per second from the server's SweepService in this process (no HTTP)."""
+    from hypergraph.server import create_app
+
+    app = create_app(url, maintain_every=0, fast=fast)
+    service = app.state.service
+    name = f"bench-{'new' if fast else 'old'}-{uuid.uuid4().hex[:8]}"
+    service.create(spec(trials), name)
+    engines = [service.store.engine, service.store.storage.engine]
+    if service.handout is not None:
+        engines.append(service.handout.engine)
+    done: list[int] = []
+    errors: list[BaseException] = []
+
+    def agent(i: int) -> None:
+        rng = random.Random(i)
+        try:
+            while True:
+                got = service.claim(f"bench:{i}", 1, name)
+                if got["status"] == "done":
+                    return
+                if got["status"] == "wait":
+                    time.sleep(0.01)
+                    continue
+                service.finish(got["trial_id"], got["lease"], 1, "complete", rng.random(),
+                               None)
+                done.append(1)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=agent, args=(i,)) for i in range(agents)]
+    with counted(engines) as counts:
+        start, cpu = time.perf_counter(), time.process_time()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if errors:
+        raise errors[0]
+    shown = service.describe(name)
+    assert len(done) == trials == shown["finished"] == shown["counts"]["complete"], shown
+    if service.handout is not None:
+        service.handout.dispose()
+    service.store.engine.dispose()
+    return {"rate": trials / wall, "statements": counts["statements"] / trials,
+            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials}
+
+
+async def _agent(client: Any, name: str, sweep: str, counts: list[int]) -> None:
     while True:
         r = await client.post("/api/trials/claim", json={"agent": name, "sweep": sweep})
         got = r.json()
@@ -84,11 +143,10 @@ async def agent(client: Any, name: str, sweep: str, counts: list[int]) -> None:
         counts.append(1)
 
 
-async def through_server(base: str, token: str, admin: str, trials: int, agents: int
-                         ) -> tuple[float, float]:
+async def _drive(base: str, token: str, admin: str, trials: int, agents: int) -> float:
     import httpx
 
-    name = f"bench-server-{uuid.uuid4().hex[:8]}"
+    name = f"bench-http-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=base, timeout=120,
                                  headers={"Authorization": f"Bearer {admin}"}) as adm:
         r = await adm.post("/api/sweeps", json={"name": name, "spec": spec(trials)})
@@ -98,57 +156,118 @@ async def through_server(base: str, token: str, admin: str, trials: int, agents:
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         start = time.perf_counter()
-        await asyncio.gather(*(agent(client, f"bench:{i}", name, counts)
+        await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts)
                                for i in range(agents)))
         wall = time.perf_counter() - start
     async with httpx.AsyncClient(base_url=base, timeout=120,
                                  headers={"Authorization": f"Bearer {admin}"}) as adm:
         shown = (await adm.get(f"/api/sweeps/{name}")).json()
     assert len(counts) == trials == shown["finished"] == shown["counts"]["complete"], shown
-    return trials / wall, wall
+    return trials / wall
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", default=None, help="Default: a new SQLite file.")
-    parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--agents", type=int, default=16)
-    args = parser.parse_args()
+def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1
+                   ) -> dict[str, float]:
+    """Hand-outs per second through a real server process (``old``: one process only)."""
     import httpx
 
     from hypergraph.server import TokenStore
 
-    tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
-    url = args.storage or f"sqlite:///{tmp / 'bench.db'}"
     tokens = TokenStore(url)
     admin, token = tokens.create("admin", "bench")[0], tokens.create("agent", "bench")[0]
+    tokens.engine.dispose()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from hypergraph.cli import main; main()", "server",
-         "--storage", url, "--port", str(port)], env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if fast:
+        command = ["-c", "from hypergraph.cli import main; main()", "server", "--storage", url,
+                   "--port", str(port), "--workers", str(workers)]
+    else:
+        command = ["-c", "import sys, uvicorn; from hypergraph.server import create_app; "
+                   "uvicorn.run(create_app(sys.argv[1], fast=False), port=int(sys.argv[2]), "
+                   "log_level='warning')", url, str(port)]
+    server = subprocess.Popen([sys.executable, *command],
+                              env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
+            assert server.poll() is None, "the server did not start"
             try:
                 if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        # the baseline's SQLite file is its own: the server switches its file to WAL
-        base_rate = direct(f"sqlite:///{tmp / 'direct.db'}" if args.storage is None else url,
-                           args.trials)
-        rate, wall = asyncio.run(through_server(base, token, admin, args.trials, args.agents))
+        time.sleep(0.5 * workers)  # every worker process up
+        before = _cpu_of(server.pid)
+        cpu = time.process_time()
+        rate = asyncio.run(_drive(base, token, admin, trials, agents))
+        cpu = time.process_time() - cpu
+        used = _cpu_of(server.pid) - before
     finally:
         server.terminate()
         server.wait()
-    kind = url.split(":", 1)[0]
-    print(f"storage {kind}: {args.agents} agents, {args.trials} trials in {wall:.1f}s: "
-          f"{rate:.0f} claims/s through the server (claim + finish each); baseline, one "
-          f"process on SweepStore directly: {base_rate:.0f}/s; ratio {rate / base_rate:.2f}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return {"rate": rate, "server_cpu": 1000 * used / trials, "client_cpu": 1000 * cpu / trials}
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its live children (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", default=None, help="Default: new SQLite files.")
+    parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--agents", type=int, default=16)
+    parser.add_argument("--server-workers", type=int, default=0,
+                        help="Also run the new path with this many server processes.")
+    parser.add_argument("--skip-old", action="store_true", help="Measure the new path only.")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
+    made = iter(range(100))
+
+    def url() -> str:  # a fresh SQLite file per arm; PostgreSQL: new sweeps in one database
+        return args.storage or f"sqlite:///{tmp / f'bench{next(made)}.db'}"
+
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    for fast in ([False, True] if not args.skip_old else [True]):
+        path = "new" if fast else "old"
+        rows.append((path, "no HTTP (16 threads)", in_process(url(), args.trials, args.agents,
+                                                              fast)))
+        rows.append((path, "server, 1 process", through_server(url(), args.trials,
+                                                               args.agents, fast)))
+        if fast and args.server_workers > 1:
+            rows.append((path, f"server, {args.server_workers} processes", through_server(
+                url(), args.trials, args.agents, fast, args.server_workers)))
+    old = {arm: r["rate"] for p, arm, r in rows if p == "old"}
+    kind = (args.storage or "sqlite").split(":", 1)[0]
+    print(f"storage {kind}: {args.agents} agents, {args.trials} trials per arm; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| path | arm | hand-outs/s | new / old | SQL statements per hand-out | "
+          "commits per hand-out | server CPU ms per hand-out | client CPU ms per hand-out |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def cell(r: dict[str, float], key: str, fmt: str = ".1f") -> str:
+        return format(r[key], fmt) if key in r else ""
+
+    for path, arm, r in rows:
+        ratio = (f"{r['rate'] / old[arm]:.1f}" if path == "new" and arm in old else "")
+        print(f"| {path} | {arm} | {r['rate']:.0f} | {ratio} | {cell(r, 'statements')} | "
+              f"{cell(r, 'commits')} | {cell(r, 'server_cpu')} | {cell(r, 'client_cpu')} |")
 
 
 if __name__ == "__main__":

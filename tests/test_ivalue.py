@@ -208,6 +208,26 @@ def test_stream_engine_values_match_full_propagation(hops: int, self_weight: flo
     np.testing.assert_allclose(v["uncertainty"], unc, atol=1e-10)
 
 
+def test_stream_engine_with_many_hops_recomputes_instead_of_walking_out() -> None:
+    # walking out from the observed nodes grows as degree ** hops (18 hops on digits once took
+    # 20 GB); past the cost of an exact recomputation the engine recomputes every sum, and the
+    # values stay those of a full propagation
+    g = _grid(12)
+    t = IValueTraversal(walkers=8, hops=18, staleness=50.0)
+    t.setup(g, 8, np.random.default_rng(0), TraversalContext(epochs=5))
+    engine = t.engine_
+    assert engine._spread_size(8) > engine._rebase_limit()
+    _drive(t, 64, np.random.default_rng(1))  # ends on a refresh (every 8 batches)
+    assert engine.base_ > 0  # staleness 50 never asks for a rebase in 64 steps: the guard did
+    age = (t.step_ - t.t_obs_) / (t.staleness * t.steps_per_epoch())
+    conf = np.where(t.t_obs_ > -(10**12), np.exp(-age), 0.0)
+    est, unc = propagate_values(t.adj_, t.obs_, conf, t.alpha, 18, prior_weight=0.5,
+                                self_weight=t.self_weight)
+    v = t.values()
+    np.testing.assert_allclose(v["value"], est, atol=1e-10)
+    np.testing.assert_allclose(v["uncertainty"], unc, atol=1e-10)
+
+
 @pytest.mark.parametrize("transform,table", [("rank", False), ("z", False), ("z", True)])
 def test_stream_engine_warp_draws_follow_the_logits(transform: str, table: bool) -> None:
     # rejection draws (or, when acceptance is too low, the table) match

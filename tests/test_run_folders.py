@@ -145,11 +145,18 @@ def _wait(pred: Any, proc: subprocess.Popen[str], what: str, timeout: float = 12
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _default_sigint() -> None:
+    # a shell starts background jobs with SIGINT ignored and children inherit that; the run
+    # under test must see Ctrl-C however the test suite itself was started
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _long_run(run: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [HYPERGRAPH, "train", "--dataset", "digits", "--epochs", "500", "--set",
          "trainer.patience=0", "--traversal", "comprehensive", "--out", str(run), *FAST],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+        preexec_fn=_default_sigint)
 
 
 def _has_epoch(run: Path) -> bool:

@@ -38,20 +38,33 @@ def server(
         min=1, help="Seconds between the heartbeats of a running trial (told to agents).")] = 5,
     grace: Annotated[int, typer.Option(
         min=2, help="Seconds without heartbeat before a trial is failed and retried.")] = 20,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Server processes on the one port (the server keeps no state: "
+        "every claim is a transaction in the storage).")] = 1,
 ) -> None:
     """Run the control server: agents take trials from it; the dashboard is at /.
 
     Admins create sweeps through it (`hypergraph sweep create --server`). Create tokens first
     with `hypergraph token create`.
     """
+    import json
+    import os
+
     import uvicorn
 
     from hypergraph.server import create_app
+    from hypergraph.server._app import FACTORY_ENV
 
-    application = create_app(storage, heartbeat_interval=heartbeat, grace_period=grace)
+    options = {"storage_url": storage, "heartbeat_interval": heartbeat, "grace_period": grace}
+    application = create_app(**options)  # opens (and checks) the storage now
     err_console.print(f"HyperGraph control server on http://{host}:{port} (dashboard at /, "
-                      "API at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+                      f"API at /docs){f', {workers} processes' if workers > 1 else ''}")
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+        return
+    os.environ[FACTORY_ENV] = json.dumps(options)  # read by each worker process
+    uvicorn.run("hypergraph.server._app:app_from_env", factory=True, workers=workers,
+                host=host, port=port, log_level="warning")
 
 
 @token_app.command("create")

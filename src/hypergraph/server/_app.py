@@ -27,7 +27,11 @@ from hypergraph.server._auth import Principal, TokenStore
 from hypergraph.server._service import RefusedError, SweepService
 from hypergraph.sweeps._store import SweepStore
 
-__all__ = ["create_app"]
+__all__ = ["FACTORY_ENV", "app_from_env", "create_app"]
+
+#: Environment variable holding :func:`create_app`'s keyword arguments (JSON) for the worker
+#: processes of ``hypergraph server --workers N``.
+FACTORY_ENV = "HYPERGRAPH_SERVER_OPTIONS"
 
 logger = get_logger(__name__)
 
@@ -151,7 +155,8 @@ def _tune_sqlite(store: SweepStore) -> None:
 
 def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: int = 20,
                maintain_every: float | None = None, max_body: int = 256 * 1024,
-               store: SweepStore | None = None) -> FastAPI:
+               store: SweepStore | None = None, fast: bool = True,
+               token_cache_seconds: float = 2.0) -> FastAPI:
     """The control server for the sweeps of ``storage_url``.
 
     Args:
@@ -162,13 +167,17 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
             heartbeat interval); ``0`` turns it off.
         max_body: Largest request body in bytes.
         store: An open storage to use instead of opening ``storage_url``.
+        fast: Hand out and finish trials in one transaction each (``False``: the earlier
+            path through ``study.ask``/``tell``, kept for the benchmark).
+        token_cache_seconds: How long a checked token is trusted without asking the
+            database: a token revoked elsewhere stops working within this time.
     """
     store = store or SweepStore(storage_url, heartbeat_interval=heartbeat_interval,
                                 grace_period=grace_period)
     if store.url.startswith("sqlite") and ":memory:" not in store.url:
         _tune_sqlite(store)
-    service = SweepService(store)
-    tokens = TokenStore(engine=store.engine)
+    service = SweepService(store, fast=fast)
+    tokens = TokenStore(engine=store.engine, cache_seconds=token_cache_seconds)
     every = heartbeat_interval if maintain_every is None else maintain_every
 
     @contextlib.asynccontextmanager
@@ -200,16 +209,20 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
     app.add_middleware(_BodyLimit, limit=max_body)
     bearer = HTTPBearer(auto_error=False, description="A token of `hypergraph token create`.")
 
-    def principal(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                  ) -> Principal:
-        found = tokens.check(creds.credentials) if creds is not None else None
+    async def principal(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                        ) -> Principal:
+        found = None
+        if creds is not None:  # a token checked within cache_seconds costs no thread hop
+            known, found = tokens.cached(creds.credentials)
+            if not known:
+                found = await asyncio.to_thread(tokens.check, creds.credentials)
         if found is None:
             raise HTTPException(401, "A valid token is needed (Authorization: Bearer ...).",
                                 headers={"WWW-Authenticate": "Bearer"})
         return found
 
-    def role(name: str) -> Callable[[Principal], Principal]:
-        def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    def role(name: str) -> Callable[[Principal], Awaitable[Principal]]:
+        async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
             if who.role != name:
                 raise HTTPException(403, f"This route needs an {name} token.")
             return who
@@ -229,6 +242,13 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
 
     async def call(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         return await asyncio.to_thread(fn, *args)
+
+    async def hot(fn: Callable[..., dict[str, Any]], *args: Any) -> Response:
+        """:func:`call` answered as JSON directly: the agents' routes skip FastAPI's
+        validation of the answer against ``dict[str, Any]`` (the service builds it)."""
+        return JSONResponse(await asyncio.to_thread(fn, *args))
+
+    hot_routes: dict[str, Any] = {"response_model": dict[str, Any]}
 
     @app.get("/api/health", tags=["open"])
     async def health() -> dict[str, str]:
@@ -277,37 +297,41 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
         """Everything the dashboard shows: sweeps, queues, running trials and their curves."""
         return await call(service.dashboard)
 
-    @app.post("/api/trials/claim", tags=["agent"],
+    @app.post("/api/trials/claim", tags=["agent"], **hot_routes,
               responses={**errors, 404: {"description": "No such sweep"}})
-    async def claim(body: ClaimRequest, who: Agent) -> dict[str, Any]:
+    async def claim(body: ClaimRequest, who: Agent) -> Response:
         """Take a trial (``status: trial``), or learn to ``wait`` or that all is ``done``."""
-        return await call(service.claim, f"{who.name}/{body.agent}", who.id, body.sweep)
+        return await hot(service.claim, f"{who.name}/{body.agent}", who.id, body.sweep)
 
-    @app.post("/api/trials/{trial_id}/heartbeat", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/heartbeat", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def heartbeat(who: Agent, body: LeaseBody,
-                        trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                        trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Renew the lease of a held trial."""
-        return await call(service.heartbeat, trial_id, body.lease, who.id)
+        return await hot(service.heartbeat, trial_id, body.lease, who.id)
 
-    @app.post("/api/trials/{trial_id}/report", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/report", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def report(who: Agent, body: ReportBody,
-                     trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                     trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Report an epoch's validation metric; the answer says whether to prune."""
-        return await call(service.report, trial_id, body.lease, who.id, body.step,
+        return await hot(service.report, trial_id, body.lease, who.id, body.step,
                           body.value)
 
-    @app.post("/api/trials/{trial_id}/finish", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/finish", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def finish(who: Agent, body: FinishBody,
-                     trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                     trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Record the trial's result (refused with 409 once its lease is gone)."""
-        return await call(service.finish, trial_id, body.lease, who.id, body.state,
+        return await hot(service.finish, trial_id, body.lease, who.id, body.state,
                           body.value, body.error)
 
-    @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors)
+    @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors,
+              **hot_routes)
     async def release(who: Agent, body: LeaseBody,
-                      trial_id: Annotated[int, _TRIAL_ID]) -> dict[str, Any]:
+                      trial_id: Annotated[int, _TRIAL_ID]) -> Response:
         """Give a held trial back unfinished (it is retried)."""
-        return await call(service.release, trial_id, body.lease, who.id)
+        return await hot(service.release, trial_id, body.lease, who.id)
 
     static = resources.files("hypergraph.server") / "static"
 
@@ -324,3 +348,12 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
         return Response((static / name).read_text(), media_type=kinds[ext])
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """:func:`create_app` with the keyword arguments in :data:`FACTORY_ENV` (JSON): the
+    application of each process of ``hypergraph server --workers N``."""
+    import json
+    import os
+
+    return create_app(**json.loads(os.environ[FACTORY_ENV]))

@@ -127,16 +127,25 @@ class TokenStore:
                                 .order_by(TOKENS.c.id))
             return [dict(r._mapping) for r in rows]
 
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """``(True, principal or None)`` when ``token`` was checked less than
+        ``cache_seconds`` ago (no database access: the server's event loop asks this first),
+        ``(False, None)`` when :meth:`check` must ask the database."""
+        if not token.startswith(_PREFIX) or len(token) > 200:
+            return True, None
+        with self._lock:
+            hit = self._cache.get(hash_token(token))
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            return True, hit[1]
+        return False, None
+
     def check(self, token: str) -> Principal | None:
         """The principal of a valid, unrevoked ``token``; ``None`` otherwise."""
-        if not token.startswith(_PREFIX) or len(token) > 200:
-            return None
+        known, found = self.cached(token)
+        if known:
+            return found
         digest = hash_token(token)
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.cache_seconds:
-            return hit[1]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(TOKENS).where(
                 (TOKENS.c.hash == digest) & TOKENS.c.revoked_at.is_(None))).first()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,9 @@ CANCEL_ATTR = "hypergraph_cancelled"
 #: Trial attribute: id of the API token whose agent holds the trial.
 TOKEN_ATTR = "hypergraph_token"
 
-#: Extra dashboard panels per sweep method (``method -> f(study, spec) -> JSON``): the
-#: extension point where ACE's predicted scores and effect heatmap plug in.
+#: Extra dashboard panels per sweep method (``method -> f(study, spec) -> JSON``), for methods
+#: that bring their own view. ACE's predictions do not use it: they have their own cached route
+#: (:mod:`hypergraph.server._ace`, ``GET /api/sweeps/{name}/ace``).
 _PANELS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {}
 
 
@@ -74,6 +76,8 @@ class _Sweep:
     budget: int
     lock: threading.Lock
     done: bool = False
+    cancelled: bool = False
+    cancel_read: float = -math.inf
 
 
 class SweepService:
@@ -81,13 +85,24 @@ class SweepService:
 
     Args:
         store: The sweep storage.
+        fast: Hand out and finish trials in one transaction each
+            (:class:`~hypergraph.sweeps._handout.HandOutStore`); ``False`` takes the earlier
+            path through Optuna's ``study.ask`` and ``study.tell`` (kept for the benchmark).
+        cache_seconds: How long the list of sweeps and a sweep's cancel flag are reused
+            before they are read again (a new or cancelled sweep is seen within this time).
     """
 
-    def __init__(self, store: SweepStore) -> None:
+    def __init__(self, store: SweepStore, fast: bool = True, cache_seconds: float = 1.0
+                 ) -> None:
+        from hypergraph.sweeps._handout import HandOutStore
+
         self.store = store
+        self.handout = HandOutStore(store) if fast else None
+        self.cache_seconds = cache_seconds
         self._sweeps: dict[str, _Sweep] = {}
         self._by_study: dict[int, str] = {}
         self._lock = threading.Lock()
+        self._names: tuple[float, list[str]] = (-math.inf, [])
 
     # -- sweeps ----------------------------------------------------------------------------
 
@@ -123,13 +138,32 @@ class SweepService:
             self.store.create(name, spec)
         except ConfigError as err:
             raise RefusedError(409, str(err)) from None
+        self._names = (-math.inf, [])
         return self.describe(name)
 
     def cancel(self, name: str) -> dict[str, Any]:
         """Stop handing out trials of ``name``; its running trials are told to stop."""
         sweep = self.sweep(name)
         sweep.study.set_user_attr(CANCEL_ATTR, True)
+        sweep.cancelled = True
         return self.describe(name)
+
+    def cancelled(self, sweep: _Sweep) -> bool:
+        """Whether ``sweep`` was cancelled (read again after ``cache_seconds``)."""
+        now = time.monotonic()
+        if not sweep.cancelled and now - sweep.cancel_read >= self.cache_seconds:
+            sweep.cancelled = bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))
+            sweep.cancel_read = now
+        return sweep.cancelled
+
+    def live_names(self) -> list[str]:
+        """:meth:`names`, reused for ``cache_seconds`` (the claim route asks on every call)."""
+        read, names = self._names
+        now = time.monotonic()
+        if now - read >= self.cache_seconds:
+            names = self.names()
+            self._names = (now, names)
+        return names
 
     def names(self) -> list[str]:
         """Sweeps of the storage created by HyperGraph, oldest first (one query on Optuna's
@@ -188,18 +222,40 @@ class SweepService:
         Returns ``{"status": "trial", ...}``, ``{"status": "wait"}`` (every slot held by a
         running trial; one may still die) or ``{"status": "done"}`` (no sweep has work).
         """
-        names = [sweep_name] if sweep_name else self.names()
+        names = [sweep_name] if sweep_name else self.live_names()
         waiting = False
         for name in names:
             sweep = self.sweep(name)
-            if self.done(sweep) or sweep.study.user_attrs.get(CANCEL_ATTR):
-                continue
-            got = self._claim_in(sweep, agent, token_id)
+            if self.handout is not None:  # the budget is checked in the claim itself
+                if sweep.done or self.cancelled(sweep):
+                    continue
+                got = self._hand_out(sweep, agent, token_id)
+            else:
+                if self.done(sweep) or sweep.study.user_attrs.get(CANCEL_ATTR):
+                    continue
+                got = self._claim_in(sweep, agent, token_id)
             if got is not None:
                 return got
             if not self.done(sweep):
                 waiting = True
         return {"status": "wait"} if waiting else {"status": "done"}
+
+    def _answer(self, sweep: _Sweep, trial_id: int, number: int, lease: str,
+                config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "trial", "sweep": sweep.name, "trial_id": trial_id,
+                "number": number, "lease": lease, "config": config, "params": params,
+                "metric": sweep.spec.metric, "goal": sweep.spec.goal,
+                "heartbeat_interval": self.store.heartbeat_interval,
+                "grace_period": self.store.grace_period}
+
+    def _hand_out(self, sweep: _Sweep, agent: str, token_id: int) -> dict[str, Any] | None:
+        assert self.handout is not None
+        got = self.handout.claim(sweep.study, sweep.spec, sweep.budget, agent,
+                                 {TOKEN_ATTR: token_id}, lock=sweep.lock)
+        if got is None:
+            return None
+        return self._answer(sweep, got.trial_id, got.number, got.lease, got.config,
+                            got.params)
 
     def _claim_in(self, sweep: _Sweep, agent: str, token_id: int) -> dict[str, Any] | None:
         store, study = self.store, sweep.study
@@ -222,12 +278,8 @@ class SweepService:
                 logger.warning("Trial %d of %s failed at its draw: %s", trial.number,
                                sweep.name, err)
                 continue
-            return {"status": "trial", "sweep": sweep.name, "trial_id": trial._trial_id,
-                    "number": trial.number, "lease": claim.token,
-                    "config": config.model_dump(mode="json"), "params": dict(trial.params),
-                    "metric": sweep.spec.metric, "goal": sweep.spec.goal,
-                    "heartbeat_interval": store.heartbeat_interval,
-                    "grace_period": store.grace_period}
+            return self._answer(sweep, trial._trial_id, trial.number, claim.token,
+                                config.model_dump(mode="json"), dict(trial.params))
         return None
 
     def _held(self, trial_id: int, lease: str, token_id: int, running: bool = True
@@ -295,6 +347,10 @@ class SweepService:
         import optuna
         from optuna.trial import TrialState
 
+        if state == "complete" and (value is None or not math.isfinite(value)):
+            raise RefusedError(422, "A complete trial needs a finite value.")
+        if self.handout is not None:
+            return self._finish_fast(trial_id, lease, token_id, state, value, error)
         sweep, frozen = self._held(trial_id, lease, token_id, running=False)
         if frozen.state != TrialState.RUNNING:
             if frozen.state.name.lower() == state and (
@@ -314,6 +370,25 @@ class SweepService:
         if not ok:
             raise RefusedError(409, f"Trial {frozen.number} is no longer yours; result refused.")
         return {"recorded": True, "duplicate": False, "number": frozen.number}
+
+    def _finish_fast(self, trial_id: int, lease: str, token_id: int, state: str,
+                     value: float | None, error: str | None) -> dict[str, Any]:
+        assert self.handout is not None
+        out = self.handout.finish(trial_id, lease, state, value, error,
+                                  holder=(TOKEN_ATTR, token_id))
+        if out.status == "unknown":
+            raise RefusedError(404, f"No trial with id {trial_id}.")
+        with self._lock:
+            name = self._by_study.get(out.study_id, f"#{out.study_id}")
+        if out.status == "forbidden":
+            raise RefusedError(403, f"Trial {out.number} of '{name}' is not held by this token.")
+        if out.status == "lost":
+            raise RefusedError(409, f"Trial {out.number} of '{name}' is no longer yours: it "
+                               "was failed as stale (or released) and retried.")
+        if out.status == "finished":
+            raise RefusedError(409, f"Trial {out.number} is already {out.state}.")
+        return {"recorded": True, "duplicate": out.status == "duplicate",
+                "number": out.number}
 
     def release(self, trial_id: int, lease: str, token_id: int) -> dict[str, Any]:
         """Give a trial back unfinished (its agent is stopping): failed, retried, slot freed."""

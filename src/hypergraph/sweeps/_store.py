@@ -146,11 +146,9 @@ class SweepStore:
                      else "failed_trial_callback")
         kwargs[stale_arg] = self._on_stale
         try:
-            with quiet():
-                self.storage = optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs,
-                                                          **kwargs)
+            self.storage = _open_rdb(self.url, engine_kwargs, kwargs)
             self.engine = sa.create_engine(self.url, **engine_kwargs)
-            _META.create_all(self.engine)
+            _create_tables(self.engine)
         except (OperationalError, sa.exc.ArgumentError, ImportError) as err:
             raise ConfigError(f"Cannot open the sweep storage '{_redact(self.url)}': "
                               f"{str(err).splitlines()[0]}") from None
@@ -422,3 +420,49 @@ def _redact(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def _first_creation_race(err: Exception) -> bool:
+    """Whether ``err`` is what a process meets when another creates the same tables at the
+    same moment (a duplicate ``alembic_version`` row, or a table made meanwhile)."""
+    text = str(err).lower()
+    return isinstance(err, IntegrityError) or any(
+        key in text for key in ("already exists", "locked", "unique", "duplicate key",
+                                "integrityerror"))
+
+
+def _open_rdb(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any],
+              tries: int = 5) -> Any:
+    """Optuna's RDB storage, tried again when another process creates the same storage at
+    the same moment (both insert Optuna's schema version: one gets an integrity error)."""
+    import random
+    import time
+
+    import optuna
+
+    for attempt in range(tries):
+        try:
+            with quiet():
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except (IntegrityError, OperationalError, optuna.exceptions.StorageInternalError) as err:
+            if attempt == tries - 1 or not _first_creation_race(err):
+                raise
+            logger.debug("Storage created by another process meanwhile (%s); opening again.",
+                         str(err).splitlines()[0])
+            time.sleep(0.05 + random.random() * 0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _create_tables(engine: sa.Engine, tries: int = 5) -> None:
+    """Create the slot table (tried again on the same race as :func:`_open_rdb`)."""
+    import random
+    import time
+
+    for attempt in range(tries):
+        try:
+            _META.create_all(engine)
+            return
+        except (IntegrityError, OperationalError) as err:
+            if attempt == tries - 1 or not _first_creation_race(err):
+                raise
+            time.sleep(0.05 + random.random() * 0.2 * (attempt + 1))

@@ -4,6 +4,7 @@ shuffled passes of the sweep. Every function draws from the generator it is give
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from hypergraph.traversals.ivalue._engines import ValueEngine
 
 __all__ = ["Strata", "fill", "floor_draw", "make_strata", "quotas", "shuffled_pass",
-           "table_draw", "take_from_pass", "value_draw"]
+           "stable_order", "table_draw", "take_from_pass", "value_draw"]
 
 
 @dataclass
@@ -24,7 +25,8 @@ class Strata:
     ``ccount[c]`` cells from ``cfirst[c]``. ``share`` is each stratum's mass under the
     exploration floor; ``ratio`` (with groups) each position's cell size over its group size;
     ``acc`` the running acceptance rate of value proposals per stratum; ``table`` the
-    cumulative table of ``exp(logit)`` when draws use one (rebuilt lazily after a refresh)."""
+    cumulative table of ``exp(logit)`` when draws use one (rebuilt lazily after a refresh);
+    ``quota_plan`` what :func:`quotas` derives from the slot counts alone, by slot counts."""
 
     order: np.ndarray
     start: np.ndarray
@@ -35,6 +37,7 @@ class Strata:
     ccount: np.ndarray | None = None
     ratio: np.ndarray | None = None
     table: np.ndarray | None = field(default=None)
+    quota_plan: dict[bytes, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
 
 def cum_within(w: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -115,14 +118,16 @@ def value_draw(rng: np.random.Generator, st: Strata, cls: np.ndarray,
         return table_draw(rng, st, cls, engine) if cls.size else np.empty(0, np.int64)
     k = st.share.size
     demand = np.bincount(cls, minlength=k)
-    short = demand
+    # per-stratum counts as Python numbers (k is small): the same IEEE arithmetic as NumPy's
+    short = demand.tolist()
+    acc = st.acc.tolist()
+    strata = range(k)
     bound = engine.raw_bound()
     xs: list[np.ndarray] = []
     cs: list[np.ndarray] = []
     for _ in range(32):
-        m = np.minimum(np.ceil(np.maximum(short, 0) * (1.25 / st.acc)
-                               + np.where(short > 0, 2.0 / st.acc, 0.0)), 1 << 16)
-        m = m.astype(np.int64)
+        m = [min(math.ceil(max(d, 0) * (1.25 / a) + (2.0 / a if d > 0 else 0.0)), 1 << 16)
+             for d, a in zip(short, acc, strict=True)]
         pc = np.repeat(np.arange(k), m)
         x = floor_draw(rng, st, pc)
         lg = engine.logits(x, groups=False)
@@ -131,28 +136,31 @@ def value_draw(rng: np.random.Generator, st: Strata, cls: np.ndarray,
         if st.ratio is not None:  # floor proposals of a cell: 1 / its size, not 1 / m
             lg *= st.ratio[x]
         ok = rng.random(x.size) < lg
-        got = np.bincount(pc[ok], minlength=k)
-        tried = m > 0
-        st.acc[tried] = np.clip(0.8 * st.acc[tried] + 0.2 * got[tried] / m[tried], 1e-4, 1.0)
+        pc = pc[ok]
+        got = np.bincount(pc, minlength=k).tolist()
+        for j in strata:
+            if m[j] > 0:
+                acc[j] = min(max(0.8 * acc[j] + 0.2 * got[j] / m[j], 1e-4), 1.0)
         xs.append(x[ok])
-        cs.append(pc[ok])
-        short = short - got
-        if short.max() <= 0:
+        cs.append(pc)
+        short = [d - g for d, g in zip(short, got, strict=True)]
+        if max(short) <= 0:
             break
+    st.acc[:] = acc
     x, c = (xs[0], cs[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(cs))
     if len(xs) > 1:  # stratum by stratum, each in the order drawn
-        o = np.argsort(c, kind="stable")
+        o = stable_order(c, k)[0]
         x, c = x[o], c[o]
     # the first demand[c] accepted draws of every stratum (they are i.i.d.)
     rank = np.arange(c.size) - np.searchsorted(c, np.arange(k))[c]
     keep = rank < demand[c]
     x = x[keep]
-    if short.max() > 0:  # a stratum the values almost never reach: table draws for the rest
+    if max(short) > 0:  # a stratum the values almost never reach: table draws for the rest
         missing = np.repeat(np.arange(k), np.maximum(short, 0))
         x = np.concatenate([x, table_draw(rng, st, missing, engine)])
         x = x[np.argsort(np.concatenate([c[keep], missing]), kind="stable")]
     out = np.empty(cls.size, np.int64)
-    out[np.argsort(cls, kind="stable")] = x
+    out[stable_order(cls, k)[0]] = x
     return out
 
 
@@ -172,23 +180,60 @@ def fill(rng: np.random.Generator, st: Strata, cls: np.ndarray, explore: float,
 def quotas(rng: np.random.Generator, st: Strata, v: np.ndarray) -> np.ndarray:
     """Stratum of every value slot of batches of ``v[b]`` slots, batch by batch: a stratum
     gets ``floor(v[b] * share)`` slots of batch ``b``, and the remaining slots go to strata
-    drawn without replacement in proportion to the fractional parts (Gumbel top-k)."""
+    drawn without replacement in proportion to the fractional parts (Gumbel top-k). What
+    depends on ``v`` alone is computed once per ``v`` (``st.quota_plan``)."""
     share = st.share
     if share.size == 1:
         return np.zeros(int(v.sum()), np.int64)
-    want = np.multiply.outer(v, share)
-    base = want.astype(np.int64)  # floor (non-negative)
-    rest = v - base.sum(axis=1)
-    top = int(rest.max())
-    if top:
+    known = st.quota_plan.get(v.tobytes())
+    if known is None:
+        want = np.multiply.outer(v, share)
+        base = want.astype(np.int64)  # floor (non-negative)
+        rest = v - base.sum(axis=1)
+        hit = np.arange(int(rest.max())) < rest[:, None]
         with np.errstate(divide="ignore"):
-            key = np.log(want - base)
-        key -= np.log(-np.log(rng.random(want.shape)))
+            frac = np.log(want - base)
+        strata = np.tile(np.arange(share.size), v.size)
+        known = st.quota_plan[v.tobytes()] = (base, frac, hit, np.nonzero(hit)[0], strata)
+    base, frac, hit, rows, strata = known
+    top = hit.shape[1]
+    if top:
+        key = frac - np.log(-np.log(rng.random(frac.shape)))
         pick = np.argsort(key, axis=1)[:, ::-1][:, :top]
-        hit = np.arange(top) < rest[:, None]
-        base[np.nonzero(hit)[0], pick[hit]] += 1
-    out: np.ndarray = np.repeat(np.tile(np.arange(share.size), v.size), base.ravel())
+        base = base.copy()
+        base[rows, pick[hit]] += 1
+    out: np.ndarray = np.repeat(strata, base.ravel())
     return out
+
+
+_COUNT = np.arange(1024)
+_COUNT.flags.writeable = False
+
+
+def _counting(size: int) -> np.ndarray:
+    """``np.arange(size)``, a read-only view of a cached range while it is long enough."""
+    global _COUNT
+    if size > _COUNT.size:
+        grown = np.arange(max(size, 2 * _COUNT.size))
+        grown.flags.writeable = False
+        _COUNT = grown
+    return _COUNT[:size]
+
+
+def stable_order(a: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, a[order])`` with ``order = np.argsort(a, kind="stable")``, for integers ``a``
+    with ``|a| < bound``: one sort of ``a * 2^b + position`` (distinct keys) where they fit in
+    64 bits, which is faster than a stable argsort."""
+    shift = max(a.size - 1, 1).bit_length()
+    if max(bound, 1).bit_length() + shift > 61:
+        order = np.argsort(a, kind="stable")
+        return order, a[order]
+    key = np.left_shift(a, shift, dtype=np.int64)
+    key |= _counting(a.size)
+    key.sort()
+    order = key & ((1 << shift) - 1)
+    key >>= shift
+    return order, key
 
 
 def shuffled_pass(rng: np.random.Generator, n: int, group: np.ndarray | None) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypergraph.traversals.ivalue._graph import propagate_values, row_offsets
+from hypergraph.traversals.ivalue._graph import propagate_values
 
 if TYPE_CHECKING:
     from hypergraph.traversals.ivalue._traversal import IValueTraversal
@@ -93,10 +93,13 @@ class ValueEngine(ABC):
         """Raw logits from a rank quantile (``transform: rank``) or a z-score (``z``) and the
         uncertainty of nodes ``x`` (``None``: all): exploration bonus, label-agreement terms."""
         t = self.owner
+        out = np.sqrt(unc)  # then, in place: (score + bonus * sqrt(unc)) times or over a scale
+        out *= t.bonus
+        out += score
         if t.transform == "rank":  # odds top/bottom = pressure
-            out = math.log(t.pressure) * (score + t.bonus * np.sqrt(unc))
+            out *= math.log(t.pressure)
         else:
-            out = (score + t.bonus * np.sqrt(unc)) / t.temperature
+            out /= t.temperature
         if t.trust:
             out += t.trust * (t.log_agree_ if x is None else t.log_agree_[x])
         if t.contra > 0:
@@ -154,13 +157,27 @@ class ExactEngine(ValueEngine):
 
 
 class StreamEngine(ValueEngine):
-    """Diffusion sums updated around the observed nodes; ranks from a sketch (O(1) per node)."""
+    """Diffusion sums updated around the observed nodes; ranks from a sketch (O(1) per node).
+
+    The per-node sums are kept as two ``(n, 2)`` arrays, ``own_`` (each node's own scaled
+    numerator and confidence) and ``sums_`` (the diffused ones, all that values read), so that
+    the reads of a refresh and of value draws touch half the memory of one ``(n, 4)`` table.
+    """
 
     def __init__(self, owner: IValueTraversal) -> None:
         super().__init__(owner)
-        self.adjT_ = owner.adj_.T.tocsr()
+        at = owner.adj_.T.tocsr()
+        # per node, the span of its column of the adjacency; per entry, the row it reaches and
+        # ``alpha`` times its weight, side by side (one gather per entry when spreading)
+        self.span_ = np.stack([at.indptr[:-1], at.indptr[1:]], axis=1).astype(np.int64)
+        edges = np.empty(at.nnz, [("i", np.int64), ("w", np.float64)])
+        edges["i"] = at.indices
+        edges["w"] = owner.alpha * at.data
+        self.edges_ = edges
         self.cap_ = math.inf  # logits' cap (set at every refresh)
-        self.observed_: list[np.ndarray] = []  # nodes observed since, not yet in V_
+        self.observed_: list[np.ndarray] = []  # nodes observed since, not yet in the sums
+        self.all_ = np.arange(owner.n_) if owner.n_ <= _SKETCH else None  # the whole sketch
+        self.count_ = np.arange(0)  # 0, 1, 2, ... (grown on demand)
 
     def reset(self) -> None:
         self._rebase()
@@ -171,7 +188,16 @@ class StreamEngine(ValueEngine):
         if t.step_ - self.base_ > _REBASE * self.tau():
             self._rebase()
         elif self.observed_:
-            self._observe(np.unique(np.concatenate(self.observed_)))
+            seen = self.observed_
+            u = seen[0]
+            # one ingest per refresh hands over its nodes sorted and distinct (what np.unique
+            # would return); anything else is merged
+            if len(seen) > 1 or not (u.size < 2 or bool((u[1:] > u[:-1]).all())):
+                u = np.unique(np.concatenate(seen))
+            if self._spread_size(u.size) > self._rebase_limit():
+                self._rebase()  # many hops: walking out from u would cost more than all sums
+            else:
+                self._observe(u)
             self.observed_ = []
         self.gstep_ = t.step_
         self._resketch()
@@ -191,53 +217,81 @@ class StreamEngine(ValueEngine):
         for _ in range(t.hops):
             nh = n0 + t.alpha * (t.adj_ @ nh)
             dh = c + t.alpha * (t.adj_ @ dh)
-        self.V_ = np.ascontiguousarray(np.stack([n0, c, nh, dh], axis=1))
+        self.own_ = np.ascontiguousarray(np.stack([n0, c], axis=1))
+        self.sums_ = np.ascontiguousarray(np.stack([nh, dh], axis=1))
         self.observed_ = []
+
+    def _spread_size(self, observed: int) -> float:
+        """Expected entries :meth:`_observe` gathers at its last hop for ``observed`` nodes:
+        ``s_0 = observed``, ``s_h = observed + degree * s_(h-1)`` with the mean degree; it grows
+        as ``degree ** hops``."""
+        degree = self.edges_.size / max(self.owner.n_, 1)
+        size = float(observed)
+        for _ in range(self.owner.hops):
+            size = observed + degree * size
+            if size > 1e18:
+                break
+        return size
+
+    def _rebase_limit(self) -> float:
+        """Spread size above which an exact :meth:`_rebase` (``hops`` sparse products over the
+        whole graph) is cheaper. Never reached with one hop (at most ``n + nnz`` entries), so
+        the default's selections do not depend on it."""
+        return max(4.0 * self.owner.hops * (self.edges_.size + self.owner.n_), 1e6)
+
+    def _counting(self, total: int) -> np.ndarray:
+        """``0, 1, ..., total - 1`` (a view of a cached range)."""
+        if self.count_.size < total:
+            self.count_ = np.arange(max(total, 2 * self.count_.size))
+        return self.count_[:total]
 
     def _observe(self, u: np.ndarray) -> None:
         """Fold the latest observations of nodes ``u`` (distinct) into the diffusion sums: only
         the nodes within ``hops`` of ``u`` change, by linearity of the diffusion."""
-        t, v = self.owner, self.V_
+        t, own, sums = self.owner, self.own_, self.sums_
         ob = t.obs_[u]
         c = np.exp((t.t_obs_[u] - self.base_) / self.tau())
         new0 = c * ob
-        old = np.take(v, u, axis=0)
+        old = np.take(own, u, axis=0)
         d0 = np.empty((2, u.size))  # (numerator, denominator) change per node of u
         np.subtract(new0, old[:, 0], out=d0[0])
         np.subtract(c, old[:, 1], out=d0[1])
-        v[u, 0] = new0
-        v[u, 1] = c
+        old[:, 0] = new0
+        old[:, 1] = c
+        own[u] = old
         idx, d = u, d0  # the change of each hop's sums (repeated ids add up)
-        at = self.adjT_
         for _ in range(t.hops):
-            offs, lens = row_offsets(at.indptr, idx)
-            w = t.alpha * at.data[offs]
+            span = np.take(self.span_, idx, axis=0)
+            lens = span[:, 1] - span[:, 0]
+            ends = np.cumsum(lens)
+            shift = span[:, 0] - ends  # each entry's position = its rank in the output + shift
+            shift += lens
+            offs = np.repeat(shift, lens)
+            offs += self._counting(offs.size)
+            reach = self.edges_[offs]
             spread = np.repeat(d, lens, axis=1)
-            spread *= w
-            idx = np.concatenate([u, at.indices[offs]])
+            spread *= reach["w"]
+            idx = np.concatenate([u, reach["i"]])
             d = np.concatenate([d0, spread], axis=1)
-        # one 1-d scatter-add into columns 2 and 3 of V (each entry gets the same additions in
-        # the same order as with one scatter per column)
-        pos = np.empty((2, idx.size), np.int64)
-        np.multiply(idx, 4, out=pos[0])
-        pos[0] += 2
-        np.add(pos[0], 1, out=pos[1])
-        np.add.at(v.reshape(-1), pos.reshape(-1), d.reshape(-1))
+        # a scatter-add per column: each entry gets the same additions in the same order
+        np.add.at(sums[:, 0], idx, d[0])
+        np.add.at(sums[:, 1], idx, d[1])
 
     def values(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As :func:`propagate_values` gives them (prior mean 0, prior weight 0.5)."""
         g = math.exp(-(self.gstep_ - self.base_) / self.tau())
-        v = np.take(self.V_, x, axis=0)
+        v = np.take(self.sums_, x, axis=0)
         off = 1.0 - self.owner.self_weight
         if off:
-            num = g * (v[:, 2] - off * v[:, 0])
-            den = g * (v[:, 3] - off * v[:, 1])
+            o = np.take(self.own_, x, axis=0)
+            num = g * (v[:, 0] - off * o[:, 0])
+            den = g * (v[:, 1] - off * o[:, 1])
         else:  # the same numbers (``x - 0 * y == x`` for finite sums), fewer passes
-            num = v[:, 2] * g
-            den = v[:, 3] * g
+            v *= g
+            num, den = v[:, 0], v[:, 1]
         np.maximum(den, 0.0, out=den)
         den += 0.5
-        return num / den, np.divide(0.5, den, out=den)
+        return num / den, np.divide(0.5, den)
 
     def _resketch(self) -> None:
         """Sorted sample of current values (the rank transform's reference), its moments (z
@@ -245,8 +299,7 @@ class StreamEngine(ValueEngine):
         there, which never binds when the sample holds every node (``n <= 4096``) and makes
         the rejection bound of value draws tight."""
         t = self.owner
-        n = t.n_
-        x = np.arange(n) if n <= _SKETCH else t.rng_.integers(0, n, _SKETCH)
+        x = self.all_ if self.all_ is not None else t.rng_.integers(0, t.n_, _SKETCH)
         est, unc = self.values(x)
         self.sketch_ = np.sort(est)
         self.sk_mean_, self.sk_std_ = ((float(est.mean()), float(est.std()))
@@ -257,7 +310,11 @@ class StreamEngine(ValueEngine):
         self.cap_ = float(raw.max(initial=-math.inf))
         # expected acceptance of a uniform proposal (the sample's mean of exp(logit - cap)):
         # when the values concentrate on few nodes, value draws use an O(n) table instead
-        self.accept_ = float(np.mean(np.exp(raw - self.cap_))) if raw.size else 1.0
+        if raw.size:
+            raw -= self.cap_
+            self.accept_ = float(np.mean(np.exp(raw, out=raw)))
+        else:
+            self.accept_ = 1.0
 
     def _rank_table(self) -> None:
         """Mid-rank quantile of each of ``_BINS`` equal value bins spanning the sketch (ties in
@@ -270,11 +327,16 @@ class StreamEngine(ValueEngine):
             self.tab_ = np.full(1, 0.5)
             return
         self.tab_scale_ = _BINS / (hi - lo)
-        counts = np.bincount(np.minimum(((sk - lo) * self.tab_scale_).astype(np.intp), _BINS - 1),
-                             minlength=_BINS)
-        leq = np.cumsum(counts)
-        less = leq - counts
-        self.tab_ = np.clip((less + leq - 1) / (2.0 * max(sk.size - 1, 1)), 0.0, 1.0)
+        at = ((sk - lo) * self.tab_scale_).astype(np.intp)
+        np.minimum(at, _BINS - 1, out=at)
+        counts = np.bincount(at, minlength=_BINS)
+        mid = np.cumsum(counts)  # values in bins up to each: then (less + leq - 1) in place
+        mid += mid
+        mid -= counts
+        mid -= 1
+        tab = np.divide(mid, 2.0 * max(sk.size - 1, 1))
+        np.maximum(tab, 0.0, out=tab)
+        self.tab_ = np.minimum(tab, 1.0, out=tab)
 
     def logits(self, x: np.ndarray, groups: bool = True) -> np.ndarray:
         est, unc = self.values(x)
@@ -283,7 +345,10 @@ class StreamEngine(ValueEngine):
     def _logits_from(self, x: np.ndarray, est: np.ndarray, unc: np.ndarray,
                      groups: bool) -> np.ndarray:
         if self.owner.transform == "rank":
-            pos = np.clip((est - self.tab_lo_) * self.tab_scale_, 0, self.tab_.size - 1)
+            pos = np.subtract(est, self.tab_lo_)
+            pos *= self.tab_scale_
+            np.maximum(pos, 0, out=pos)
+            np.minimum(pos, self.tab_.size - 1, out=pos)
             score = self.tab_[pos.astype(np.intp)]
         else:
             score = _zscore(est, self.sk_mean_, self.sk_std_)
@@ -304,12 +369,15 @@ class StreamEngine(ValueEngine):
 
     def state(self) -> dict[str, Any]:
         pending = np.concatenate(self.observed_) if self.observed_ else np.empty(0, np.int64)
-        return {"V": self.V_.copy(), "base": self.base_, "gstep": self.gstep_,
-                "pending": pending, "sketch": self.sketch_.copy(), "sk_mean": self.sk_mean_,
-                "sk_std": self.sk_std_, "cap": self.cap_, "accept": self.accept_}
+        return {"V": np.concatenate([self.own_, self.sums_], axis=1), "base": self.base_,
+                "gstep": self.gstep_, "pending": pending, "sketch": self.sketch_.copy(),
+                "sk_mean": self.sk_mean_, "sk_std": self.sk_std_, "cap": self.cap_,
+                "accept": self.accept_}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.V_ = np.ascontiguousarray(state["V"], np.float64).copy()
+        V = np.asarray(state["V"], np.float64)  # columns: own numerator, own confidence, sums
+        self.own_ = np.ascontiguousarray(V[:, :2]).copy()
+        self.sums_ = np.ascontiguousarray(V[:, 2:]).copy()
         self.sketch_ = np.asarray(state["sketch"])
         self._rank_table()
         self.cap_ = float(state["cap"])

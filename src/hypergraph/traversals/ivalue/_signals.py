@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hypergraph.traversals.ivalue._draws import stable_order
+
 if TYPE_CHECKING:
     from hypergraph.traversals.ivalue._traversal import IValueTraversal
 
@@ -105,25 +107,31 @@ SIGNALS: dict[str, Signal] = {
 """The ``signal`` parameter's choices, in the order of its space."""
 
 
-def last_visits(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def last_visits(s: np.ndarray, bound: int | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(order, later, last)`` of visits ``s``: the stable order by node, whether each sorted
-    visit repeats the node of the one before it, whether it is its node's last."""
-    order = np.argsort(s, kind="stable")
-    srt = s[order]
+    visit repeats the node of the one before it, whether it is its node's last. ``bound``
+    (``|s| < bound``, optional) allows a faster sort."""
+    if bound is None:
+        order = np.argsort(s, kind="stable")
+        srt = s[order]
+    else:
+        order, srt = stable_order(s, bound)
     later = np.zeros(s.size, bool)
     np.equal(srt[1:], srt[:-1], out=later[1:])
     last = np.ones(s.size, bool)
-    last[:-1] = ~later[1:]
+    np.logical_not(later[1:], out=last[:-1])
     return order, later, last
 
 
 def centre(sig: np.ndarray, batch: np.ndarray, batches: int, mu: float,
-           ) -> tuple[np.ndarray, float]:
+           counts: list[int] | None = None) -> tuple[np.ndarray, float]:
     """``sig`` (values of visits in batches ``batch``) minus a running mean of the signal
     updated once per batch, in order (``mu``: the mean so far, NaN before any); returns the
-    centred values and the new running mean."""
+    centred values and the new running mean. ``counts``: the visits per batch, if known."""
     sums = np.bincount(batch, sig, minlength=batches).tolist()
-    counts = np.bincount(batch, minlength=batches).tolist()
+    if counts is None:
+        counts = np.bincount(batch, minlength=batches).tolist()
     mus = []
     for total, count in zip(sums, counts, strict=True):
         if count:

@@ -22,6 +22,7 @@ from hypergraph.traversals.ivalue._draws import (
     make_strata,
     quotas,
     shuffled_pass,
+    stable_order,
     take_from_pass,
 )
 from hypergraph.traversals.ivalue._engines import ENGINES, NEVER, ValueEngine
@@ -130,6 +131,7 @@ class IValueTraversal(Traversal):
         self.window_ = self.warp >= 1.0 and self.return_delay <= 0 and self.contra <= 0
         self.plan_ = np.empty((0, 0), np.int64)
         self.plan_at_ = 0
+        self.plan_ids_: np.ndarray | None = None  # train_ids_[plan_], gathered when first used
         self.adj_same_, self.adj_diff_ = split_by_label(self.adj_, labels)
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
@@ -150,6 +152,7 @@ class IValueTraversal(Traversal):
     def init_state(self) -> None:
         n = self.n_
         self.fbq_: list[tuple[np.ndarray, np.ndarray, int]] = []  # feedback not folded in yet
+        self.batch_of_: dict[tuple[int, int], np.ndarray] = {}  # batch index per queued visit
         self.obs_ = np.zeros(n)
         self.t_obs_ = np.full(n, NEVER, np.int64)
         self.last_loss_ = np.full(n, np.nan)
@@ -248,10 +251,13 @@ class IValueTraversal(Traversal):
         if self.window_:
             if self.plan_at_ >= self.plan_.shape[0]:
                 self._plan()
-            ids = self.plan_[self.plan_at_]
+            if self.plan_ids_ is None:  # the window's graph ids, gathered once
+                self.plan_ids_ = self.train_ids_[self.plan_]
+            at = self.plan_at_
             self.plan_at_ += 1
-        else:
-            ids = self._select(self._delay())
+            self.last_pick_[self.plan_[at]] = self.step_
+            return Selection(self.plan_ids_[at])
+        ids = self._select(self._delay())
         self.last_pick_[ids] = self.step_
         return Selection(self.train_ids_[ids])
 
@@ -264,24 +270,33 @@ class IValueTraversal(Traversal):
         r = max(1, min(self.refresh - self.step_ % self.refresh, _QUEUE))
         need = min(self.batch_size_, self.n_)
         k_sweep = min(round(self.sweep * need), need)
-        empty = np.empty(0, np.int64)
-        sweeps = [self._sweep(k_sweep) for _ in range(r)] if k_sweep else [empty] * r
+        n = self.n_
+        if k_sweep and self.cursor_ + r * k_sweep <= self.perm_.size:
+            # the window's sweep places, as r calls of _sweep would take them (no new pass)
+            block = self.perm_[self.cursor_:self.cursor_ + r * k_sweep].reshape(r, k_sweep)
+            self.cursor_ += r * k_sweep
+            sweeps = list(block)
+        else:
+            empty = np.empty(0, np.int64)
+            sweeps = [self._sweep(k_sweep) for _ in range(r)] if k_sweep else [empty] * r
+            block = None
         taken = np.array([x.size for x in sweeps])
         v = need - taken
         st = self.by_class_
         cls = quotas(self.rng_, st, v)
         picks = self._fill(st, cls)
         batch = np.repeat(np.arange(r), v)
-        fixed = np.repeat(np.arange(r), taken) * self.n_ + np.concatenate(sweeps)
+        fixed = np.repeat(np.arange(r) * n, taken)
+        fixed += block.ravel() if block is not None else np.concatenate(sweeps)
+        keys = np.concatenate([fixed, batch * n + picks])
         for attempt in range(17):
-            keys = np.concatenate([fixed, batch * self.n_ + picks])
-            order = np.argsort(keys, kind="stable")
-            srt = keys[order]
+            order, srt = stable_order(keys, r * n)
             clash = order[1:][srt[1:] == srt[:-1]] - fixed.size  # later copies: always picks
             if not clash.size:
                 break
             if attempt < 16:
                 picks[clash] = self._fill(st, cls[clash])
+                keys[fixed.size + clash] = batch[clash] * n + picks[clash]
                 continue
             for j in clash:  # strata smaller than their quota: a uniform node not in the batch
                 b = batch[j]
@@ -289,11 +304,12 @@ class IValueTraversal(Traversal):
                 picks[j] = self.rng_.choice(np.setdiff1d(np.arange(self.n_), used))
         if (v == v[0]).all():
             plan = np.empty((r, need), np.int64)
-            plan[:, :need - v[0]] = np.reshape(np.concatenate(sweeps), (r, need - v[0]))
+            plan[:, :need - v[0]] = block if block is not None else np.reshape(
+                np.concatenate(sweeps), (r, need - v[0]))
             plan[:, need - v[0]:] = picks.reshape(r, v[0])
         else:
             plan = np.stack([np.concatenate([sweeps[b], picks[batch == b]]) for b in range(r)])
-        self.plan_, self.plan_at_ = plan, 0
+        self.plan_, self.plan_at_, self.plan_ids_ = plan, 0, None
 
     def _select(self, delay: int) -> np.ndarray:
         """Subgraph ids of the next batch (``last_pick_`` is stamped by the caller)."""
@@ -371,35 +387,49 @@ class IValueTraversal(Traversal):
         r = len(queue)
         ids = np.concatenate([q[0] for q in queue]) if r > 1 else queue[0][0]
         losses = np.concatenate([q[1] for q in queue]) if r > 1 else queue[0][1]
-        batch = np.repeat(np.arange(r), [q[0].size for q in queue])
+        size = queue[0][0].size
+        even = all(q[0].size == size for q in queue)
+        if even:  # the usual case: every batch of one size (each batch's index, cached)
+            batch = self.batch_of_.get((r, size))
+            if batch is None:
+                batch = self.batch_of_[(r, size)] = np.repeat(np.arange(r), size)
+        else:
+            batch = np.repeat(np.arange(r), [q[0].size for q in queue])
         steps = np.array([q[2] for q in queue], np.int64)
-        finite = np.isfinite(losses)
-        if not finite.all():  # a diverged step (the trainer stops on it): no observation
-            ids, losses, batch = ids[finite], losses[finite], batch[finite]
+        if not math.isfinite(losses.sum()):
+            finite = np.isfinite(losses)
+            if not finite.all():  # a diverged step (the trainer stops on it): no observation
+                ids, losses, batch = ids[finite], losses[finite], batch[finite]
+                even = False
         s = self.position_[ids]
-        order, later, last = last_visits(s)
+        order, srt = stable_order(s, self.n_ + 1)  # visits by node, in queue order per node
+        later = np.zeros(s.size, bool)  # repeats the node of the sorted visit before it
+        np.equal(srt[1:], srt[:-1], out=later[1:])
+        last = np.ones(s.size, bool)  # the node's last visit
+        np.logical_not(later[1:], out=last[:-1])
         prev = self.last_loss_[s]  # the loss at the node's previous visit (the queue's included)
-        if later.any():
-            rep = np.flatnonzero(later)
+        rep = np.flatnonzero(later)
+        if rep.size:
             prev[order[rep]] = losses[order[rep - 1]]
         self.gains_.add(prev, losses, batch, r)  # folded into moments_ lazily
         sig, kept = SIGNALS[self.signal].observe(self, losses, prev, s)
-        s_obs, b_obs = (s, batch) if kept is None else (s[kept], batch[kept])
+        u = srt[last]  # the nodes visited, once each (sorted)
+        at_last = order[last]  # each node's last visit in the queue
         if sig.size:
-            val, self.mu_ = centre(sig, b_obs, r, self.mu_)
-            o_order, _, o_last = (order, later, last) if kept is None else last_visits(s_obs)
-            at = o_order[o_last]  # each node's last observation in the queue
-            u = s_obs[at]
-            self.obs_[u] = val[at]
-            self.t_obs_[u] = steps[b_obs[at]]
-            self.engine_.observed(u)
-        at = order[last]
-        self.last_loss_[s[at]] = losses[at]
-        if later.any():  # visits per node: the lengths of the runs of the sorted visits
-            ends = np.flatnonzero(last)
-            self.visits_[s[at]] += np.diff(ends, prepend=-1)
-        else:
-            self.visits_[s] += 1
+            if kept is None:
+                val, self.mu_ = centre(sig, batch, r, self.mu_, [size] * r if even else None)
+                at, u_obs, b_obs = at_last, u, batch
+            else:
+                s_obs, b_obs = s[kept], batch[kept]
+                val, self.mu_ = centre(sig, b_obs, r, self.mu_)
+                o_order, _, o_last = last_visits(s_obs, self.n_ + 1)
+                at = o_order[o_last]
+                u_obs = s_obs[at]
+            self.obs_[u_obs] = val[at]
+            self.t_obs_[u_obs] = steps[b_obs[at]]
+            self.engine_.observed(u_obs)
+        self.last_loss_[u] = losses[at_last]
+        np.add.at(self.visits_, s, 1)  # visits per node (repeats in the queue included)
 
     @property
     def moments_(self) -> np.ndarray:
@@ -442,6 +472,7 @@ class IValueTraversal(Traversal):
         plan = np.array(state["plan"], np.int64)
         self.plan_ = plan if plan.ndim == 2 else np.empty((0, 0), np.int64)
         self.plan_at_ = 0
+        self.plan_ids_ = None
         self.all_.acc = np.array(state["acc_all"], np.float64)
         self.by_class_.acc = (self.all_.acc if self.by_class_ is self.all_
                               else np.array(state["acc_class"], np.float64))

@@ -1,0 +1,219 @@
+"""One-transaction hand-out (:mod:`hypergraph.sweeps._handout`): no trial handed out twice,
+an exact ``run_cap`` under contention (threads and processes), the fence, retries with the
+same parameters, revoked tokens, and the storage created by two processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hypergraph.sweeps import SweepStore, sweep_from_mapping
+from hypergraph.sweeps._handout import HandOutStore
+from storages import BACKENDS, storage_url
+
+SPEC: dict[str, Any] = {
+    "method": "random", "metric": {"name": "val.accuracy", "goal": "maximize"}, "run_cap": 12,
+    "parameters": {"dataset": {"value": "iris"}, "model": {"value": "mlp"},
+                   "model.width": {"distribution": "int_uniform", "min": 8, "max": 64},
+                   "model.lr": {"distribution": "log_uniform_values", "min": 0.001,
+                                "max": 0.1}}}
+
+
+def _sweep(url: str, run_cap: int = 12) -> tuple[SweepStore, Any, Any, str]:
+    store = SweepStore(url, heartbeat_interval=1, grace_period=3)
+    spec = sweep_from_mapping({**SPEC, "run_cap": run_cap}, "(test)")
+    name = f"handout-{uuid.uuid4().hex[:8]}"
+    store.create(name, spec)
+    return store, spec, store.load(name, spec, seed=0), name
+
+
+def _claim_all(url: str, name: str, worker: str, hold: bool = True) -> list[int]:
+    """Claim trials of ``name`` until none is left (finishing each unless ``hold``)."""
+    from hypergraph.sweeps import SweepStore
+
+    store = SweepStore(url, heartbeat_interval=1, grace_period=3)
+    spec = store.spec(name)
+    study = store.load(name, spec)
+    handout = HandOutStore(store)
+    got: list[int] = []
+    while True:
+        trial = handout.claim(study, spec, spec.budget(), worker)
+        if trial is None:
+            break
+        got.append(trial.trial_id)
+        if not hold:
+            assert handout.finish(trial.trial_id, trial.lease, "complete",
+                                  0.5).status == "recorded"
+    handout.dispose()
+    return got
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_never_share_a_trial_and_fill_run_cap_exactly(tmp_path: Path,
+                                                              backend: str) -> None:
+    from optuna.trial import TrialState
+
+    url = storage_url(backend, tmp_path)
+    store, _spec, study, name = _sweep(url, run_cap=12)
+    results: list[list[int]] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        _claim_all(url, name, f"t:{i}", hold=i % 2 == 0))) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for r in results for i in r]
+    assert len(ids) == len(set(ids)) == 12  # never the same trial twice, exactly run_cap
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 12 and len({t.number for t in trials}) == 12
+    assert sorted(t.number for t in trials) == list(range(12))
+    assert len(store.slots(study)) == 12
+    for t in trials:  # every row a study.ask would write: params, attributes, heartbeat
+        assert set(t.params) == {"model.width", "model.lr"}
+        assert t.user_attrs["hypergraph_worker"].startswith("t:")
+        assert t.user_attrs["hypergraph_config"]
+        assert t.state in (TrialState.RUNNING, TrialState.COMPLETE)
+    beats = store.storage._get_stale_trial_ids(study._study_id)
+    assert beats == []  # the running ones have a fresh heartbeat
+
+
+def _process_claims(url: str, name: str, worker: str, queue: Any) -> None:
+    queue.put(_claim_all(url, name, worker, hold=worker.endswith("0")))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_processes_fill_run_cap_exactly(tmp_path: Path, backend: str) -> None:
+    url = storage_url(backend, tmp_path)
+    store, _spec, study, name = _sweep(url, run_cap=10)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_process_claims, args=(url, name, f"p:{i}", queue))
+             for i in range(3)]
+    for p in procs:
+        p.start()
+    ids = [i for _ in procs for i in queue.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(ids) == len(set(ids)) == 10
+    assert len(study.get_trials(deepcopy=False)) == 10
+    assert len(store.slots(study)) == 10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fence_retry_and_duplicate(tmp_path: Path, backend: str) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    url = storage_url(backend, tmp_path)
+    store, spec, study, _name = _sweep(url, run_cap=2)
+    handout = HandOutStore(store)
+    attrs = {"hypergraph_token": 7}
+    a = handout.claim(study, spec, 2, "a:1", attrs)
+    b = handout.claim(study, spec, 2, "b:1", attrs)
+    assert a is not None and b is not None and a.trial_id != b.trial_id
+    assert handout.claim(study, spec, 2, "c:1", attrs) is None  # every slot held
+    # someone else's token, an unknown trial
+    assert handout.finish(a.trial_id, a.lease, "complete", 1.0,
+                          holder=("hypergraph_token", 8)).status == "forbidden"
+    assert handout.finish(10**6, a.lease, "complete", 1.0).status == "unknown"
+    assert handout.finish(a.trial_id, b.lease, "complete", 1.0).status == "lost"
+    # a goes stale: failed, retried with the same parameters, its slot freed
+    store.release(study, optuna.Trial(study, a.trial_id))
+    late = handout.finish(a.trial_id, a.lease, "complete", 1.0,
+                          holder=("hypergraph_token", 7))
+    assert late.status == "lost"  # the fence
+    retry = handout.claim(study, spec, 2, "c:1", attrs)
+    assert retry is not None and retry.params == a.params and retry.number == 2
+    frozen = store.storage.get_trial(retry.trial_id)
+    assert frozen.state == TrialState.RUNNING and frozen.system_attrs["failed_trial"] == 0
+    assert frozen.user_attrs["hypergraph_worker"] == "c:1"
+    assert handout.finish(retry.trial_id, retry.lease, "complete", 0.25).status == "recorded"
+    assert handout.finish(retry.trial_id, retry.lease, "complete", 0.25).status == "duplicate"
+    assert handout.finish(retry.trial_id, retry.lease, "complete", 0.5).status == "finished"
+    assert handout.finish(b.trial_id, b.lease, "fail", error="boom").status == "recorded"
+    assert handout.claim(study, spec, 2, "c:1", attrs) is None
+    assert store.finished(study) == 2  # complete + failed by its own error: run_cap used
+    failed = store.storage.get_trial(b.trial_id)
+    assert failed.state == TrialState.FAIL and failed.user_attrs["hypergraph_error"] == "boom"
+    assert store.storage.get_trial(retry.trial_id).value == 0.25
+    handout.dispose()
+
+
+def test_two_servers_race_for_one_queued_retry(tmp_path: Path) -> None:
+    """Two hand-out stores (two server processes) drafting the same queued retry: one wins
+    the ``WAITING -> RUNNING`` update, the other drafts again and gets a new trial."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store, spec, study, _name = _sweep(url, run_cap=3)
+    first, second = HandOutStore(store), HandOutStore(store)
+    a = first.claim(study, spec, 3, "a:1")
+    assert a is not None
+    store.release(study, optuna.Trial(study, a.trial_id))  # queued again
+    drafter = second._drafter(study)
+    real = second._commit_claim
+    raced: list[int] = []
+
+    def commit_after_the_other(*args: Any, **kwargs: Any) -> Any:
+        if not raced:  # the other server takes the retry between our draft and commit
+            raced.append(1)
+            other = first.claim(study, spec, 3, "b:1")
+            assert other is not None and other.params == a.params
+        return real(*args, **kwargs)
+
+    second._commit_claim = commit_after_the_other  # type: ignore[method-assign]
+    got = second.claim(study, spec, 3, "c:1")
+    assert drafter is second._drafter(study)
+    assert got is not None and got.params != a.params and raced
+    numbers = [t.number for t in study.get_trials(deepcopy=False)]
+    assert sorted(numbers) == list(range(len(numbers)))
+
+
+def test_revoked_token_stops_within_the_cache_time(tmp_path: Path) -> None:
+    """A token revoked by another process (the CLI) is refused once ``token_cache_seconds``
+    have passed, though the server cached it as valid."""
+    import time
+
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+    from hypergraph.server import TokenStore, create_app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    app = create_app(url, maintain_every=0, token_cache_seconds=0.5)
+    admin, _ = TokenStore(url).create("admin", "boss")
+    c = TestClient(app)
+    headers = {"Authorization": f"Bearer {admin}"}
+    assert c.get("/api/sweeps", headers=headers).status_code == 200  # now cached
+    assert TokenStore(url).revoke("boss") == 1  # elsewhere: the server's cache is not told
+    time.sleep(0.6)
+    assert c.get("/api/sweeps", headers=headers).status_code == 401
+
+
+def test_storage_created_by_two_processes_at_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loser of the race to write Optuna's schema version (an integrity error on
+    ``alembic_version``) opens the storage again instead of failing."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError
+
+    real = optuna.storages.RDBStorage
+    calls: list[int] = []
+
+    class Racing(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
+    store = SweepStore(f"sqlite:///{tmp_path / 's.db'}")
+    assert len(calls) == 2 and store.names() == []
