@@ -332,7 +332,9 @@ def test_smoke_and_bench_option_ranges(tmp_path: Path,
                              "--steps", "1", "--json"], capsys)
     assert code == 0 and '"ok": true' in stdout, (stdout, err)
     out = tmp_path / "bench"
-    for option, value, rule in (("--threads", "0", ">= 1"), ("--seeds", "0", ">= 1"),
+    fails(["bench", "--seeds", "0", "-o", str(out)], capsys, "--seeds '0'",
+          "a seed count must be at least 1", "100-119")
+    for option, value, rule in (("--threads", "0", ">= 1"),
                                 ("--step-scale", "0", "> 0"), ("--step-scale", "nan", "> 0"),
                                 ("--first-seed", "-1", ">= 0"), ("--evals", "0", ">= 1"),
                                 ("--batch-size", "-3", ">= 1")):

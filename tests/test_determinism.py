@@ -11,18 +11,7 @@ import pytest
 from hypergraph.cli import main
 from hypergraph.config import RunConfig, apply_overrides
 from hypergraph.run import train
-
-TIMINGS = ("wall_s",)
-
-
-
-
-def without_timings(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: without_timings(v) for k, v in data.items() if k not in TIMINGS}
-    if isinstance(data, list):
-        return [without_timings(v) for v in data]
-    return data
+from results import without_timings
 
 
 def read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -20,6 +20,7 @@ from hypergraph.config import ModuleChoice, load_config
 from hypergraph.exceptions import ConfigError
 from hypergraph.run import resume, train
 from hypergraph.trainers import Callback, TrainContext, TrainState
+from results import without_timings
 
 HYPERGRAPH = str(Path(sys.executable).with_name("hypergraph"))
 TRAVERSALS = {
@@ -46,16 +47,13 @@ def write_config(path: Path, traversal: str, epochs: int = 5) -> Path:
 
 
 def metrics(run: Path) -> dict[str, Any]:
-    data = json.loads((run / "metrics.json").read_text())
-    data.pop("wall_s")
+    data: dict[str, Any] = without_timings(json.loads((run / "metrics.json").read_text()))
     return data
 
 
 def history(run: Path) -> list[dict[str, Any]]:
-    lines = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
-    for rec in lines:
-        rec.pop("wall_s")
-    return lines
+    return [without_timings(json.loads(x))
+            for x in (run / "history.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -253,6 +253,42 @@ def test_stale_trial_is_failed_retried_and_fenced(tmp_path: Path) -> None:
     assert again.params == params
 
 
+def test_trial_of_a_worker_dead_before_attaching_is_retried_before_its_slot_is_free(
+        tmp_path: Path) -> None:
+    """A worker killed between asking for a trial and attaching it leaves a claim without a
+    trial and a running trial without a slot. The trial is failed and its retry queued first;
+    the claim is freed only later, so the next worker to take that slot gets the retry, never a
+    new trial that would use up the budget and leave the retry waiting forever."""
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = sweep_from_mapping(BASE)
+    dead = SweepStore(url, heartbeat_interval=1, grace_period=2)
+    study = dead.create("orphan", spec)
+    assert dead.claim(study, 2) is not None
+    trial = study.ask()  # ... and the worker dies here, before attach
+    spec.suggest(trial)
+    params = dict(trial.params)
+    alive = SweepStore(url, heartbeat_interval=1, grace_period=2)
+    other = alive.load("orphan", spec)
+    time.sleep(2.6)  # past one grace period: the trial is failed and retried
+    alive.maintain(other)
+    trials = other.get_trials(deepcopy=False)
+    assert trials[trial.number].state == TrialState.FAIL
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == trial.number)
+    assert retry.state == TrialState.WAITING
+    assert [s["trial_id"] for s in alive.slots(other)] == [None]  # the claim is still held
+    time.sleep(1.8)  # past two grace periods: the dead worker's claim is freed
+    alive.maintain(other)
+    assert alive.slots(other) == []
+    claim = alive.claim(other, 2)
+    assert claim is not None
+    again = other.ask()
+    assert again.number == retry.number and alive.attach(claim, again)
+    spec.suggest(again)
+    assert again.params == params
+
+
 # -- a whole sweep in this process, show, best.yaml, dashboard ------------------------------------
 
 @pytest.fixture(scope="module")

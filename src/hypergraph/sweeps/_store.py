@@ -260,8 +260,8 @@ class SweepStore:
     def attach(self, claim: Claim, trial: optuna.Trial, worker: str | None = None) -> bool:
         """Give the claimed slot to ``trial`` (starting its heartbeat first).
 
-        Returns ``False`` when the claim was lost meanwhile (this worker stalled past the grace
-        period and the slot was freed): the trial must not train.
+        Returns ``False`` when the claim was lost meanwhile (this worker stalled past two grace
+        periods and the slot was freed): the trial must not train.
         """
         self.storage.record_heartbeat(trial._trial_id)
         with self.engine.begin() as conn:
@@ -377,10 +377,6 @@ class SweepStore:
         slots = self.slots(study)
         held = {s["trial_id"]: s for s in slots if s["trial_id"] is not None}
         trials = {t._trial_id: t for t in study.get_trials(deepcopy=False)}
-        with self.engine.begin() as conn:  # claims whose worker died before asking
-            conn.execute(SLOTS.delete().where(
-                (SLOTS.c.study_id == study._study_id) & SLOTS.c.trial_id.is_(None)
-                & (SLOTS.c.claimed_at < now - grace)))
         for tid, slot in held.items():
             t = trials.get(tid)
             if (t is None or t.state != TrialState.FAIL or ERROR_ATTR in t.user_attrs
@@ -404,6 +400,14 @@ class SweepStore:
                         self._on_stale(study, self.storage.get_trial(tid))
                 except UpdateFinishedTrialError:  # another worker failed it first
                     logger.debug("Trial %d was already finished by another worker.", t.number)
+        # claims whose worker died before attaching a trial, freed only now and only after two
+        # grace periods: the trial that worker may have asked for (above: failed after one)
+        # must have its retry queued before its slot is free, or a new trial takes the slot
+        # and the retry is left waiting once the budget is used up
+        with self.engine.begin() as conn:
+            conn.execute(SLOTS.delete().where(
+                (SLOTS.c.study_id == study._study_id) & SLOTS.c.trial_id.is_(None)
+                & (SLOTS.c.claimed_at < now - 2 * grace)))
 
 
 def _now() -> dt.datetime:
