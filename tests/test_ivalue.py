@@ -196,7 +196,8 @@ def test_model_agreement_matches_hand_computation() -> None:
 def test_stream_engine_values_match_full_propagation(hops: int, self_weight: float) -> None:
     # the stream engine's incremental sums give what a full propagation gives, at any step
     g = _grid(12)
-    t = IValueTraversal(walkers=8, hops=hops, self_weight=self_weight, staleness=0.05)
+    t = IValueTraversal(walkers=8, hops=hops, self_weight=self_weight, staleness=0.05,
+                        refresh=8)
     t.setup(g, 8, np.random.default_rng(0), TraversalContext(epochs=5))
     _drive(t, 120, np.random.default_rng(1))  # staleness 0.05: several exact rebases on the way
     age = (t.step_ - t.t_obs_) / (t.staleness * t.steps_per_epoch())
@@ -213,7 +214,7 @@ def test_stream_engine_with_many_hops_recomputes_instead_of_walking_out() -> Non
     # 20 GB); past the cost of an exact recomputation the engine recomputes every sum, and the
     # values stay those of a full propagation
     g = _grid(12)
-    t = IValueTraversal(walkers=8, hops=18, staleness=50.0)
+    t = IValueTraversal(walkers=8, hops=18, staleness=50.0, refresh=8)
     t.setup(g, 8, np.random.default_rng(0), TraversalContext(epochs=5))
     engine = t.engine_
     assert engine._spread_size(8) > engine._rebase_limit()
