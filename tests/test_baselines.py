@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hypergraph.graph import HyperGraph
 from hypergraph.traversals import (
@@ -17,6 +19,7 @@ from hypergraph.traversals import (
 from hypergraph.traversals._baselines import (
     graph_irreducible_losses,
     infobatch_plan,
+    nodes_at_ranks,
     rank_probabilities,
     rho_select,
 )
@@ -129,3 +132,25 @@ def test_graph_irreducible_loss_hand_case() -> None:
     # node 0: one agreeing neighbour -> p = (1 + .5) / (1 + 1); node 1: one of two agree
     # -> p = (1 + .5) / (2 + 1); node 2: its only neighbour disagrees -> p = .5 / 2
     np.testing.assert_allclose(il, -np.log([0.75, 0.5, 0.25]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([-np.inf, -3.0, -1.5, -0.0, 0.0, 0.25, 2.0, np.inf]) |
+                st.floats(-5, 5), min_size=1, max_size=60),
+       st.integers(0, 2**32 - 1))
+def test_nodes_at_ranks_is_the_full_lexsort_at_those_ranks(keys: list[float], seed: int) -> None:
+    """loss_topk's selection reads a few ranks of (loss, random tie) order: identical to
+    ``np.lexsort`` on every input, repeated values and infinities included."""
+    rng = np.random.default_rng(seed)
+    key = np.asarray(keys, np.float64)
+    tie = rng.random(key.size)
+    ranks = rng.choice(key.size, size=rng.integers(1, key.size + 1), replace=False)
+    expected = np.lexsort((tie, key))[ranks]
+    assert np.array_equal(nodes_at_ranks(key, tie, ranks), expected)
+
+
+def test_nodes_at_ranks_with_nan_keys_falls_back_to_lexsort() -> None:
+    key = np.array([1.0, np.nan, 0.5, 1.0])
+    tie = np.array([0.9, 0.1, 0.5, 0.2])
+    ranks = np.array([3, 0, 1])
+    assert np.array_equal(nodes_at_ranks(key, tie, ranks), np.lexsort((tie, key))[ranks])
