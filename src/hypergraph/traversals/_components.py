@@ -28,8 +28,7 @@ import numpy as np
 from hypergraph.registry import register
 from hypergraph.spaces import Fixed, Float
 from hypergraph.traversals._base import Selection, Traversal, TraversalContext
-from hypergraph.traversals.ivalue import near_duplicate_groups
-from hypergraph.traversals.ivalue._draws import shuffled_pass
+from hypergraph.traversals.ivalue import near_duplicate_groups, shuffled_pass
 
 __all__ = ["ComponentsTraversal", "epoch_dedup_groups"]
 

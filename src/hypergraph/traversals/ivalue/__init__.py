@@ -61,7 +61,8 @@ Code map:
   (:func:`near_duplicate_groups`), neighbour tables, model-confirmed label agreement.
 """
 
+from hypergraph.traversals.ivalue._draws import shuffled_pass
 from hypergraph.traversals.ivalue._graph import near_duplicate_groups, propagate_values
 from hypergraph.traversals.ivalue._traversal import IValueTraversal
 
-__all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values"]
+__all__ = ["IValueTraversal", "near_duplicate_groups", "propagate_values", "shuffled_pass"]
