@@ -314,3 +314,13 @@ def test_from_arrays_bad_input() -> None:
     with pytest.raises(DataError, match="features must be numeric"):
         hypergraph.from_arrays(np.array([["a"]] * 10), np.arange(10) % 2).load(
             np.random.default_rng(0))
+
+
+def test_missing_default_label_column_suggests_the_usual_names_and_the_setting(
+        tmp_path: Path) -> None:
+    """A table whose label column is called ``target`` (scikit-learn's frames): the message
+    points at it and says which setting names the label column."""
+    df = table().rename(columns={"species": "target"})
+    msg = bad_csv(tmp_path, df, label="label")
+    assert "no label column 'label'" in msg and "Did you mean 'target'?" in msg
+    assert "--set dataset.label=COLUMN" in msg

@@ -202,6 +202,9 @@ def _contract_table(n: int = 48) -> pd.DataFrame:
                          "label": np.array(["x", "y", "z"])[label]})
 
 
+#: Column names that usually hold the label (suggested when ``label`` is missing).
+_LABEL_NAMES = frozenset({"target", "class", "label", "labels", "y", "category", "species"})
+
 class _TableDataset(Dataset):
     """A table file (CSV or Parquet) with one row per data point."""
 
@@ -262,7 +265,12 @@ class _TableDataset(Dataset):
             return
         cols = [str(c) for c in df.columns]
         close = difflib.get_close_matches(col, cols, n=1, cutoff=0.5)
+        if not close and what == "label":  # the usual names of a label column
+            close = [c for c in cols if c.lower() in _LABEL_NAMES][:1]
         hint = f" Did you mean '{close[0]}'?" if close else ""
+        if what in ("label", "split"):
+            param = "label" if what == "label" else "split_column"
+            hint += f" Name it with --set dataset.{param}=COLUMN."
         raise DataError(f"{self._where()} has no {what} column '{col}'.{hint} Its columns: "
                         f"{', '.join(cols[:30])}{' ...' if len(cols) > 30 else ''}.")
 
