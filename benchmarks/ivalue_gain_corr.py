@@ -57,6 +57,7 @@ from hypergraph.trainers import Callback, TrainContext, TrainState
 from hypergraph.traversals._irreducible import graph_irreducible_losses
 
 PREDICTORS = ("value", "own_last", "nbr_last", "current")
+UNSEEN = ("value_unseen", "nbr_unseen")  # the same, over nodes never observed before
 TARGETS = ("drop", "visit", "valgain")
 CHECKPOINTS = (0.25, 0.5, 1.0)
 
@@ -185,6 +186,13 @@ def gain_table(probe: GainProbe) -> dict[str, list[list[float]]]:
         for p in PREDICTORS:
             for t in TARGETS:
                 out[f"{p}|{t}"].append(list(_corr(w[p][u], targets[t])))
+        # nodes never observed before the window: their value comes from neighbours only
+        never = ~np.isfinite(w["own_last"][u])
+        for t in TARGETS:
+            out.setdefault(f"value_unseen|{t}", []).append(
+                list(_corr(w["value"][u][never], targets[t][never])))
+            out.setdefault(f"nbr_unseen|{t}", []).append(
+                list(_corr(w["nbr_last"][u][never], targets[t][never])))
     return out
 
 
@@ -308,19 +316,23 @@ def report(runs: list[dict[str, Any]]) -> None:
         print(f"\n## {ds}: seeds {sorted({r['seed'] for r in mine})}, window {mine[0]['window']}"
               f" steps, unvisited share per window "
               f"{np.mean([r['unvisited_share'] for r in mine]):.2f}")
-        print("| hops | predictor | target | Spearman [95%] | Pearson [95%] |")
-        print("|---|---|---|---|---|")
+        print("| hops | predictor | target | Spearman [95%] | Pearson [95%] | windows |")
+        print("|---|---|---|---|---|---|")
         for hops in sorted({r["hops"] for r in mine}):
             group = [r for r in mine if r["hops"] == hops]
             for t in TARGETS:
-                for p in PREDICTORS:
+                for p in PREDICTORS + UNSEEN:
+                    if f"{p}|{t}" not in group[0]["gain"]:
+                        continue
                     cells = []
                     for k in (0, 1):
                         per = [np.array([w[k] for w in r["gain"][f"{p}|{t}"]], float)
                                for r in group]
                         m, lo, hi = _boot(per, rng)
                         cells.append(f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-                    print(f"| {hops} | {p} | {t} | {cells[0]} | {cells[1]} |")
+                    wins = sum(int(np.isfinite([w[0] for w in r["gain"][f"{p}|{t}"]]).sum())
+                               for r in group)
+                    print(f"| {hops} | {p} | {t} | {cells[0]} | {cells[1]} | {wins} |")
         flagged = [r for r in mine if r["noise"]]
         if flagged:
             cps = sorted(flagged[0]["noise"], key=int)
