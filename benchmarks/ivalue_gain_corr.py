@@ -54,6 +54,7 @@ from hypergraph.config import RunConfig, parse_value
 from hypergraph.graph import VAL
 from hypergraph.run import train
 from hypergraph.trainers import Callback, TrainContext, TrainState
+from hypergraph.traversals import IValueTraversal
 from hypergraph.traversals._irreducible import graph_irreducible_losses
 
 PREDICTORS = ("value", "own_last", "nbr_last", "current")
@@ -101,6 +102,8 @@ class GainProbe(Callback):
 
     def on_fit_start(self, ctx: TrainContext, state: TrainState) -> None:
         trav = ctx.traversal
+        if not isinstance(trav, IValueTraversal):
+            raise TypeError(f"the probe reads IValue's state; got {type(trav).__name__}")
         vrows = ctx.graph.node_rows(ctx.graph.ids_in_split(VAL), np.random.default_rng(0))
         self.vx = torch.from_numpy(np.asarray(ctx.bundle.store.get(vrows), np.float32))
         self.vy = torch.from_numpy(ctx.bundle.y[vrows].astype(np.int64))
@@ -122,7 +125,7 @@ class GainProbe(Callback):
                                 np.array(losses, np.float64)))
             original(batch_ids, losses)
 
-        trav.feedback = logged  # type: ignore[method-assign]
+        trav.feedback = logged  # type: ignore[method-assign,assignment]
         self._open(ctx, 0)
 
     def _open(self, ctx: TrainContext, step: int) -> None:
