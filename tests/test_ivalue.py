@@ -50,7 +50,8 @@ def _drive(t: IValueTraversal, steps: int, rng: np.random.Generator) -> list[np.
 
 
 @pytest.mark.parametrize(
-    "signal", ["loss", "gain", "reducible", "uncertainty", "variance", "gated", "learnable"])
+    "signal", ["loss", "gain", "reducible", "uncertainty", "variance", "gated", "learnable",
+               "decided"])
 def test_only_training_nodes_and_every_one_eventually(signal: str) -> None:
     g = _grid()
     train = set(g.train_ids().tolist())
@@ -390,7 +391,7 @@ def test_planned_batches_keep_class_quotas_and_never_repeat_a_node() -> None:
         assert np.all(np.abs(counts - 6 * share) < 1), (step, counts)
 
 
-@pytest.mark.parametrize("signal", ["learnable", "gain", "variance"])
+@pytest.mark.parametrize("signal", ["learnable", "gain", "variance", "decided"])
 def test_queued_feedback_gives_the_state_of_feedback_folded_batch_by_batch(signal: str) -> None:
     # the queue of a window is folded in one vectorised pass (nodes revisited within it
     # included); reading the state after every batch folds the queue one batch at a time
@@ -415,7 +416,7 @@ def test_queued_feedback_gives_the_state_of_feedback_folded_batch_by_batch(signa
     repeats = max(np.unique(np.concatenate(ba[w:w + 8]), return_counts=True)[1].max()
                   for w in range(0, 40, 8))
     assert repeats > 1  # nodes were revisited within a window
-    for key in ("obs_", "t_obs_", "last_loss_", "visits_", "p_sum_", "p_sq_"):
+    for key in ("obs_", "t_obs_", "last_loss_", "visits_", "p_sum_", "p_sq_", "loss_sum_"):
         np.testing.assert_allclose(getattr(a, key), getattr(b, key), rtol=1e-12, atol=1e-12,
                                    err_msg=key)
     assert a.mu_ == pytest.approx(b.mu_, rel=1e-12)
@@ -434,3 +435,77 @@ def test_non_finite_losses_are_not_observed() -> None:
     assert visits[t.position_[ids[:3]]].sum() == 0 and visits[t.position_[ids[3:]]].min() == 1
     assert all(np.isfinite(v).all() for v in t.values().values())
     assert t.next_batch().ids.size == 8
+
+
+# ---------------------------------------------------------------------------- noisy vs hard
+def test_judged_noisy_needs_the_model_and_the_graph_against_the_label() -> None:
+    from hypergraph.traversals.ivalue._signals import judged_noisy
+
+    chance = np.log(4)
+    visits = np.array([2, 2, 2, 1, 3])
+    mean = np.array([chance + 0.1, chance + 0.1, chance - 0.1, 5.0, chance + 1])
+    log_agree = np.array([-chance - 0.1, -chance + 0.1, -3.0, -3.0, -3.0])
+    # 0: both below chance; 1: neighbours agree (hard); 2: the model learnt it;
+    # 3: one visit only; 4: noisy
+    np.testing.assert_array_equal(judged_noisy(mean * visits, visits, log_agree, 4),
+                                  [True, False, False, False, True])
+
+
+def _two_cliques() -> HyperGraph:
+    """Two cliques of 20 training nodes, labels 0 and 1, with one flipped label in each
+    (nodes 3 and 25)."""
+    src, dst = [], []
+    for base in (0, 20):
+        for i in range(20):
+            for j in range(i + 1, 20):
+                src.append(base + i)
+                dst.append(base + j)
+    label = np.repeat([0, 1], 20)
+    label[[3, 25]] = [1, 0]
+    return HyperGraph.from_edges(40, np.array(src), np.array(dst), label=label)
+
+
+def _visits_of_flipped(noisy: str, signal: str = "learnable") -> tuple[int, np.ndarray]:
+    t = IValueTraversal(noisy=noisy, signal=signal, explore=0.0, refresh=4)
+    t.setup(_two_cliques(), 8, np.random.default_rng(0))
+    later = 0
+    for step in range(200):
+        ids = t.next_batch().ids
+        if step >= 40:  # every node visited at least twice by then (sweep: each 2 epochs)
+            later += int(np.isin(ids, [3, 25]).sum())
+        t.feedback(ids, np.where(np.isin(ids, [3, 25]), 3.0, 0.1))
+    return later, t.judged_noisy()
+
+
+def test_noisy_skip_leaves_judged_nodes_out_of_sweep_and_value_draws() -> None:
+    kept, judged_keep = _visits_of_flipped("keep")
+    skipped, judged = _visits_of_flipped("skip")
+    assert not judged_keep.any()  # no judgement made unless asked for
+    pos = {3: None, 25: None}
+    t = IValueTraversal()
+    t.setup(_two_cliques(), 8, np.random.default_rng(0))
+    for node in pos:
+        pos[node] = int(t.position_[node])
+    np.testing.assert_array_equal(np.flatnonzero(judged), sorted(pos.values()))
+    assert kept >= 32  # 160 steps of 8 = 32 epochs: the sweep alone visits each every 2
+    # explore 0: only the rare last-resort fill of a batch (a uniform node, when 16 redraws
+    # of a tiny class all clash) still reaches a judged node
+    assert skipped <= 2
+
+
+def test_decided_signal_chases_hard_nodes_and_not_judged_noisy_ones() -> None:
+    # path 0 - 1 - 2, labels 0, 0, 1, two classes (chance: ln 2). Node 2's neighbour has
+    # another label (judged noisy once the model contradicts it too); node 0 agrees
+    g = _path3([0, 0, 1])
+    t = IValueTraversal(signal="decided", walkers=1, sweep=0.0)
+    t.setup(g, 3, np.random.default_rng(0))
+    losses = np.array([1.5, 0.2, 1.5])  # both 0 and 2 contradicted by the model
+    for _ in range(3):
+        t.feedback(np.arange(3), losses)
+    t.values()
+    np.testing.assert_array_equal(t.judged_noisy(), [False, False, True])
+    p = np.exp(-losses)
+    # the third visit: node 2 judged on its first two visits -> p (1 - p); node 0 -> loss
+    sig = np.array([1.5, 0.2, p[2] * (1 - p[2])])
+    assert t.obs_[0] - t.obs_[1] == pytest.approx(sig[0] - sig[1])
+    assert t.obs_[2] - t.obs_[1] == pytest.approx(sig[2] - sig[1])

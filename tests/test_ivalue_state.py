@@ -51,11 +51,13 @@ PATTERNS = {
 }
 
 
+@pytest.mark.parametrize("params", [{}, {"noisy": "skip", "signal": "decided"}])
 @pytest.mark.parametrize("resume_at", [5, 11, 24])
-def test_resume_at_any_batch_continues_the_same_batches(resume_at: int) -> None:
+def test_resume_at_any_batch_continues_the_same_batches(resume_at: int,
+                                                        params: dict[str, object]) -> None:
     pattern = PATTERNS["alternating"]
-    whole = _run(pattern, {})
-    resumed = _run(pattern, {}, resume_at=resume_at)
+    whole = _run(pattern, params)
+    resumed = _run(pattern, params, resume_at=resume_at)
     for x, y in zip(whole, resumed, strict=True):
         np.testing.assert_array_equal(x, y)
 

@@ -30,6 +30,7 @@ NEVER = -(10**12)  # ``t_obs`` of a node never observed
 _SKETCH = 4096  # nodes sampled for the rank sketch (all nodes below this many)
 _BINS = 8192  # value bins of the rank lookup table
 _REBASE = 30.0  # staleness time constants between exact recomputations of the sums
+_SKIP = 20.0  # logit penalty of a judged-noisy node with ``noisy: skip`` (e^-20: floor only)
 _MIN_ACCEPT = 0.002  # below this expected acceptance, value draws use a cumulative table
 
 
@@ -104,6 +105,8 @@ class ValueEngine(ABC):
             out += t.trust * (t.log_agree_ if x is None else t.log_agree_[x])
         if t.contra > 0:
             out += t.contra * np.log(t.agreement(x))
+        if t.noisy == "skip":  # judged-noisy nodes: out of the value draws (floor only)
+            out -= _SKIP * t.judged_noisy(x)
         return out
 
 

@@ -15,7 +15,7 @@ from hypergraph.traversals.ivalue._draws import stable_order
 if TYPE_CHECKING:
     from hypergraph.traversals.ivalue._traversal import IValueTraversal
 
-__all__ = ["SIGNALS", "GainMoments", "Signal", "centre", "last_visits"]
+__all__ = ["SIGNALS", "GainMoments", "Signal", "centre", "judged_noisy", "last_visits"]
 
 Observed = tuple[np.ndarray, np.ndarray | None]
 """The value per visit and which visits it covers (``None``: all)."""
@@ -33,12 +33,14 @@ class Signal:
             one at a time (a batch holds a node at most once).
         agreement: Needs the label agreement with graph neighbours (``agrees_``).
         irreducible: Needs the irreducible losses (``irr_``).
+        noise: Needs the per-node judgement noisy vs hard (:func:`judged_noisy`).
     """
 
     observe: Callable[[IValueTraversal, np.ndarray, np.ndarray, np.ndarray], Observed]
     per_batch: bool = False
     agreement: bool = False
     irreducible: bool = False
+    noise: bool = False
 
 
 def _label_p(losses: np.ndarray) -> np.ndarray:
@@ -76,6 +78,14 @@ def _learnable(t: IValueTraversal, losses: np.ndarray, prev: np.ndarray, s: np.n
     return np.where(p > 1.0 / t.classes_, losses, p * (1.0 - p)), None
 
 
+def _decided(t: IValueTraversal, losses: np.ndarray, prev: np.ndarray, s: np.ndarray,
+             ) -> Observed:
+    # the loss unless the node is judged to carry a wrong label (judged_noisy), else the
+    # bounded p (1 - p): a hard node the model still contradicts is chased, a noisy one is not
+    p = _label_p(losses)
+    return np.where(t.judged_noisy(s), p * (1.0 - p), losses), None
+
+
 def _uncertainty(t: IValueTraversal, losses: np.ndarray, prev: np.ndarray, s: np.ndarray,
                  ) -> Observed:
     p = _label_p(losses)
@@ -103,8 +113,25 @@ SIGNALS: dict[str, Signal] = {
     "variance": Signal(_variance, per_batch=True),
     "gated": Signal(_gated, agreement=True),
     "learnable": Signal(_learnable),
+    # per batch: a visit is judged on the visits before its own batch, however queued
+    "decided": Signal(_decided, per_batch=True, agreement=True, noise=True),
 }
 """The ``signal`` parameter's choices, in the order of its space."""
+
+
+def judged_noisy(loss_sum: np.ndarray, visits: np.ndarray, log_agree: np.ndarray,
+                 classes: int) -> np.ndarray:
+    """Whether each node looks like a wrong label rather than a hard point: after at least two
+    visits, the model's mean loss over its visits is above chance (``ln classes``: on average
+    it gave the label less than ``1 / classes``) **and** the node's graph neighbours' labels
+    give it less than chance too (``log_agree`` below ``-ln classes``). A hard point near a
+    class boundary keeps neighbours of its own label; a flipped label sits among neighbours of
+    another. Uses training labels and training losses only; no rank, no noise rate assumed
+    (issue 15, item 4: AUC and precision in ``docs/ivalue.md``)."""
+    chance = math.log(max(classes, 2))
+    seen = visits >= 2
+    out: np.ndarray = seen & (loss_sum > chance * np.maximum(visits, 1)) & (log_agree < -chance)
+    return out
 
 
 def last_visits(s: np.ndarray, bound: int | None = None,

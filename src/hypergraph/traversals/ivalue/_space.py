@@ -59,4 +59,9 @@ SPACE: dict[str, Param] = {
                    help="edge weight (similarity) at or above which two training nodes "
                    "are near-duplicates; a group of m near-duplicates is visited as one "
                    "node (each member 1/m as often); 0 turns grouping off"),
+    "noisy": Categorical(choices=("keep", "skip"),
+                         help="skip: nodes judged to carry a wrong label (mean loss over "
+                         "visits and graph neighbours' labels both below chance) leave the "
+                         "sweep and the value draws (the exploration floor still reaches "
+                         "them)"),
 }

@@ -33,7 +33,13 @@ from hypergraph.traversals.ivalue._graph import (
     row_normalised,
     split_by_label,
 )
-from hypergraph.traversals.ivalue._signals import SIGNALS, GainMoments, centre, last_visits
+from hypergraph.traversals.ivalue._signals import (
+    SIGNALS,
+    GainMoments,
+    centre,
+    judged_noisy,
+    last_visits,
+)
 from hypergraph.traversals.ivalue._space import SPACE
 
 __all__ = ["IValueTraversal"]
@@ -59,7 +65,9 @@ class IValueTraversal(Traversal):
     from a shuffled pass without replacement; ``contra`` adds a label-noise penalty from the
     model's confidence on graph neighbours (:meth:`model_agreement`). ``stratify`` keeps each
     class's share of the value draws; ``dedup`` groups near-duplicate nodes
-    (:func:`near_duplicate_groups`).
+    (:func:`near_duplicate_groups`). ``noisy: skip`` leaves the nodes judged to carry a wrong
+    label (:meth:`judged_noisy`) out of the sweep and the value draws (the exploration floor
+    still reaches them); ``signal: decided`` chases the loss of every node not judged noisy.
     """
 
     needs_feedback: ClassVar[bool] = True
@@ -77,7 +85,7 @@ class IValueTraversal(Traversal):
                  sweep: float = 0.5, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
                  bonus: float = 0.5, engine: str = "stream", dedup: float = 0.995,
-                 stratify: str = "label") -> None:
+                 stratify: str = "label", noisy: str = "keep") -> None:
         self.signal = signal
         self.irreducible = irreducible
         self.irreducible_weight = irreducible_weight
@@ -101,6 +109,7 @@ class IValueTraversal(Traversal):
         self.engine = engine
         self.dedup = dedup
         self.stratify = stratify
+        self.noisy = noisy
 
     # ------------------------------------------------------------------ life cycle
     def before_graph_change(self) -> None:
@@ -136,7 +145,9 @@ class IValueTraversal(Traversal):
         self.overhead_: dict[str, Any] = {"forward_samples": 0.0, "params": 0, "what": ""}
         self.irr_ = np.zeros(n)
         # log-probability of each node's label under its neighbours' labels (free, from the graph)
-        need_agree = self.trust > 0 or SIGNALS[self.signal].agreement
+        # per-node noisy-vs-hard judgement: mean loss over visits and the graph's labels
+        self.track_noise_ = self.noisy != "keep" or SIGNALS[self.signal].noise
+        need_agree = self.trust > 0 or SIGNALS[self.signal].agreement or self.track_noise_
         self.log_agree_ = -graph_irreducible_losses(sub) if need_agree else np.zeros(n)
         self.agrees_ = self.log_agree_ >= np.median(self.log_agree_)
         if SIGNALS[self.signal].irreducible:
@@ -163,6 +174,7 @@ class IValueTraversal(Traversal):
         self.mu_ = math.nan
         self.p_sum_ = np.zeros(n)
         self.p_sq_ = np.zeros(n)
+        self.loss_sum_ = np.zeros(n)  # sum of the losses over visits (judged_noisy)
         self.perm_ = shuffled_pass(self.rng_, self.n_, self.groups_)
         self.cursor_ = 0
         self.gains_ = GainMoments(np.zeros(6), _QUEUE)
@@ -184,6 +196,18 @@ class IValueTraversal(Traversal):
         """:meth:`model_agreement` of every node, or of nodes ``x`` only (O(their degree)), as of
         the feedback folded in so far."""
         return label_agreement(self.adj_same_, self.adj_diff_, self.last_loss_, x)
+
+    def judged_noisy(self, x: np.ndarray | None = None) -> np.ndarray:
+        """Whether each node (or nodes ``x``) is judged to carry a wrong label rather than to
+        be hard (:func:`~hypergraph.traversals.ivalue._signals.judged_noisy`: mean loss over
+        its visits and its graph neighbours' labels both below chance), as of the feedback
+        folded in so far. All False unless ``noisy`` or ``signal`` uses the judgement."""
+        if not self.track_noise_:
+            return np.zeros(self.n_ if x is None else np.size(x), bool)
+        if x is None:
+            return judged_noisy(self.loss_sum_, self.visits_, self.log_agree_, self.classes_)
+        return judged_noisy(self.loss_sum_[x], self.visits_[x], self.log_agree_[x],
+                            self.classes_)
 
     def model_agreement(self) -> np.ndarray:
         """How much the trained model's confident neighbours support each node's label: near 1
@@ -280,6 +304,11 @@ class IValueTraversal(Traversal):
             empty = np.empty(0, np.int64)
             sweeps = [self._sweep(k_sweep) for _ in range(r)] if k_sweep else [empty] * r
             block = None
+        if self.noisy == "skip":  # judged-noisy sweep places go to value draws instead
+            keep = [~self.judged_noisy(x) for x in sweeps]
+            if not all(k.all() for k in keep):
+                sweeps = [x[k] for x, k in zip(sweeps, keep, strict=True)]
+                block = None
         taken = np.array([x.size for x in sweeps])
         v = need - taken
         st = self.by_class_
@@ -327,6 +356,8 @@ class IValueTraversal(Traversal):
             taken = self._sweep(k_sweep)
             if delay > 0:  # else nothing is blocked yet (the mask is reset after every batch)
                 taken = taken[~blocked[taken]]
+            if self.noisy == "skip":
+                taken = taken[~self.judged_noisy(taken)]
             chosen.append(taken)
             blocked[taken] = True
             have += taken.size
@@ -430,6 +461,8 @@ class IValueTraversal(Traversal):
             self.engine_.observed(u_obs)
         self.last_loss_[u] = losses[at_last]
         np.add.at(self.visits_, s, 1)  # visits per node (repeats in the queue included)
+        if self.track_noise_:
+            np.add.at(self.loss_sum_, s, losses)
 
     @property
     def moments_(self) -> np.ndarray:
@@ -461,12 +494,15 @@ class IValueTraversal(Traversal):
                   "perm": self.perm_.copy(), "cursor": self.cursor_,
                   "plan": self.plan_[self.plan_at_:].copy(), "acc_all": self.all_.acc.copy(),
                   "acc_class": self.by_class_.acc.copy()}
+        if self.track_noise_:  # only then: checkpoints of other settings keep their keys
+            common["loss_sum"] = self.loss_sum_.copy()
         return {**common, **self.engine_.state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.fbq_ = []
         for key in ("obs", "t_obs", "last_loss", "last_pick", "visits", "irr", "p_sum", "p_sq"):
             setattr(self, f"{key}_", np.array(state[key]))
+        self.loss_sum_ = np.array(state.get("loss_sum", np.zeros(self.n_)))
         self.gains_ = GainMoments(np.array(state["moments"]), _QUEUE)
         self.walker_pos_ = np.array(state["pos"])
         plan = np.array(state["plan"], np.int64)
