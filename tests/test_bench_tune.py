@@ -224,7 +224,8 @@ def test_cli_refuses_bad_tuning_requests_with_exit_2(tmp_path: Path,
          "no settings tuned on 'redundant'"),
         (["--tune", "3", "--seeds", "100-101", "--design-seeds", "0-1"], "--design-seeds only"),
         (["--tune", "3"], "needs --design-seeds"),
-        (["--tuned-dataset", "noisy", "--seeds", "100-101"], "needs --tuned"),
+        (["--tuned-dataset", "noisy", "--seeds", "100-101"], "need --tuned"),
+        (["--tuned-only", "--seeds", "100-101"], "need --tuned"),
     ]:
         code, out, err = cli(["bench", *argv, "--methods", "uniform,infobatch", "-o",
                               str(tmp_path / "b"), "--no-progress"], capsys)
@@ -243,3 +244,19 @@ def test_cli_tune_writes_tuned_json_on_a_tiny_budget(tmp_path: Path,
     assert entry["trials"] == 2 and tuned["design_seeds"] == [0]
     assert DATASETS["noisy"].steps * 0.02 == tuned["datasets"]["noisy"]["budget"]
     assert "empty tuning space" in out
+
+
+def test_cli_tuned_only_runs_the_tuned_arms_and_the_untuned_methods(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _tuned_file(tmp_path / "tuned.json")
+    code, out, err = cli(["bench", "--tuned", str(good), "--tuned-only", "--seeds", "100-100",
+                          "--datasets", "noisy", "--methods", "uniform,infobatch",
+                          "--step-scale", "0.02", "--evals", "2", "-o", str(tmp_path / "b"),
+                          "--no-progress"], capsys)
+    assert code == 0, out + err
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    cells = {c["method"]: c for c in results["cells"].values()}
+    assert set(cells) == {"uniform", "infobatch_tuned"}
+    assert cells["infobatch_tuned"]["traversal_params"] == {"prune_ratio": 0.25, "delta": 0.6}
+    assert results["spec"]["tuned"]["untuned"] == ["uniform"]
+    assert results["spec"]["design_seeds"] == [0, 1]

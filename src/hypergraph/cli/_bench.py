@@ -65,6 +65,9 @@ def bench(
     tuned_dataset: Annotated[str, typer.Option(
         help="With --tuned: use the settings tuned on this dataset for every dataset (a "
         "transfer, recorded as such).")] = "",
+    tuned_only: Annotated[bool, typer.Option(
+        help="With --tuned: leave out the default arm of every method that has a tuned arm.")
+    ] = False,
 ) -> None:
     """Benchmark traversals at matched budgets; write results.json, report.md and plots.
 
@@ -102,8 +105,9 @@ def bench(
               dict(batch_size=batch_size, evals=evals, device=device, step_scale=step_scale),
               threads, progress)
         return
-    if tuned_dataset and tuned is None:
-        raise ConfigError("--tuned-dataset needs --tuned (the tuned.json to read).")
+    if (tuned_dataset or tuned_only) and tuned is None:
+        raise ConfigError("--tuned-dataset and --tuned-only need --tuned (the tuned.json to "
+                          "read).")
     report_seeds = _seeds("--seeds", seeds or "5", first_seed)
     extra: dict[str, list[BenchMethod]] = {}
     source: dict[str, object] = {}
@@ -117,6 +121,9 @@ def bench(
                 "been used for tuning. Give other --seeds.")
         extra = tuned_arms(settings, bench_datasets, bench_methods, tuned_dataset or None)
         design = sorted(set(design) | set(settings["design_seeds"]))
+        if tuned_only:
+            have = {a.key.removesuffix("_tuned") for arms in extra.values() for a in arms}
+            bench_methods = [m for m in bench_methods if m.key not in have]
         source = {"file": str(tuned), "design_seeds": settings["design_seeds"],
                   "trials": settings.get("trials"), "sampler": settings.get("sampler"),
                   "objective": settings.get("objective"),
