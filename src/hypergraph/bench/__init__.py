@@ -26,22 +26,38 @@ from hypergraph.bench._runner import (
     parse_method,
     run_bench,
     run_cell,
+    threads_for,
 )
 from hypergraph.bench._stats import Interval, bootstrap_interval, paired_interval, parse_seeds
+from hypergraph.bench._tune import (
+    TUNE_SPACES,
+    TUNED_SUFFIX,
+    apply_params,
+    current_params,
+    load_tuned,
+    run_tune,
+    tune_space,
+    tuned_arms,
+)
 
 __all__ = [
     "DATASETS",
     "FRACTIONS",
     "METHODS",
+    "TUNED_SUFFIX",
+    "TUNE_SPACES",
     "BenchDataset",
     "BenchMethod",
     "BenchSpec",
     "CurveRecorder",
     "Interval",
+    "apply_params",
     "best_so_far",
     "bootstrap_interval",
+    "current_params",
     "head_to_head",
     "load_results",
+    "load_tuned",
     "markdown_report",
     "paired_fractions",
     "paired_interval",
@@ -51,9 +67,13 @@ __all__ = [
     "report_cells",
     "run_bench",
     "run_cell",
+    "run_tune",
     "steps_to_target",
     "summarise",
+    "threads_for",
     "timings_table",
+    "tune_space",
+    "tuned_arms",
     "write_outputs",
 ]
 

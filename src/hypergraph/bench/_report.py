@@ -318,6 +318,19 @@ def markdown_report(results: dict[str, Any], command: str = "",
         "same initialisation); Δ is the seed-paired accuracy difference at the budget.",
         "",
     ]
+    tuned = spec.get("tuned")
+    if tuned:
+        arms = sorted({a["key"] for per in tuned.get("arms", {}).values() for a in per})
+        where = (f"the settings tuned on `{tuned['transfer_from']}`, transferred to every "
+                 "dataset" if tuned.get("transfer_from") else "each dataset's own settings")
+        lines += [
+            f"Tuned arms ({', '.join(f'`{a}`' for a in arms) or 'none'}): {where}, from "
+            f"`{tuned.get('file')}`: {tuned.get('trials')} trials per method "
+            f"({tuned.get('sampler')}) on design seeds "
+            f"{_seed_text(tuned.get('design_seeds'))}, objective: {tuned.get('objective')}. "
+            "Arms without the suffix run at their defaults"
+            + (f"; not tuned (no tuned entry or an empty tuning space): "
+               f"{', '.join(tuned['untuned'])}" if tuned.get("untuned") else "") + ".", ""]
     for dataset, block in summary.items():
         methods = block["methods"]
         budget = next(iter(methods.values()))["budget"]
@@ -341,9 +354,11 @@ def markdown_report(results: dict[str, Any], command: str = "",
                 f"{_fmt(s.get('wall_to_target_ratio', math.nan), '.2f', 'x')} | "
                 f"{_fmt(s.get('total_compute_ratio', math.nan), '.2f', 'x')} | {sel:.0f} |")
         lines.append("")
-    fractions = paired_fractions(results, focus)
-    if fractions:
-        lines += [f"## {focus} minus each arm at 1/4, 1/2 and the full budget", "",
+    for name in (focus, focus + "_tuned"):  # the tuned arm too, when there is one
+        fractions = paired_fractions(results, name)
+        if not fractions:
+            continue
+        lines += [f"## {name} minus each arm at 1/4, 1/2 and the full budget", "",
                   "Seed-paired difference of test accuracy (best-on-validation checkpoint) "
                   "with its 95% Student-t interval; **bold** when the interval excludes 0.", "",
                   "| dataset | vs | 1/4 budget | 1/2 budget | full budget |",

@@ -33,7 +33,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ __all__ = [
     "CurveRecorder",
     "run_bench",
     "run_cell",
+    "threads_for",
 ]
 
 logger = get_logger(__name__)
@@ -165,6 +167,16 @@ class BenchSpec:
         "name": "knn", "params": {"k": 10}})
     device: str = "cpu"
     step_scale: float = 1.0
+    #: Extra arms per dataset key (``hypergraph bench --tuned``: ``<method>_tuned`` arms with
+    #: the settings tuned on design seeds).
+    tuned: dict[str, list[BenchMethod]] = field(default_factory=dict)
+    #: Where the tuned arms come from (recorded in ``results.json``: file, design seeds,
+    #: trials, dataset tuned on).
+    tuned_from: dict[str, Any] = field(default_factory=dict)
+
+    def arms(self, dataset: BenchDataset) -> list[BenchMethod]:
+        """The methods run on ``dataset``: ``methods`` then its tuned arms."""
+        return [*self.methods, *self.tuned.get(dataset.key, [])]
 
     def __post_init__(self) -> None:
         shared = sorted(set(self.seeds) & set(self.design_seeds))
@@ -294,9 +306,11 @@ class CurveRecorder(Callback):
                       "timings": dict(ctx.timings)}
 
 
-#: The last dataset loaded: (dataset arm, seed) -> bundle. Cells run interleaved (every method
-#: of one dataset and seed in turn), so one entry serves them all.
+#: The last datasets loaded: (dataset arm, seed) -> bundle. Bench cells run interleaved (every
+#: method of one dataset and seed in turn), so one entry serves them all; a tuning trial runs
+#: every design seed in turn, so a few entries are kept.
 _DATA_CACHE: dict[tuple[str, str, int], Any] = {}
+_DATA_CACHE_SIZE = 8
 
 
 def _cached_dataset(dataset: BenchDataset, seed: int) -> Any:
@@ -311,7 +325,8 @@ def _cached_dataset(dataset: BenchDataset, seed: int) -> Any:
     assert isinstance(module, Dataset)
     key = (dataset.key, json.dumps(dataset.params, sort_keys=True), seed)
     if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
+        while len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
+            del _DATA_CACHE[next(iter(_DATA_CACHE))]  # the oldest
         _DATA_CACHE[key] = module.load(RngStreams(seed).generator("dataset"))
     bundle = _DATA_CACHE[key]
     module.load = lambda rng: bundle  # type: ignore[method-assign]
@@ -387,12 +402,11 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
                                     for d in spec.datasets],
                        "methods": [asdict(m) for m in spec.methods], "seeds": spec.seeds,
                        "design_seeds": spec.design_seeds}
-    old_threads, old_env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
-    if threads:  # every run applies $HYPERGRAPH_THREADS when it is prepared
-        os.environ[THREADS_ENV] = str(threads)
-        apply_threads()
-    try:
-        for dataset, method, seed in _cells(spec.datasets, spec.methods, spec.seeds):
+    if spec.tuned:
+        results["spec"]["tuned"] = {**spec.tuned_from, "arms": {
+            d: [asdict(m) for m in arms] for d, arms in spec.tuned.items()}}
+    with threads_for(threads):
+        for dataset, method, seed in _cells(spec):
             key = spec.cell_key(dataset, method, seed)
             arm = key.rsplit("|", 1)[0]
             for stale in [k for k in results["cells"] if k.rsplit("|", 1)[0] == arm and k != key]:
@@ -406,16 +420,27 @@ def run_bench(spec: BenchSpec, out_dir: str | Path,
             write_json_atomic(path, results, compact=True)
             if on_cell:
                 on_cell(key, False)
+    write_json_atomic(path, results, compact=True)
+    return results
+
+
+@contextmanager
+def threads_for(threads: int | None) -> Iterator[None]:
+    """Runs inside use ``threads`` torch intra-op threads (``None``: leave as is); restored
+    after."""
+    old_threads, old_env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
+    if threads:  # every run applies $HYPERGRAPH_THREADS when it is prepared
+        os.environ[THREADS_ENV] = str(threads)
+        apply_threads()
+    try:
+        yield
     finally:
         if old_env is None:
             os.environ.pop(THREADS_ENV, None)
         else:
             os.environ[THREADS_ENV] = old_env
         torch.set_num_threads(old_threads)
-    write_json_atomic(path, results, compact=True)
-    return results
 
 
-def _cells(datasets: Sequence[BenchDataset], methods: Sequence[BenchMethod],
-           seeds: Sequence[int]) -> list[tuple[BenchDataset, BenchMethod, int]]:
-    return [(d, m, s) for d in datasets for s in seeds for m in methods]
+def _cells(spec: BenchSpec) -> list[tuple[BenchDataset, BenchMethod, int]]:
+    return [(d, m, s) for d in spec.datasets for s in spec.seeds for m in spec.arms(d)]
