@@ -79,11 +79,14 @@ class ReportBody(LeaseBody):
 
 
 class FinishBody(LeaseBody):
-    """A trial's result."""
+    """A trial's result, and (``next``) a claim of the next trial in the same request."""
 
     state: Literal["complete", "pruned", "fail"]
     value: float | None = None
     error: str | None = Field(None, max_length=2000)
+    next: ClaimRequest | None = Field(
+        None, description="Also take the next trial: the answer's `next` is what "
+        "`POST /api/trials/claim` would answer (asked once the result is recorded).")
 
     @field_validator("value")
     @classmethod
@@ -156,7 +159,7 @@ def _tune_sqlite(store: SweepStore) -> None:
 def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: int = 20,
                maintain_every: float | None = None, max_body: int = 256 * 1024,
                store: SweepStore | None = None, fast: bool = True,
-               token_cache_seconds: float = 2.0) -> FastAPI:
+               token_cache_seconds: float = 2.0, prefetch: int = 16) -> FastAPI:
     """The control server for the sweeps of ``storage_url``.
 
     Args:
@@ -171,12 +174,14 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
             path through ``study.ask``/``tell``, kept for the benchmark).
         token_cache_seconds: How long a checked token is trusted without asking the
             database: a token revoked elsewhere stops working within this time.
+        prefetch: Trials of a random or grid sweep drawn ahead of the claims (the pool of
+            :meth:`~hypergraph.sweeps._handout.HandOutStore.claim`); ``0``: none.
     """
     store = store or SweepStore(storage_url, heartbeat_interval=heartbeat_interval,
                                 grace_period=grace_period)
     if store.url.startswith("sqlite") and ":memory:" not in store.url:
         _tune_sqlite(store)
-    service = SweepService(store, fast=fast)
+    service = SweepService(store, fast=fast, prefetch=prefetch)
     tokens = TokenStore(engine=store.engine, cache_seconds=token_cache_seconds)
     every = heartbeat_interval if maintain_every is None else maintain_every
 
@@ -322,9 +327,12 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
               **hot_routes)
     async def finish(who: Agent, body: FinishBody,
                      trial_id: Annotated[int, _TRIAL_ID]) -> Response:
-        """Record the trial's result (refused with 409 once its lease is gone)."""
+        """Record the trial's result (refused with 409 once its lease is gone); with `next`,
+        also hand out the agent's next trial (one round trip per trial instead of two)."""
+        ask = None if body.next is None else (f"{who.name}/{body.next.agent}",
+                                              body.next.sweep)
         return await hot(service.finish, trial_id, body.lease, who.id, body.state,
-                          body.value, body.error)
+                         body.value, body.error, ask)
 
     @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors,
               **hot_routes)

@@ -90,14 +90,15 @@ class SweepService:
             path through Optuna's ``study.ask`` and ``study.tell`` (kept for the benchmark).
         cache_seconds: How long the list of sweeps and a sweep's cancel flag are reused
             before they are read again (a new or cancelled sweep is seen within this time).
+        prefetch: Trials of a random or grid sweep drawn ahead of the claims; ``0``: none.
     """
 
-    def __init__(self, store: SweepStore, fast: bool = True, cache_seconds: float = 1.0
-                 ) -> None:
+    def __init__(self, store: SweepStore, fast: bool = True, cache_seconds: float = 1.0,
+                 prefetch: int = 16) -> None:
         from hypergraph.sweeps._handout import HandOutStore
 
         self.store = store
-        self.handout = HandOutStore(store) if fast else None
+        self.handout = HandOutStore(store, prefetch=prefetch) if fast else None
         self.cache_seconds = cache_seconds
         self._sweeps: dict[str, _Sweep] = {}
         self._by_study: dict[int, str] = {}
@@ -250,8 +251,11 @@ class SweepService:
 
     def _hand_out(self, sweep: _Sweep, agent: str, token_id: int) -> dict[str, Any] | None:
         assert self.handout is not None
+        # drawn ahead only where a draw does not learn from results (random, grid): a
+        # model-based sampler (bayes, ace) draws each trial when it is claimed
+        prefetch = None if sweep.spec.method in ("random", "grid") else 0
         got = self.handout.claim(sweep.study, sweep.spec, sweep.budget, agent,
-                                 {TOKEN_ATTR: token_id}, lock=sweep.lock)
+                                 {TOKEN_ATTR: token_id}, lock=sweep.lock, prefetch=prefetch)
         if got is None:
             return None
         return self._answer(sweep, got.trial_id, got.number, got.lease, got.config,
@@ -338,12 +342,25 @@ class SweepService:
                 "stop": bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))}
 
     def finish(self, trial_id: int, lease: str, token_id: int, state: str,
-               value: float | None, error: str | None) -> dict[str, Any]:
+               value: float | None, error: str | None,
+               ask: tuple[str, str | None] | None = None) -> dict[str, Any]:
         """Record a trial's result (``complete`` with a value, ``pruned`` or ``fail``).
 
         Repeating the same call (its answer was lost) answers ``duplicate``: the result is
-        recorded once.
+        recorded once. ``ask`` (``(agent, sweep)``): once the result is recorded, also
+        hand the agent its next trial; the answer's ``next`` is what :meth:`claim` answers
+        (``{"status": "refused", ...}`` if the claim is refused: the result stays recorded).
         """
+        answer = self._finish(trial_id, lease, token_id, state, value, error)
+        if ask is not None:
+            try:
+                answer["next"] = self.claim(ask[0], token_id, ask[1])
+            except RefusedError as err:
+                answer["next"] = {"status": "refused", "code": err.status, "detail": str(err)}
+        return answer
+
+    def _finish(self, trial_id: int, lease: str, token_id: int, state: str,
+                value: float | None, error: str | None) -> dict[str, Any]:
         import optuna
         from optuna.trial import TrialState
 
