@@ -10,6 +10,7 @@ trial held under another API token is refused as someone else's.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -58,6 +59,15 @@ def register_panel(method: str, panel: Callable[[Any, Any], dict[str, Any]]) -> 
 
 _BEATS = sa.Table("trial_heartbeats", sa.MetaData(),  # Optuna's, read only
                   sa.Column("trial_id", sa.Integer), sa.Column("heartbeat", sa.DateTime))
+#: The study of a running trial whose slot holds the lease and whose holder is the token.
+_HELD_SQL = sa.text(
+    "SELECT t.study_id FROM trials t "
+    "JOIN hypergraph_sweep_slots s ON s.trial_id = t.trial_id AND s.token = :lease "
+    "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = :key "
+    "AND a.value_json = :token WHERE t.trial_id = :t AND t.state = 'RUNNING'")
+#: Optuna's heartbeat (the row its claim wrote), by the database's clock as Optuna's own.
+_BEAT_SQL = sa.text("UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP "
+                    "WHERE trial_id = :t")
 
 
 class RefusedError(HyperGraphError):
@@ -322,7 +332,24 @@ class SweepService:
         return sweep, frozen
 
     def heartbeat(self, trial_id: int, lease: str, token_id: int) -> dict[str, Any]:
-        """Renew the lease; ``stop`` is true when the sweep was cancelled."""
+        """Renew the lease; ``stop`` is true when the sweep was cancelled.
+
+        The common case is one transaction: the heartbeat row is updated only while the
+        trial runs, its slot holds this lease and the trial is this token's; otherwise the
+        checks of :meth:`_held` say why it is refused.
+        """
+        if self.handout is not None:
+            with self.store.engine.begin() as conn:
+                study_id = conn.execute(_HELD_SQL, {"t": trial_id, "lease": lease,
+                                                    "key": TOKEN_ATTR,
+                                                    "token": json.dumps(token_id)}).scalar()
+                beat = study_id is not None and conn.execute(_BEAT_SQL, {"t": trial_id}
+                                                             ).rowcount == 1
+            if beat and study_id is not None:
+                with self._lock:
+                    name = self._by_study.get(int(study_id))
+                if name is not None:
+                    return {"stop": self.cancelled(self.sweep(name))}
         sweep, _ = self._held(trial_id, lease, token_id)
         self.store.storage.record_heartbeat(trial_id)
         return {"stop": bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))}
