@@ -595,12 +595,11 @@ class HandOutStore:
                 stored = (None if trial_id in self._pooled else
                           conn.execute(self._config_sql, {"tid": trial_id}).scalar())
         else:
-            with self.engine.begin() as conn:
-                if self.lazy_claims:
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
+            with self.engine.begin() as conn:  # one round trip, then the commit
                 row = conn.execute(_TAKE_PG, {
                     "sid": sid, "pool": POOL_TOKEN, "lease": lease, "worker": worker[:255],
-                    "now": now, "uk": keys, "uv": values, "cfg": CONFIG_ATTR}).first()
+                    "now": now, "uk": keys, "uv": values, "cfg": CONFIG_ATTR,
+                    "sync": "off" if self.lazy_claims else "on"}).first()
             if row is None:
                 return None
             trial_id, number, stored = int(row[0]), int(row[1]), row[2]  # type: ignore[misc]
@@ -895,6 +894,8 @@ SELECT t.trial_id, t.number FROM t
 #: reservation and the trial are locked with ``SKIP LOCKED`` (a claim never waits on another;
 #: a trial popped meanwhile by a worker's own ``ask`` is locked or no longer ``WAITING``), the
 #: reservation becomes the lease, the trial starts, gets its holder's attributes and beats.
+#: ``set_config`` is ``SET LOCAL synchronous_commit`` (``lazy_claims``) without a round trip
+#: of its own: it applies to this transaction's commit.
 _TAKE_PG = sa.text("""
 WITH c AS (
     SELECT s.slot, s.trial_id FROM hypergraph_sweep_slots s
@@ -918,7 +919,8 @@ h AS (
     SELECT t.trial_id, CURRENT_TIMESTAMP FROM t)
 SELECT t.trial_id, t.number,
        (SELECT a.value_json FROM trial_user_attributes a
-        WHERE a.trial_id = t.trial_id AND a.key = :cfg)
+        WHERE a.trial_id = t.trial_id AND a.key = :cfg),
+       set_config('synchronous_commit', :sync, true)
 FROM t
 """)
 
