@@ -485,9 +485,10 @@ class SweepService:
                         "curve": sorted([int(k), v] for k, v in
                                         t.intermediate_values.items())})
                 elif t.state == TrialState.WAITING:
-                    queue.append({"number": t.number,
+                    queue.append({"number": t.number,  # a retry, or drawn ahead (pool)
                                   "retry_of": t.system_attrs.get("failed_trial"),
-                                  "params": t.system_attrs.get("fixed_params", {})})
+                                  "params": t.system_attrs.get("fixed_params")
+                                  or dict(t.params)})
             info.update(running=running, queue=queue, errors=sum(
                 1 for t in trials if ERROR_ATTR in t.user_attrs))
             panel = _PANELS.get(sweep.spec.method)
