@@ -459,11 +459,15 @@ class HandOutStore:
                 found = self._drafters[sid] = _Drafter(draft, storage)
         return found
 
+    def _reader(self) -> sa.Engine:
+        """The engine for reads (SQLite: the store's; this one's connections take the write
+        lock when they begin)."""
+        return self.store.engine if self.sqlite else self.engine
+
     def census(self, study_id: int) -> tuple[int, int, int, int]:
         """``(slots held, trials, trials queued outside the pool, trials in the pool)`` of a
         study, in one query (slots held include the pool's reservations)."""
-        # SQLite: the store's engine (this one's connections take the write lock to begin)
-        with (self.store.engine if self.sqlite else self.engine).connect() as conn:
+        with self._reader().connect() as conn:
             held, trials, waiting, pooled = conn.execute(self._census_sql,
                                                          {"sid": study_id}).one()
         return int(held or 0), int(trials or 0), int(waiting or 0), int(pooled or 0)
@@ -478,10 +482,10 @@ class HandOutStore:
         :data:`~hypergraph.sweeps._store.POOL_TOKEN`). Taking one is one short transaction
         that never waits on the sweep's lock (PostgreSQL: ``FOR UPDATE SKIP LOCKED``): the
         reservation becomes this claim's lease, the trial starts and beats. With the pool
-        empty, the claim draws: a queued retry first (alone), otherwise ``1 + prefetch``
-        trials at once, never more than the budget left after the slots held and the retries
-        queued (so ``run_cap`` stays exact, retries included); the first is handed out, the
-        others fill the pool.
+        empty, the claim draws: a queued retry (alone) when there is one, otherwise
+        ``1 + prefetch`` trials at once, never more than the budget left after the slots held
+        and the retries queued (so ``run_cap`` stays exact, and a retry always finds a slot);
+        the first is handed out, the others fill the pool.
 
         Args:
             study: The sweep's study (its sampler draws the parameters).
@@ -514,7 +518,7 @@ class HandOutStore:
             count = 1 if waiting else max(1, min(1 + prefetch, budget - held))
             reserved: frozenset[int] = frozenset()
             if pooled:  # retries queued beside the pool: the pool's trials are not theirs
-                with self.engine.connect() as conn:
+                with self._reader().connect() as conn:
                     reserved = frozenset(int(r[0]) for r in conn.execute(
                         self._reserved_sql, {"sid": sid}))
             with lock or drafter.lock, quiet():
@@ -614,7 +618,7 @@ class HandOutStore:
     def _read_params(self, trial_id: int) -> dict[str, Any]:
         from optuna.distributions import json_to_distribution
 
-        with self.engine.connect() as conn:
+        with self._reader().connect() as conn:
             rows = conn.execute(self._params_sql, {"tid": trial_id}).all()
         return {name: json_to_distribution(dist).to_external_repr(value)
                 for name, value, dist in rows}
