@@ -1,19 +1,25 @@
 """Trial hand-out throughput of the control server: 16 concurrent agents, no training.
 
 A hand-out is ``claim`` then ``finish`` (state complete, a random value) until the sweep's
-budget is used up; every arm checks that exactly ``run_cap`` trials finished. Two paths are
-measured in the same run, on the same kind of storage:
+budget is used up; every arm checks that exactly ``run_cap`` trials finished. Paths measured in
+the same run, on the same kind of storage:
 
-* ``old``: the earlier path (a slot INSERT, Optuna's ``study.ask``, attach, suggest, attributes,
-  ``study.tell``: several commits per hand-out);
-* ``new``: :mod:`hypergraph.sweeps._handout` (one transaction to claim, one to finish).
+* ``old`` (unless ``--skip-old``): the earlier path (a slot INSERT, Optuna's ``study.ask``,
+  attach, suggest, attributes, ``study.tell``: several commits per hand-out);
+* ``one-tx``: :mod:`hypergraph.sweeps._handout` drawing each trial when it is claimed (one
+  transaction under the sweep's lock to claim, one to finish; ``--prefetch 0``): the baseline
+  of the ratios;
+* ``pool``: trials drawn ahead (``--prefetch``, default 16) and claimed without the sweep's
+  lock (PostgreSQL: ``FOR UPDATE SKIP LOCKED``);
+* ``pool + finish&claim``: the same, with the agent's next claim riding on its finish request
+  (one request per hand-out instead of two, as ``hypergraph agent`` does).
 
-Each path runs without HTTP (16 threads calling the server's ``SweepService`` in this process,
-with SQL statements and commits counted per hand-out) and through a real ``hypergraph server``
-process (16 async httpx agents; ``--server-workers N`` adds a run with N server processes).
-Ratios are new / old of the same run. CPU per hand-out: the server process's (its workers'
-included; without HTTP, this process's: the database server's own CPU is not counted) and the
-client agents'; on a loaded machine it says more about capacity than hand-outs/s do. Run::
+Arms: without HTTP (16 threads calling the server's ``SweepService`` in this process, SQL
+statements and commits counted per hand-out) and through a real ``hypergraph server`` process
+(16 async httpx agents in one client process; ``--server-workers N`` adds a run with N server
+processes). CPU per hand-out: the server process's (its workers' included; without HTTP, this
+process's: the database server's own CPU is not counted) and the client agents'; on a loaded
+machine it says more about capacity than hand-outs/s do. Run::
 
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
@@ -79,11 +85,12 @@ def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
             sa.event.remove(engine, "commit", on_commit)
 
 
-def in_process(url: str, trials: int, agents: int, fast: bool) -> dict[str, float]:
+def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 16
+               ) -> dict[str, float]:
     """Hand-outs per second from the server's SweepService in this process (no HTTP)."""
     from hypergraph.server import create_app
 
-    app = create_app(url, maintain_every=0, fast=fast)
+    app = create_app(url, maintain_every=0, fast=fast, prefetch=prefetch)
     service = app.state.service
     name = f"bench-{'new' if fast else 'old'}-{uuid.uuid4().hex[:8]}"
     service.create(spec(trials), name)
@@ -128,22 +135,30 @@ def in_process(url: str, trials: int, agents: int, fast: bool) -> dict[str, floa
             "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials}
 
 
-async def _agent(client: Any, name: str, sweep: str, counts: list[int]) -> None:
+async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined: bool
+                 ) -> None:
+    ask = {"agent": name, "sweep": sweep}
+    got = None
     while True:
-        r = await client.post("/api/trials/claim", json={"agent": name, "sweep": sweep})
-        got = r.json()
+        if got is None:
+            got = (await client.post("/api/trials/claim", json=ask)).json()
         if got["status"] == "done":
             return
         if got["status"] == "wait":
             await asyncio.sleep(0.01)
+            got = None
             continue
-        r = await client.post(f"/api/trials/{got['trial_id']}/finish", json={
-            "lease": got["lease"], "state": "complete", "value": random.random()})
+        body = {"lease": got["lease"], "state": "complete", "value": random.random()}
+        if combined:  # the result and the next claim in one request
+            body["next"] = ask
+        r = await client.post(f"/api/trials/{got['trial_id']}/finish", json=body)
         assert r.status_code == 200, r.text
         counts.append(1)
+        got = r.json().get("next")
 
 
-async def _drive(base: str, token: str, admin: str, trials: int, agents: int) -> float:
+async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
+                 combined: bool) -> float:
     import httpx
 
     name = f"bench-http-{uuid.uuid4().hex[:8]}"
@@ -156,7 +171,7 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int) ->
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         start = time.perf_counter()
-        await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts)
+        await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts, combined)
                                for i in range(agents)))
         wall = time.perf_counter() - start
     async with httpx.AsyncClient(base_url=base, timeout=120,
@@ -166,8 +181,8 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int) ->
     return trials / wall
 
 
-def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1
-                   ) -> dict[str, float]:
+def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1,
+                   combined: bool = False, prefetch: int = 16) -> dict[str, float]:
     """Hand-outs per second through a real server process (``old``: one process only)."""
     import httpx
 
@@ -182,7 +197,7 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
     base = f"http://127.0.0.1:{port}"
     if fast:
         command = ["-c", "from hypergraph.cli import main; main()", "server", "--storage", url,
-                   "--port", str(port), "--workers", str(workers)]
+                   "--port", str(port), "--workers", str(workers), "--prefetch", str(prefetch)]
     else:
         command = ["-c", "import sys, uvicorn; from hypergraph.server import create_app; "
                    "uvicorn.run(create_app(sys.argv[1], fast=False), port=int(sys.argv[2]), "
@@ -201,7 +216,7 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
         time.sleep(0.5 * workers)  # every worker process up
         before = _cpu_of(server.pid)
         cpu = time.process_time()
-        rate = asyncio.run(_drive(base, token, admin, trials, agents))
+        rate = asyncio.run(_drive(base, token, admin, trials, agents, combined))
         cpu = time.process_time() - cpu
         used = _cpu_of(server.pid) - before
     finally:
@@ -235,6 +250,9 @@ def main() -> None:
     parser.add_argument("--server-workers", type=int, default=0,
                         help="Also run the new path with this many server processes.")
     parser.add_argument("--skip-old", action="store_true", help="Measure the new path only.")
+    parser.add_argument("--prefetch", type=int, default=16,
+                        help="Trials drawn ahead (the pool) in the new path's arms; the "
+                        "baseline arms draw each trial when it is claimed (prefetch 0).")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
@@ -244,20 +262,32 @@ def main() -> None:
         return args.storage or f"sqlite:///{tmp / f'bench{next(made)}.db'}"
 
     rows: list[tuple[str, str, dict[str, float]]] = []
-    for fast in ([False, True] if not args.skip_old else [True]):
-        path = "new" if fast else "old"
-        rows.append((path, "no HTTP (16 threads)", in_process(url(), args.trials, args.agents,
-                                                              fast)))
-        rows.append((path, "server, 1 process", through_server(url(), args.trials,
-                                                               args.agents, fast)))
-        if fast and args.server_workers > 1:
-            rows.append((path, f"server, {args.server_workers} processes", through_server(
-                url(), args.trials, args.agents, fast, args.server_workers)))
-    old = {arm: r["rate"] for p, arm, r in rows if p == "old"}
+    n, pre = args.trials, args.prefetch
+    if not args.skip_old:
+        rows.append(("old", "no HTTP (16 threads)", in_process(url(), n, args.agents, False)))
+        rows.append(("old", "server, 1 process", through_server(url(), n, args.agents,
+                                                                False)))
+    # the one-transaction claim drawing each trial when claimed, claim + finish requests
+    rows.append(("one-tx", "no HTTP (16 threads)", in_process(url(), n, args.agents, True,
+                                                              prefetch=0)))
+    rows.append(("one-tx", "server, 1 process", through_server(url(), n, args.agents, True,
+                                                               prefetch=0)))
+    # the pool (prefetch), then with the next claim riding on the finish request
+    rows.append(("pool", "no HTTP (16 threads)", in_process(url(), n, args.agents, True,
+                                                            prefetch=pre)))
+    rows.append(("pool", "server, 1 process", through_server(url(), n, args.agents, True,
+                                                             prefetch=pre)))
+    rows.append(("pool + finish&claim", "server, 1 process", through_server(
+        url(), n, args.agents, True, combined=True, prefetch=pre)))
+    if args.server_workers > 1:
+        rows.append(("pool + finish&claim", f"server, {args.server_workers} processes",
+                     through_server(url(), n, args.agents, True, args.server_workers,
+                                    combined=True, prefetch=pre)))
+    base = {arm: r["rate"] for p, arm, r in rows if p == "one-tx"}
     kind = (args.storage or "sqlite").split(":", 1)[0]
     print(f"storage {kind}: {args.agents} agents, {args.trials} trials per arm; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print("| path | arm | hand-outs/s | new / old | SQL statements per hand-out | "
+    print("| path | arm | hand-outs/s | / one-tx | SQL statements per hand-out | "
           "commits per hand-out | server CPU ms per hand-out | client CPU ms per hand-out |")
     print("|---|---|---|---|---|---|---|---|")
 
@@ -265,7 +295,7 @@ def main() -> None:
         return format(r[key], fmt) if key in r else ""
 
     for path, arm, r in rows:
-        ratio = (f"{r['rate'] / old[arm]:.1f}" if path == "new" and arm in old else "")
+        ratio = (f"{r['rate'] / base[arm]:.2f}" if path != "old" and arm in base else "")
         print(f"| {path} | {arm} | {r['rate']:.0f} | {ratio} | {cell(r, 'statements')} | "
               f"{cell(r, 'commits')} | {cell(r, 'server_cpu')} | {cell(r, 'client_cpu')} |")
 

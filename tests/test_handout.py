@@ -153,7 +153,8 @@ def test_two_servers_race_for_one_queued_retry(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     store, spec, study, _name = _sweep(url, run_cap=3)
-    first, second = HandOutStore(store), HandOutStore(store)
+    # drawn one at a time: the race is for the retry, not for a trial of the pool
+    first, second = HandOutStore(store, prefetch=0), HandOutStore(store, prefetch=0)
     a = first.claim(study, spec, 3, "a:1")
     assert a is not None
     store.release(study, optuna.Trial(study, a.trial_id))  # queued again
@@ -272,3 +273,74 @@ def test_optuna_sessions_on_sqlite_take_the_write_lock_first(tmp_path: Path) -> 
     other.execute("BEGIN IMMEDIATE")  # free again
     other.execute("ROLLBACK")
     other.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pool_drawn_ahead_within_the_budget_and_shared_with_storage_workers(
+        tmp_path: Path, backend: str) -> None:
+    """A claim draws the trials after it ahead (``WAITING``, a slot reserved each, never
+    more than the budget left), later claims take them without drawing; a worker of the
+    storage (``hypergraph agent --storage``) that finds every slot reserved takes one back,
+    and a pooled trial its ``ask`` pops moves into its reserved slot. A retry queued
+    meanwhile is handed out before the budget closes."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hypergraph.sweeps._store import POOL_TOKEN
+
+    url = storage_url(backend, tmp_path)
+    store, spec, study, _name = _sweep(url, run_cap=5)
+    handout = HandOutStore(store, prefetch=16)
+    first = handout.claim(study, spec, 5, "a:1", {"hypergraph_token": 7})
+    assert first is not None and first.number == 0
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.RUNNING] + [TrialState.WAITING] * 4
+    slots = store.slots(study)
+    assert len(slots) == 5 and sum(s["token"] == POOL_TOKEN for s in slots) == 4
+    pooled = handout.claim(study, spec, 5, "b:1", {"hypergraph_token": 7})
+    assert pooled is not None and pooled.number == 1
+    frozen = store.storage.get_trial(pooled.trial_id)
+    assert pooled.params == frozen.params and set(pooled.params) == {"model.width",
+                                                                     "model.lr"}
+    assert pooled.config["model"]["name"] == "mlp"
+    assert frozen.user_attrs["hypergraph_worker"] == "b:1"
+    assert frozen.user_attrs["hypergraph_token"] == 7
+    assert handout.finish(pooled.trial_id, pooled.lease, "complete", 0.5,
+                          holder=("hypergraph_token", 7)).status == "recorded"
+    # another process's store reads what it hands out from the storage
+    other = HandOutStore(store)
+    read = other.claim(study, spec, 5, "c:1")
+    assert read is not None and read.number == 2
+    assert read.params == store.storage.get_trial(read.trial_id).params
+    assert read.config["model"]["name"] == "mlp"
+    # a storage worker: every slot is held or reserved, so it takes a reservation back
+    claim = store.claim(study, 5, worker="w:1")
+    assert claim is not None and claim.trial_id is None
+    assert sum(s["token"] == POOL_TOKEN for s in store.slots(study)) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trial = study.ask()  # pops the lowest queued trial: the one without its slot now
+    assert trial.number == 3 and store.attach(claim, trial, worker="w:1")
+    # the first trial dies: retried, its slot freed; a worker's ask pops the pooled trial
+    store.release(study, optuna.Trial(study, first.trial_id))
+    claim = store.claim(study, 5, worker="w:2")
+    assert claim is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        popped = study.ask()
+    assert popped.number == 4 and store.attach(claim, popped, worker="w:2")
+    assert not [s for s in store.slots(study) if s["token"] == POOL_TOKEN]
+    retry = handout.claim(study, spec, 5, "d:1")
+    assert retry is not None and retry.params == first.params and retry.number == 5
+    assert handout.claim(study, spec, 5, "d:1") is None  # every slot held
+    slots = store.slots(study)
+    assert len(slots) == 5 and len({s["trial_id"] for s in slots}) == 5
+    for got in (read, retry):
+        assert handout.finish(got.trial_id, got.lease, "complete", 0.1).status == "recorded"
+    for t in (trial, popped):
+        assert store.tell(study, t, TrialState.COMPLETE, 0.2)
+    assert store.finished(study) == 5
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states.count(TrialState.COMPLETE) == 5 and TrialState.WAITING not in states
+    handout.dispose()
+    other.dispose()

@@ -242,3 +242,66 @@ def test_cli_tokens_sweep_create_show_and_storage_agent(
         assert code == 2 and "--server" in err
     finally:
         server.should_exit = True
+
+
+def test_finish_carries_the_next_claim_and_the_fast_path_answers_as_fastapi(
+        env: dict[str, Any]) -> None:
+    """``next`` in a finish body hands out the agent's next trial in the same request, only
+    once the result is recorded; the agents' routes answered before FastAPI's routing give
+    the same answers, and every case they do not take (no token, the wrong role, a token not
+    cached yet, an invalid body) gets FastAPI's own 401/403/422."""
+    c, admin, agent, other = env["client"], env["admin"], env["agent"], env["other"]
+    assert c.post("/api/sweeps", json={"name": "nx", "spec": SPEC},
+                  headers=admin).status_code == 201
+    first = _claim(c, agent)
+    ask = {"agent": "a:1", "sweep": "nx"}
+    url = f"/api/trials/{first['trial_id']}/finish"
+    # refused results hand out nothing: wrong lease (409), someone else's trial (403)
+    wrong = c.post(url, json={"lease": "0" * 32, "state": "complete", "value": 0.5,
+                              "next": ask}, headers=agent)
+    assert wrong.status_code == 409 and "next" not in wrong.json()
+    assert c.post(url, json={"lease": first["lease"], "state": "complete", "value": 0.5,
+                             "next": ask}, headers=other).status_code == 403
+    assert c.post(url, json={"lease": first["lease"], "state": "complete", "value": 0.5,
+                             "next": {"agent": ""}}, headers=agent).status_code == 422
+    shown = c.get("/api/sweeps/nx", headers=admin).json()
+    assert shown["counts"].get("running") == 1 and shown["finished"] == 0
+    done = c.post(url, json={"lease": first["lease"], "state": "complete", "value": 0.5,
+                             "next": ask}, headers=agent).json()
+    assert done["recorded"] and not done["duplicate"]
+    second = done["next"]
+    assert second["status"] == "trial" and second["number"] == first["number"] + 1
+    assert second["sweep"] == "nx" and set(second["params"]) == {"model.lr"}
+    held = c.post(f"/api/trials/{second['trial_id']}/heartbeat",
+                  json={"lease": second["lease"]}, headers=agent)
+    assert held.json() == {"stop": False}
+    third = _claim(c, agent)
+    # the budget is held: the next claim answers wait; then done once all are finished
+    url2 = f"/api/trials/{second['trial_id']}/finish"
+    waiting = c.post(url2, json={"lease": second["lease"], "state": "pruned", "next": ask},
+                     headers=agent).json()
+    assert waiting["recorded"] and waiting["next"] == {"status": "wait"}
+    last = c.post(f"/api/trials/{third['trial_id']}/finish", json={
+        "lease": third["lease"], "state": "complete", "value": 0.9, "next": ask},
+        headers=agent).json()
+    assert last["next"] == {"status": "done"}
+    unknown = c.post(url2, json={"lease": second["lease"], "state": "pruned",
+                                 "next": {"agent": "a:1", "sweep": "gone"}},
+                     headers=agent).json()
+    assert unknown["duplicate"] and unknown["next"]["status"] == "refused"
+    assert unknown["next"]["code"] == 404
+    # what the fast path leaves to FastAPI
+    assert c.post("/api/trials/claim", json={"agent": "a:1"}).status_code == 401
+    assert c.post("/api/trials/claim", json={"agent": "a:1"},
+                  headers={"Authorization": "Bearer hg_nope"}).status_code == 401
+    assert c.post("/api/trials/claim", json={"agent": "a:1"},
+                  headers=admin).status_code == 403
+    assert c.post("/api/trials/claim", content=b"{", headers={
+        **agent, "Content-Type": "application/json"}).status_code == 422
+    assert c.post("/api/trials/claim", json={"agent": "a:1", "extra": 1},
+                  headers=agent).status_code == 422
+    assert c.post("/api/trials/99999999999/heartbeat", json={"lease": "0" * 32},
+                  headers=agent).status_code == 422
+    fresh, _ = env["tokens"].create("agent", "gpu3")  # not in the server's cache yet
+    assert c.post("/api/trials/claim", json={"agent": "a:1", "sweep": "nx"}, headers={
+        "Authorization": f"Bearer {fresh}"}).json() == {"status": "done"}

@@ -41,6 +41,10 @@ def server(
     workers: Annotated[int, typer.Option(
         min=1, max=64, help="Server processes on the one port (the server keeps no state: "
         "every claim is a transaction in the storage).")] = 1,
+    prefetch: Annotated[int, typer.Option(
+        min=0, max=1024, help="Trials of a random or grid sweep drawn ahead of the claims "
+        "(never beyond its run_cap): claims take them without waiting on the sweep's lock. "
+        "0: each trial is drawn when it is claimed.")] = 16,
 ) -> None:
     """Run the control server: agents take trials from it; the dashboard is at /.
 
@@ -55,7 +59,8 @@ def server(
     from hypergraph.server import create_app
     from hypergraph.server._app import FACTORY_ENV
 
-    options = {"storage_url": storage, "heartbeat_interval": heartbeat, "grace_period": grace}
+    options = {"storage_url": storage, "heartbeat_interval": heartbeat, "grace_period": grace,
+               "prefetch": prefetch}
     application = create_app(**options)  # opens (and checks) the storage now
     err_console.print(f"HyperGraph control server on http://{host}:{port} (dashboard at /, "
                       f"API at /docs){f', {workers} processes' if workers > 1 else ''}")

@@ -112,11 +112,15 @@ class AgentClient:
         return got
 
     def finish(self, trial_id: int, lease: str, state: str, value: float | None = None,
-               error: str | None = None) -> dict[str, Any]:
-        """Send the result."""
-        got: dict[str, Any] = self.request("POST", f"/api/trials/{trial_id}/finish", {
-            "lease": lease, "state": state, "value": value,
-            "error": None if error is None else error[:2000]})
+               error: str | None = None, ask: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        """Send the result; with ``ask`` (``{"agent": ..., "sweep": ...}``, as :meth:`claim`
+        sends) also take the next trial: the answer's ``next`` is the claim's answer."""
+        body: dict[str, Any] = {"lease": lease, "state": state, "value": value,
+                                "error": None if error is None else error[:2000]}
+        if ask is not None:
+            body["next"] = ask
+        got: dict[str, Any] = self.request("POST", f"/api/trials/{trial_id}/finish", body)
         return got
 
     def release(self, trial_id: int, lease: str) -> dict[str, Any]:
@@ -248,22 +252,36 @@ def run_agent(client: AgentClient, out_dir: Path, *, sweep: str | None = None,
     check_device(device)
     agent = agent or worker_id()
     ran = 0
+    got: dict[str, Any] | None = None  # a trial handed out with the last result
     with _Signals() as signals:
         while (max_trials is None or ran < max_trials) and not signals.stopping:
-            got = client.claim(agent, sweep)
+            if got is None:
+                got = client.claim(agent, sweep)
             if got["status"] == "done":
                 logger.info("No sweep has work left; the agent stops.")
                 break
             if got["status"] != "trial":
                 time.sleep(poll)
+                got = None
                 continue
-            _run_trial(client, got, out_dir, device, loggers, signals)
+            last = max_trials is not None and ran + 1 >= max_trials
+            got = _run_trial(client, got, out_dir, device, loggers, signals,
+                             None if last else {"agent": agent, "sweep": sweep})
             ran += 1
+        if got is not None and got.get("status") == "trial":  # stopping: give it back
+            try:
+                client.release(int(got["trial_id"]), str(got["lease"]))
+            except (StaleTrialError, ServerError) as why:
+                logger.warning("Could not give trial %s back (%s); the server fails it "
+                               "after the grace period.", got.get("number"), why)
     return ran
 
 
 def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: str | None,
-               loggers: list[str] | None, signals: _Signals) -> None:
+               loggers: list[str] | None, signals: _Signals,
+               ask: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Train one trial and send its result; return the next trial's claim when ``ask``
+    rode along with the result (``None``: the caller claims)."""
     from hypergraph.config import config_from_mapping
     from hypergraph.loggers import wandb_group
     from hypergraph.run import train
@@ -279,8 +297,7 @@ def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: 
             update["loggers"] = list(dict.fromkeys([*config.loggers, *loggers]))
         config = config.model_copy(update=update)
     except HyperGraphError as err:
-        client.finish(tid, lease, "fail", error=str(err))
-        return
+        return _finish(client, tid, lease, number, "fail", error=str(err), ask=ask)
     run_dir = out_dir / name / "trials" / str(number)
     logger.info("Trial %d of %s: %s", number, name, got.get("params"))
     with _Lease(client, tid, lease, float(got["heartbeat_interval"])) as held:
@@ -293,7 +310,7 @@ def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: 
                 result = train(config, run_dir, callbacks=[pruning])
         except StaleTrialError as err:
             logger.warning("%s", err)
-            return
+            return None
         except (_CancelledError, KeyboardInterrupt) as err:
             signals.training = False
             logger.warning("Stopping (%s): trial %d given back to the sweep.",
@@ -305,28 +322,34 @@ def _run_trial(client: AgentClient, got: dict[str, Any], out_dir: Path, device: 
                                "after the grace period.", number, why)
             if isinstance(err, KeyboardInterrupt):
                 signals.stopping = True
-            return
+            return None
         except HyperGraphError as err:
             signals.training = False
             logger.warning("Trial %d failed: %s", number, err)
-            _finish(client, tid, lease, number, "fail", error=str(err))
-            return
+            return _finish(client, tid, lease, number, "fail", error=str(err), ask=ask)
         finally:
             signals.training = False
+    if signals.stopping:
+        ask = None  # a signal came after the training: send the result, take no more
     if str(result.get("stop_reason", "")).startswith("pruned"):
-        _finish(client, tid, lease, number, "pruned")
-        return
+        return _finish(client, tid, lease, number, "pruned", ask=ask)
     value = result["val"].get(metric)
     if value is None:
-        _finish(client, tid, lease, number, "fail", error=f"the run reported no validation "
-                f"metric '{metric}' (it has {', '.join(result['val'])})")
-        return
-    _finish(client, tid, lease, number, "complete", float(value))
+        return _finish(client, tid, lease, number, "fail", error=f"the run reported no "
+                       f"validation metric '{metric}' (it has {', '.join(result['val'])})",
+                       ask=ask)
+    return _finish(client, tid, lease, number, "complete", float(value), ask=ask)
 
 
 def _finish(client: AgentClient, tid: int, lease: str, number: int, state: str,
-            value: float | None = None, error: str | None = None) -> None:
+            value: float | None = None, error: str | None = None,
+            ask: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Send the result; the next trial's claim if ``ask`` rode along (and was answered)."""
     try:
-        client.finish(tid, lease, state, value, error)
+        answer = client.finish(tid, lease, state, value, error, ask=ask)
     except StaleTrialError as err:
         logger.warning("Result of trial %d refused: %s", number, err)
+        return None
+    following = answer.get("next")
+    return following if isinstance(following, dict) and following.get("status") in (
+        "trial", "wait", "done") else None

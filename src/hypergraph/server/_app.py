@@ -11,6 +11,7 @@ at ``/``.
 import asyncio
 import contextlib
 import math
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -79,11 +80,14 @@ class ReportBody(LeaseBody):
 
 
 class FinishBody(LeaseBody):
-    """A trial's result."""
+    """A trial's result, and (``next``) a claim of the next trial in the same request."""
 
     state: Literal["complete", "pruned", "fail"]
     value: float | None = None
     error: str | None = Field(None, max_length=2000)
+    next: ClaimRequest | None = Field(
+        None, description="Also take the next trial: the answer's `next` is what "
+        "`POST /api/trials/claim` would answer (asked once the result is recorded).")
 
     @field_validator("value")
     @classmethod
@@ -93,12 +97,18 @@ class FinishBody(LeaseBody):
         return v
 
 
-class _BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes is answered 413 unread."""
+#: An answer of the agents' fast path: ``(status, JSON body)``; ``None``: FastAPI answers.
+_Hot = Callable[[dict[str, Any], bytes], Awaitable[tuple[int, bytes] | None]]
 
-    def __init__(self, app: Any, limit: int) -> None:
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 unread; ``hot``
+    may answer a request from its body first (the agents' fast path)."""
+
+    def __init__(self, app: Any, limit: int, hot: _Hot | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.hot = hot
 
     async def __call__(self, scope: Any, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
@@ -127,6 +137,16 @@ class _BodyLimit:
                                     status_code=413)
             await response(scope, receive, send)
             return
+        if self.hot is not None and scope.get("method") == "POST" and messages and all(
+                m["type"] == "http.request" for m in messages):
+            answer = await self.hot(scope, b"".join(m.get("body", b"") for m in messages))
+            if answer is not None:
+                status, content = answer
+                await send({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-length", str(len(content)).encode()),
+                    (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": content})
+                return
 
         async def replay() -> Any:
             return messages.pop(0) if messages else await receive()
@@ -153,10 +173,77 @@ def _tune_sqlite(store: SweepStore) -> None:
         engine.dispose()  # pooled connections opened before the listener
 
 
+_HOT_PATH = re.compile(r"^/api/trials/(?:(claim)|([0-9]{1,10})/(finish|heartbeat|report|release))$")
+
+
+def _hot_routes(service: SweepService, tokens: TokenStore) -> _Hot:
+    """The agents' routes answered without FastAPI's routing and dependencies: the same
+    models validate the body, the same service answers, the same JSON comes back. Only the
+    plain case is taken here (a JSON body that validates, an agent token checked within the
+    token cache's time); anything else (no token, a revoked or unknown one, the wrong role, an
+    invalid body) goes on to the FastAPI route, which answers 401/403/422 as documented."""
+    import json
+
+    from pydantic import ValidationError
+
+    def dumps(content: Any) -> bytes:  # as FastAPI's JSONResponse renders
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode("utf-8")
+
+    async def hot(scope: dict[str, Any], body: bytes) -> tuple[int, bytes] | None:
+        match = _HOT_PATH.match(scope.get("path", ""))
+        if match is None:
+            return None
+        auth = content_type = b""
+        for key, value in scope.get("headers") or []:
+            if key == b"authorization":
+                auth = value
+            elif key == b"content-type":
+                content_type = value
+        if content_type.split(b";")[0].strip() != b"application/json" or not auth:
+            return None
+        scheme, _, credentials = auth.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        known, who = tokens.cached(credentials.strip())
+        if not known or who is None or who.role != "agent":
+            return None
+        action = match.group(1) or match.group(3)
+        trial_id = int(match.group(2)) if match.group(2) else 0
+        if trial_id > 2**31 - 1:
+            return None
+        try:
+            raw = json.loads(body)
+            call: tuple[Any, ...]
+            if action == "claim":
+                c = ClaimRequest.model_validate(raw)
+                call = (service.claim, f"{who.name}/{c.agent}", who.id, c.sweep)
+            elif action == "finish":
+                f = FinishBody.model_validate(raw)
+                ask = None if f.next is None else (f"{who.name}/{f.next.agent}", f.next.sweep)
+                call = (service.finish, trial_id, f.lease, who.id, f.state, f.value, f.error,
+                        ask)
+            elif action == "report":
+                r = ReportBody.model_validate(raw)
+                call = (service.report, trial_id, r.lease, who.id, r.step, r.value)
+            else:
+                lease = LeaseBody.model_validate(raw).lease
+                call = (service.heartbeat if action == "heartbeat" else service.release,
+                        trial_id, lease, who.id)
+        except (ValueError, ValidationError):  # FastAPI answers 422
+            return None
+        try:
+            return 200, dumps(await asyncio.to_thread(*call))
+        except RefusedError as exc:
+            return exc.status, dumps({"detail": str(exc)})
+
+    return hot
+
+
 def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: int = 20,
                maintain_every: float | None = None, max_body: int = 256 * 1024,
                store: SweepStore | None = None, fast: bool = True,
-               token_cache_seconds: float = 2.0) -> FastAPI:
+               token_cache_seconds: float = 2.0, prefetch: int = 16) -> FastAPI:
     """The control server for the sweeps of ``storage_url``.
 
     Args:
@@ -171,12 +258,14 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
             path through ``study.ask``/``tell``, kept for the benchmark).
         token_cache_seconds: How long a checked token is trusted without asking the
             database: a token revoked elsewhere stops working within this time.
+        prefetch: Trials of a random or grid sweep drawn ahead of the claims (the pool of
+            :meth:`~hypergraph.sweeps._handout.HandOutStore.claim`); ``0``: none.
     """
     store = store or SweepStore(storage_url, heartbeat_interval=heartbeat_interval,
                                 grace_period=grace_period)
     if store.url.startswith("sqlite") and ":memory:" not in store.url:
         _tune_sqlite(store)
-    service = SweepService(store, fast=fast)
+    service = SweepService(store, fast=fast, prefetch=prefetch)
     tokens = TokenStore(engine=store.engine, cache_seconds=token_cache_seconds)
     every = heartbeat_interval if maintain_every is None else maintain_every
 
@@ -206,7 +295,7 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
     app.state.tokens = tokens
     aces = AceReports(service)
     app.state.ace = aces
-    app.add_middleware(_BodyLimit, limit=max_body)
+    app.add_middleware(_BodyLimit, limit=max_body, hot=_hot_routes(service, tokens))
     bearer = HTTPBearer(auto_error=False, description="A token of `hypergraph token create`.")
 
     async def principal(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -322,9 +411,12 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
               **hot_routes)
     async def finish(who: Agent, body: FinishBody,
                      trial_id: Annotated[int, _TRIAL_ID]) -> Response:
-        """Record the trial's result (refused with 409 once its lease is gone)."""
+        """Record the trial's result (refused with 409 once its lease is gone); with `next`,
+        also hand out the agent's next trial (one round trip per trial instead of two)."""
+        ask = None if body.next is None else (f"{who.name}/{body.next.agent}",
+                                              body.next.sweep)
         return await hot(service.finish, trial_id, body.lease, who.id, body.state,
-                          body.value, body.error)
+                         body.value, body.error, ask)
 
     @app.post("/api/trials/{trial_id}/release", tags=["agent"], responses=trial_errors,
               **hot_routes)

@@ -10,6 +10,7 @@ trial held under another API token is refused as someone else's.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -58,6 +59,15 @@ def register_panel(method: str, panel: Callable[[Any, Any], dict[str, Any]]) -> 
 
 _BEATS = sa.Table("trial_heartbeats", sa.MetaData(),  # Optuna's, read only
                   sa.Column("trial_id", sa.Integer), sa.Column("heartbeat", sa.DateTime))
+#: The study of a running trial whose slot holds the lease and whose holder is the token.
+_HELD_SQL = sa.text(
+    "SELECT t.study_id FROM trials t "
+    "JOIN hypergraph_sweep_slots s ON s.trial_id = t.trial_id AND s.token = :lease "
+    "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = :key "
+    "AND a.value_json = :token WHERE t.trial_id = :t AND t.state = 'RUNNING'")
+#: Optuna's heartbeat (the row its claim wrote), by the database's clock as Optuna's own.
+_BEAT_SQL = sa.text("UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP "
+                    "WHERE trial_id = :t")
 
 
 class RefusedError(HyperGraphError):
@@ -90,14 +100,15 @@ class SweepService:
             path through Optuna's ``study.ask`` and ``study.tell`` (kept for the benchmark).
         cache_seconds: How long the list of sweeps and a sweep's cancel flag are reused
             before they are read again (a new or cancelled sweep is seen within this time).
+        prefetch: Trials of a random or grid sweep drawn ahead of the claims; ``0``: none.
     """
 
-    def __init__(self, store: SweepStore, fast: bool = True, cache_seconds: float = 1.0
-                 ) -> None:
+    def __init__(self, store: SweepStore, fast: bool = True, cache_seconds: float = 1.0,
+                 prefetch: int = 16) -> None:
         from hypergraph.sweeps._handout import HandOutStore
 
         self.store = store
-        self.handout = HandOutStore(store) if fast else None
+        self.handout = HandOutStore(store, prefetch=prefetch) if fast else None
         self.cache_seconds = cache_seconds
         self._sweeps: dict[str, _Sweep] = {}
         self._by_study: dict[int, str] = {}
@@ -250,8 +261,11 @@ class SweepService:
 
     def _hand_out(self, sweep: _Sweep, agent: str, token_id: int) -> dict[str, Any] | None:
         assert self.handout is not None
+        # drawn ahead only where a draw does not learn from results (random, grid): a
+        # model-based sampler (bayes, ace) draws each trial when it is claimed
+        prefetch = None if sweep.spec.method in ("random", "grid") else 0
         got = self.handout.claim(sweep.study, sweep.spec, sweep.budget, agent,
-                                 {TOKEN_ATTR: token_id}, lock=sweep.lock)
+                                 {TOKEN_ATTR: token_id}, lock=sweep.lock, prefetch=prefetch)
         if got is None:
             return None
         return self._answer(sweep, got.trial_id, got.number, got.lease, got.config,
@@ -318,7 +332,24 @@ class SweepService:
         return sweep, frozen
 
     def heartbeat(self, trial_id: int, lease: str, token_id: int) -> dict[str, Any]:
-        """Renew the lease; ``stop`` is true when the sweep was cancelled."""
+        """Renew the lease; ``stop`` is true when the sweep was cancelled.
+
+        The common case is one transaction: the heartbeat row is updated only while the
+        trial runs, its slot holds this lease and the trial is this token's; otherwise the
+        checks of :meth:`_held` say why it is refused.
+        """
+        if self.handout is not None:
+            with self.store.engine.begin() as conn:
+                study_id = conn.execute(_HELD_SQL, {"t": trial_id, "lease": lease,
+                                                    "key": TOKEN_ATTR,
+                                                    "token": json.dumps(token_id)}).scalar()
+                beat = study_id is not None and conn.execute(_BEAT_SQL, {"t": trial_id}
+                                                             ).rowcount == 1
+            if beat and study_id is not None:
+                with self._lock:
+                    name = self._by_study.get(int(study_id))
+                if name is not None:
+                    return {"stop": self.cancelled(self.sweep(name))}
         sweep, _ = self._held(trial_id, lease, token_id)
         self.store.storage.record_heartbeat(trial_id)
         return {"stop": bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))}
@@ -338,12 +369,25 @@ class SweepService:
                 "stop": bool(sweep.study.user_attrs.get(CANCEL_ATTR, False))}
 
     def finish(self, trial_id: int, lease: str, token_id: int, state: str,
-               value: float | None, error: str | None) -> dict[str, Any]:
+               value: float | None, error: str | None,
+               ask: tuple[str, str | None] | None = None) -> dict[str, Any]:
         """Record a trial's result (``complete`` with a value, ``pruned`` or ``fail``).
 
         Repeating the same call (its answer was lost) answers ``duplicate``: the result is
-        recorded once.
+        recorded once. ``ask`` (``(agent, sweep)``): once the result is recorded, also
+        hand the agent its next trial; the answer's ``next`` is what :meth:`claim` answers
+        (``{"status": "refused", ...}`` if the claim is refused: the result stays recorded).
         """
+        answer = self._finish(trial_id, lease, token_id, state, value, error)
+        if ask is not None:
+            try:
+                answer["next"] = self.claim(ask[0], token_id, ask[1])
+            except RefusedError as err:
+                answer["next"] = {"status": "refused", "code": err.status, "detail": str(err)}
+        return answer
+
+    def _finish(self, trial_id: int, lease: str, token_id: int, state: str,
+                value: float | None, error: str | None) -> dict[str, Any]:
         import optuna
         from optuna.trial import TrialState
 
@@ -441,9 +485,10 @@ class SweepService:
                         "curve": sorted([int(k), v] for k, v in
                                         t.intermediate_values.items())})
                 elif t.state == TrialState.WAITING:
-                    queue.append({"number": t.number,
+                    queue.append({"number": t.number,  # a retry, or drawn ahead (pool)
                                   "retry_of": t.system_attrs.get("failed_trial"),
-                                  "params": t.system_attrs.get("fixed_params", {})})
+                                  "params": t.system_attrs.get("fixed_params")
+                                  or dict(t.params)})
             info.update(running=running, queue=queue, errors=sum(
                 1 for t in trials if ERROR_ATTR in t.user_attrs))
             panel = _PANELS.get(sweep.spec.method)

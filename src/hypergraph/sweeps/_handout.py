@@ -46,6 +46,7 @@ from hypergraph.logging import get_logger
 from hypergraph.sweeps._store import (
     CONFIG_ATTR,
     ERROR_ATTR,
+    POOL_TOKEN,
     SLOTS,
     WORKER_ATTR,
     SweepStore,
@@ -86,18 +87,32 @@ class DraftStorage:
         self.base = base
         self.reset()
 
-    def reset(self, trials: int | None = None, waiting: bool = True) -> None:
-        """Forget the last draft; ``trials`` (the study's count of trials) and ``waiting``
-        (whether any is queued), read by the caller in one query, spare the two reads of
-        every trial that ``ask`` would make otherwise."""
+    def reset(self, trials: int | None = None, waiting: bool = True,
+              reserved: frozenset[int] = frozenset()) -> None:
+        """Forget the last drafts; ``trials`` (the study's count of trials) and ``waiting``
+        (whether any is queued outside the pool), read by the caller in one query, spare the
+        two reads of every trial that ``ask`` would make otherwise. ``reserved``: ids of the
+        pool's trials (``WAITING`` with a reserved slot): shown as running, never popped."""
         self.trials = trials
         self.waiting = waiting
+        self.reserved = reserved
+        self.batch: list[FrozenTrial] = []
+        self.study_system_attrs: dict[str, Any] = {}
+        self._clear()
+
+    def _clear(self) -> None:
         self.draft: FrozenTrial | None = None
         self.popped: int | None = None
         self.new_params: dict[str, tuple[float, BaseDistribution]] = {}
         self.user_attrs: dict[str, Any] = {}
         self.system_attrs: dict[str, Any] = {}
-        self.study_system_attrs: dict[str, Any] = {}
+
+    def next_draft(self) -> None:
+        """Keep the current draft (shown as running to the next ones) and draft another: a
+        batch of trials drawn ahead, as if each were handed out before the next is drawn."""
+        if self.draft is not None:
+            self.batch.append(self.draft)
+        self._clear()
 
     # -- the drafted trial ---------------------------------------------------------------------
 
@@ -115,6 +130,7 @@ class DraftStorage:
         number = self.trials
         if number is None:
             number = len(self.base.get_all_trials(study_id, deepcopy=False))
+        number += len(self.batch)
         self.draft = FrozenTrial(
             number=number, state=TrialState.RUNNING, value=None, values=None,
             datetime_start=dt.datetime.now(), datetime_complete=None, params={},
@@ -128,7 +144,7 @@ class DraftStorage:
 
         if self.draft is None and state == TrialState.RUNNING:  # ask pops a queued trial
             queued = self.base.get_trial(trial_id)
-            if queued.state != TrialState.WAITING:
+            if queued.state != TrialState.WAITING or trial_id in self.reserved:
                 return False
             self.draft = copy.deepcopy(queued)
             self.draft.state = TrialState.RUNNING
@@ -162,7 +178,19 @@ class DraftStorage:
     def get_trial(self, trial_id: int) -> FrozenTrial:
         if self.draft is not None and trial_id == self.draft._trial_id:
             return self.draft
-        return self.base.get_trial(trial_id)
+        for done in self.batch:
+            if done._trial_id == trial_id:
+                return done
+        return self._shown(self.base.get_trial(trial_id))
+
+    def _shown(self, trial: FrozenTrial) -> FrozenTrial:
+        """A pooled trial as the sampler sees it: running (it will run, as if handed out)."""
+        from optuna.trial import TrialState
+
+        if trial._trial_id in self.reserved and trial.state == TrialState.WAITING:
+            trial = copy.copy(trial)
+            trial.state = TrialState.RUNNING
+        return trial
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -172,9 +200,20 @@ class DraftStorage:
                 and all((s in states) == (s == TrialState.WAITING) for s in TrialState)):
             # ask looks for a queued trial, and the census said there is none
             return []
-        trials = [t for t in self.base.get_all_trials(study_id, deepcopy=deepcopy,
-                                                      states=states)
-                  if self.draft is None or t._trial_id != self.draft._trial_id]
+        asked = states
+        if self.reserved and states is not None and TrialState.RUNNING in states:
+            # the pool's trials, shown as running
+            asked = [s for s in TrialState if s in states or s == TrialState.WAITING]
+        mine = {t._trial_id for t in self.batch}
+        if self.draft is not None:
+            mine.add(self.draft._trial_id)
+        trials = []
+        for t in self.base.get_all_trials(study_id, deepcopy=deepcopy, states=asked):
+            if t._trial_id not in mine:
+                t = self._shown(t)
+                if states is None or t.state in states:
+                    trials.append(t)
+        trials += [t for t in self.batch if states is None or t.state in states]
         if self.draft is not None and (states is None or self.draft.state in states):
             trials.append(self.draft)
         return trials
@@ -247,6 +286,19 @@ class _Drafter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass
+class _Draw:
+    """One trial drawn on the draft view, before it is written."""
+
+    frozen: FrozenTrial
+    popped: int | None
+    params: dict[str, tuple[float, BaseDistribution]]
+    uattrs: dict[str, Any]
+    sattrs: dict[str, Any]
+    error: str | None
+    config: dict[str, Any]
+
+
 class HandOutStore:
     """Claims and finishes of trials, each in one transaction of the sweep storage.
 
@@ -259,10 +311,12 @@ class HandOutStore:
             forget the last claims (never a result: a finish is flushed, and with it every
             claim before it); their agents are refused (404) and their trials are handed
             out again. The same bargain as SQLite's ``synchronous=NORMAL`` under the server.
+        prefetch: Trials drawn ahead per draw (the pool, see :meth:`claim`); ``0`` draws
+            each trial when it is claimed.
     """
 
-    def __init__(self, store: SweepStore, pool_size: int = 8, lazy_claims: bool = True
-                 ) -> None:
+    def __init__(self, store: SweepStore, pool_size: int = 8, lazy_claims: bool = True,
+                 prefetch: int = 16) -> None:
         from optuna.storages._rdb import models
 
         self.store = store
@@ -290,6 +344,9 @@ class HandOutStore:
                                            max_overflow=pool_size)
             self._write_lock = threading.Lock()  # unused: the database's row lock serialises
         self.lazy_claims = lazy_claims
+        self.prefetch = prefetch
+        #: what the pool's trials drawn here hand out: ``trial_id -> (params, config)``
+        self._pooled: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._drafters: dict[int, _Drafter] = {}
         self._guard = threading.Lock()
         self._build_statements()
@@ -302,14 +359,39 @@ class HandOutStore:
         t, u, v = self._trials, self._user, self._values
         state = t.c.state.type
         sid, tid = sa.bindparam("sid", type_=sa.Integer), sa.bindparam("tid", type_=sa.Integer)
+        pooled = (SLOTS.c.study_id == sid) & (SLOTS.c.token == POOL_TOKEN)
+        # slots held (reservations included), trials, trials queued outside the pool, pooled
         self._census_sql = sa.select(
             sa.select(sa.func.count()).select_from(SLOTS)
             .where(SLOTS.c.study_id == sid).scalar_subquery(),
             sa.select(sa.func.count()).select_from(t).where(t.c.study_id == sid)
             .scalar_subquery(),
             sa.select(sa.func.count()).select_from(t)
-            .where((t.c.study_id == sid) & (t.c.state == TrialState.WAITING))
-            .scalar_subquery())
+            .where((t.c.study_id == sid) & (t.c.state == TrialState.WAITING)
+                   & ~sa.exists().where(pooled & (SLOTS.c.trial_id == t.c.trial_id)))
+            .scalar_subquery(),
+            sa.select(sa.func.count()).select_from(SLOTS).where(pooled).scalar_subquery())
+        self._reserved_sql = sa.select(SLOTS.c.trial_id).where(pooled)
+        # the pool's first trial not handed out yet (SQLite: under the write lock)
+        self._pool_first_sql = (
+            sa.select(SLOTS.c.slot, SLOTS.c.trial_id)
+            .select_from(SLOTS.join(t, t.c.trial_id == SLOTS.c.trial_id))
+            .where(pooled & (t.c.state == TrialState.WAITING))
+            .order_by(SLOTS.c.trial_id).limit(1))
+        self._pool_take_sql = SLOTS.update().where(
+            (SLOTS.c.study_id == sid) & (SLOTS.c.slot == sa.bindparam("the_slot"))
+            & (SLOTS.c.token == POOL_TOKEN)).values(
+            token=sa.bindparam("lease"), worker=sa.bindparam("holder"),
+            claimed_at=sa.bindparam("now"))
+        self._pool_start_sql = t.update().where(
+            (t.c.trial_id == tid) & (t.c.state == TrialState.WAITING)).values(
+            state=TrialState.RUNNING, datetime_start=sa.bindparam("now", type_=sa.DateTime)
+        ).returning(t.c.number)
+        self._config_sql = sa.select(u.c.value_json).where(
+            (u.c.trial_id == tid) & (u.c.key == CONFIG_ATTR))
+        self._params_sql = sa.select(
+            self._params.c.param_name, self._params.c.param_value,
+            self._params.c.distribution_json).where(self._params.c.trial_id == tid)
         self._slots_sql = sa.select(SLOTS.c.slot).where(SLOTS.c.study_id == sid)
         self._slot_range_sql = sa.select(sa.func.count(), sa.func.max(SLOTS.c.slot)).where(
             SLOTS.c.study_id == sid)
@@ -377,17 +459,33 @@ class HandOutStore:
                 found = self._drafters[sid] = _Drafter(draft, storage)
         return found
 
-    def census(self, study_id: int) -> tuple[int, int, bool]:
-        """``(slots held, trials, whether a trial is queued)`` of a study, in one query."""
-        # SQLite: the store's engine (this one's connections take the write lock to begin)
-        with (self.store.engine if self.sqlite else self.engine).connect() as conn:
-            held, trials, waiting = conn.execute(self._census_sql, {"sid": study_id}).one()
-        return int(held or 0), int(trials or 0), bool(waiting)
+    def _reader(self) -> sa.Engine:
+        """The engine for reads (SQLite: the store's; this one's connections take the write
+        lock when they begin)."""
+        return self.store.engine if self.sqlite else self.engine
+
+    def census(self, study_id: int) -> tuple[int, int, int, int]:
+        """``(slots held, trials, trials queued outside the pool, trials in the pool)`` of a
+        study, in one query (slots held include the pool's reservations)."""
+        with self._reader().connect() as conn:
+            held, trials, waiting, pooled = conn.execute(self._census_sql,
+                                                         {"sid": study_id}).one()
+        return int(held or 0), int(trials or 0), int(waiting or 0), int(pooled or 0)
 
     def claim(self, study: optuna.Study, spec: SweepSpec, budget: int, worker: str,
               user_attrs: dict[str, Any] | None = None, lock: threading.Lock | None = None,
-              tries: int = 8) -> HandOut | None:
+              tries: int = 8, prefetch: int | None = None) -> HandOut | None:
         """Hand out a trial of ``study`` to ``worker``; ``None`` when every slot is held.
+
+        A claim first takes a trial of the sweep's *pool*: trials drawn ahead by the sweep's
+        sampler, written ``WAITING`` with a budget slot reserved each (token
+        :data:`~hypergraph.sweeps._store.POOL_TOKEN`). Taking one is one short transaction
+        that never waits on the sweep's lock (PostgreSQL: ``FOR UPDATE SKIP LOCKED``): the
+        reservation becomes this claim's lease, the trial starts and beats. With the pool
+        empty, the claim draws: a queued retry (alone) when there is one, otherwise
+        ``1 + prefetch`` trials at once, never more than the budget left after the slots held
+        and the retries queued (so ``run_cap`` stays exact, and a retry always finds a slot);
+        the first is handed out, the others fill the pool.
 
         Args:
             study: The sweep's study (its sampler draws the parameters).
@@ -398,56 +496,201 @@ class HandOutStore:
             lock: Held while drafting (the sampler is not thread-safe).
             tries: Drafts before giving up on races for queued trials or slots (then ``None``:
                 the caller waits and asks again).
+            prefetch: Trials drawn ahead when the pool is empty (default: the store's).
 
         A draw the sweep refuses (an invalid module combination) is written as a trial failed
         by its own error, which uses its slot as in :meth:`SweepStore.fail`; the next try draws
         again.
         """
         sid = study._study_id
+        prefetch = self.prefetch if prefetch is None else prefetch
         drafter = self._drafter(study)
+        extra = {WORKER_ATTR: worker, **(user_attrs or {})}
         for _ in range(tries):
-            held, trials, waiting = self.census(sid)
+            got = _retry_disconnect(functools.partial(self._take_pooled, sid, worker, extra))
+            if got is not None:
+                return got
+            held, trials, waiting, pooled = self.census(sid)
+            if pooled and not waiting:
+                continue  # filled by another claim meanwhile
             if held >= budget:
                 return None
+            count = 1 if waiting else max(1, min(1 + prefetch, budget - held))
+            reserved: frozenset[int] = frozenset()
+            if pooled:  # retries queued beside the pool: the pool's trials are not theirs
+                with self._reader().connect() as conn:
+                    reserved = frozenset(int(r[0]) for r in conn.execute(
+                        self._reserved_sql, {"sid": sid}))
             with lock or drafter.lock, quiet():
-                drafter.storage.reset(trials, waiting)
-                trial = drafter.study.ask()
-                error = None
-                config: dict[str, Any] = {}
-                try:
-                    run_config = spec.suggest(trial)
-                    config = run_config.model_dump(mode="json")
-                except HyperGraphError as err:
-                    error = str(err)
-                draft = drafter.storage
-                snapshot = (draft.draft, draft.popped, dict(draft.new_params),
-                            dict(draft.user_attrs), dict(draft.system_attrs),
-                            dict(draft.study_system_attrs))
-            frozen, popped, params, uattrs, sattrs, study_attrs = snapshot
-            assert frozen is not None
-            uattrs = {**uattrs, WORKER_ATTR: worker, **(user_attrs or {})}
-            if error is None:
-                uattrs[CONFIG_ATTR] = json.dumps(config)
-            else:
-                uattrs[ERROR_ATTR] = error[:2000]
+                draws, study_attrs = self._draw(drafter, spec, count, trials, bool(waiting),
+                                                reserved)
+            for draw in draws:
+                draw.uattrs = {**draw.uattrs, **(
+                    {CONFIG_ATTR: json.dumps(draw.config)} if draw.error is None
+                    else {ERROR_ATTR: draw.error[:2000]})}
             try:
-                got = _retry_disconnect(functools.partial(
-                    self._commit_claim, sid, budget, worker, frozen, popped, params, uattrs,
-                    sattrs, study_attrs, failed=error is not None))
+                if count == 1:
+                    d = draws[0]
+                    got_one = _retry_disconnect(functools.partial(
+                        self._commit_claim, sid, budget, worker, d.frozen, d.popped,
+                        d.params, {**d.uattrs, **extra}, d.sattrs, study_attrs,
+                        failed=d.error is not None))
+                    handed = None if got_one is None else (got_one, d)
+                else:
+                    handed = _retry_disconnect(functools.partial(
+                        self._commit_batch, sid, budget, worker, draws, extra, study_attrs))
             except _LostRaceError:
                 continue
             except IntegrityError as err:  # a slot taken by a writer outside the lock
                 logger.debug("Claim of sweep %d raced another writer: %s", sid, err)
                 continue
-            if got is None:
+            if handed is None:
                 return None
-            trial_id, number, lease = got
-            if error is not None:
+            (trial_id, number, lease), draw = handed
+            if draw.error is not None:
                 logger.warning("Trial %d of %s failed at its draw: %s", number,
-                               study.study_name, error)
+                               study.study_name, draw.error)
                 continue
-            return HandOut(trial_id, number, lease, dict(frozen.params), config)
+            return HandOut(trial_id, number, lease, dict(draw.frozen.params), draw.config)
         return None
+
+    def _draw(self, drafter: _Drafter, spec: SweepSpec, count: int, trials: int,
+              waiting: bool, reserved: frozenset[int]) -> tuple[list[_Draw], dict[str, Any]]:
+        """Draw ``count`` trials on the draft view (the caller holds the sampler's lock)."""
+        draft = drafter.storage
+        draft.reset(trials, waiting, reserved)
+        draws = []
+        for i in range(count):
+            if i:
+                draft.next_draft()
+            trial = drafter.study.ask()
+            error = None
+            config: dict[str, Any] = {}
+            try:
+                config = spec.suggest(trial).model_dump(mode="json")
+            except HyperGraphError as err:
+                error = str(err)
+            assert draft.draft is not None
+            draws.append(_Draw(draft.draft, draft.popped, dict(draft.new_params),
+                               dict(draft.user_attrs), dict(draft.system_attrs), error,
+                               config))
+        return draws, dict(draft.study_system_attrs)
+
+    def _take_pooled(self, sid: int, worker: str, uattrs: dict[str, Any]) -> HandOut | None:
+        """Take the pool's first trial not handed out yet, in one transaction that waits on
+        no other claim (``None``: the pool is empty)."""
+        now = _now()
+        lease = uuid.uuid4().hex
+        keys = list(uattrs)
+        values = [json.dumps(v) for v in uattrs.values()]
+        if self.sqlite:
+            with self._transaction(None) as conn:
+                row = conn.execute(self._pool_first_sql, {"sid": sid}).first()
+                if row is None:
+                    return None
+                slot, trial_id = int(row[0]), int(row[1])
+                conn.execute(self._pool_take_sql, {"sid": sid, "the_slot": slot,
+                                                   "lease": lease, "holder": worker[:255],
+                                                   "now": now})
+                number = conn.execute(self._pool_start_sql,
+                                      {"tid": trial_id, "now": now}).scalar_one()
+                self._upsert(conn, self._user, "trial_id", trial_id, uattrs, False)
+                conn.execute(self._beats_sql, {"trial_id": trial_id})
+                stored = (None if trial_id in self._pooled else
+                          conn.execute(self._config_sql, {"tid": trial_id}).scalar())
+        else:
+            with self.engine.begin() as conn:  # one round trip, then the commit
+                row = conn.execute(_TAKE_PG, {
+                    "sid": sid, "pool": POOL_TOKEN, "lease": lease, "worker": worker[:255],
+                    "now": now, "uk": keys, "uv": values, "cfg": CONFIG_ATTR,
+                    "sync": "off" if self.lazy_claims else "on"}).first()
+            if row is None:
+                return None
+            trial_id, number, stored = int(row[0]), int(row[1]), row[2]  # type: ignore[misc]
+        kept = self._pooled.pop(trial_id, None)
+        if kept is None:  # drawn by another process (or before a restart): read it
+            params = self._read_params(trial_id)
+            config = json.loads(json.loads(stored)) if stored else {}
+        else:
+            params, config = kept
+        return HandOut(trial_id, int(number), lease, params, config)
+
+    def _read_params(self, trial_id: int) -> dict[str, Any]:
+        from optuna.distributions import json_to_distribution
+
+        with self._reader().connect() as conn:
+            rows = conn.execute(self._params_sql, {"tid": trial_id}).all()
+        return {name: json_to_distribution(dist).to_external_repr(value)
+                for name, value, dist in rows}
+
+    def _commit_batch(self, sid: int, budget: int, worker: str, draws: list[_Draw],
+                      extra: dict[str, Any], study_attrs: dict[str, Any]
+                      ) -> tuple[tuple[int, int, str], _Draw] | None:
+        """Write ``draws`` in one transaction under the sweep's lock: the first that drew
+        without an error is handed out (running, with ``extra`` attributes and a heartbeat),
+        the others fill the pool (``WAITING``, a slot reserved each); draws beyond the budget
+        left (slots held, retries queued) are dropped."""
+        from optuna.distributions import distribution_to_json
+        from optuna.trial import TrialState
+
+        now = _now()
+        lease = uuid.uuid4().hex
+        t = self._trials
+        with self._transaction(sid) as conn:
+            held, trials, waiting, _pooled = conn.execute(self._census_sql,
+                                                          {"sid": sid}).one()
+            room = budget - int(held) - int(waiting)
+            if room <= 0:
+                return None
+            draws = draws[:room]
+            taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
+            free = [s for s in range(budget) if s not in taken][:len(draws)]
+            draws = draws[:len(free)]
+            mine = next((i for i, d in enumerate(draws) if d.error is None), None)
+            rows = []
+            for i, d in enumerate(draws):
+                state = (TrialState.FAIL if d.error is not None else
+                         TrialState.RUNNING if i == mine else TrialState.WAITING)
+                rows.append({"number": int(trials) + i, "study_id": sid, "state": state,
+                             "datetime_start": None if state == TrialState.WAITING else now,
+                             "datetime_complete": now if d.error is not None else None})
+            ids = [int(r[0]) for r in conn.execute(
+                t.insert().returning(t.c.trial_id, sort_by_parameter_order=True), rows)]
+            conn.execute(SLOTS.insert(), [
+                {"study_id": sid, "slot": slot, "trial_id": tid,
+                 "token": (lease if i == mine else POOL_TOKEN if d.error is None
+                           else uuid.uuid4().hex),
+                 "worker": worker[:255] if i == mine or d.error is not None else "(pool)",
+                 "claimed_at": now}
+                for i, (d, tid, slot) in enumerate(zip(draws, ids, free, strict=True))])
+            params = [{"trial_id": tid, "param_name": name, "param_value": value,
+                       "distribution_json": distribution_to_json(dist)}
+                      for d, tid in zip(draws, ids, strict=True)
+                      for name, (value, dist) in d.params.items()]
+            if params:
+                conn.execute(self._params.insert(), params)
+            users = [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
+                     for i, (d, tid) in enumerate(zip(draws, ids, strict=True))
+                     for k, v in ({**d.uattrs, **extra} if i == mine or d.error is not None
+                                  else d.uattrs).items()]
+            if users:
+                conn.execute(self._user.insert(), users)
+            systems = [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
+                       for d, tid in zip(draws, ids, strict=True) for k, v in d.sattrs.items()]
+            if systems:
+                conn.execute(self._system.insert(), systems)
+            if study_attrs:
+                self._upsert(conn, self._study_system, "study_id", sid, study_attrs, True)
+            if mine is not None:
+                conn.execute(self._beats_sql, {"trial_id": ids[mine]})
+        if len(self._pooled) > 100_000:  # taken by other processes: read back if needed
+            self._pooled.clear()
+        for i, (d, tid) in enumerate(zip(draws, ids, strict=True)):
+            if i != mine and d.error is None:
+                self._pooled[tid] = (dict(d.frozen.params), d.config)
+        if mine is None:  # every draw failed by its own error: the caller draws again
+            return (ids[0], int(trials), ""), draws[0]
+        return (ids[mine], int(trials) + mine, lease), draws[mine]
 
     def _commit_claim(self, sid: int, budget: int, worker: str, frozen: FrozenTrial,
                       popped: int | None, params: dict[str, tuple[float, BaseDistribution]],
@@ -649,6 +892,40 @@ h AS (
     INSERT INTO trial_heartbeats (trial_id, heartbeat)
     SELECT t.trial_id, CURRENT_TIMESTAMP FROM t)
 SELECT t.trial_id, t.number FROM t
+""")
+
+#: Take the pool's first trial not handed out yet on PostgreSQL, in one statement: the
+#: reservation and the trial are locked with ``SKIP LOCKED`` (a claim never waits on another;
+#: a trial popped meanwhile by a worker's own ``ask`` is locked or no longer ``WAITING``), the
+#: reservation becomes the lease, the trial starts, gets its holder's attributes and beats.
+#: ``set_config`` is ``SET LOCAL synchronous_commit`` (``lazy_claims``) without a round trip
+#: of its own: it applies to this transaction's commit.
+_TAKE_PG = sa.text("""
+WITH c AS (
+    SELECT s.slot, s.trial_id FROM hypergraph_sweep_slots s
+    JOIN trials tr ON tr.trial_id = s.trial_id
+    WHERE s.study_id = :sid AND s.token = :pool AND tr.state = 'WAITING'
+    ORDER BY s.trial_id LIMIT 1
+    FOR UPDATE OF s, tr SKIP LOCKED),
+sl AS (
+    UPDATE hypergraph_sweep_slots s SET token = :lease, worker = :worker, claimed_at = :now
+    FROM c WHERE s.study_id = :sid AND s.slot = c.slot),
+t AS (
+    UPDATE trials tr SET state = 'RUNNING', datetime_start = :now
+    FROM c WHERE tr.trial_id = c.trial_id
+    RETURNING tr.trial_id, tr.number),
+u AS (
+    INSERT INTO trial_user_attributes (trial_id, key, value_json)
+    SELECT t.trial_id, x.k, x.v FROM t, unnest(CAST(:uk AS text[]), CAST(:uv AS text[]))
+         AS x(k, v)),
+h AS (
+    INSERT INTO trial_heartbeats (trial_id, heartbeat)
+    SELECT t.trial_id, CURRENT_TIMESTAMP FROM t)
+SELECT t.trial_id, t.number,
+       (SELECT a.value_json FROM trial_user_attributes a
+        WHERE a.trial_id = t.trial_id AND a.key = :cfg),
+       set_config('synchronous_commit', :sync, true)
+FROM t
 """)
 
 _T = TypeVar("_T")

@@ -16,6 +16,11 @@ adds what Optuna does not guarantee when workers race or die:
   same parameters (Optuna's retry callback) and then frees the slot. It also repairs what a
   worker killed at an unlucky moment leaves: a claimed slot never given a trial, a running
   trial that never beat, a failed trial whose slot was not freed.
+* **Pool.** A control server may draw trials ahead (``WAITING``, each with a slot reserved
+  under :data:`POOL_TOKEN`) so that claims do not queue behind the sweep's lock. A worker of
+  this class that finds no free slot takes a reservation back (its trial becomes a plain
+  queued trial, which ``ask`` pops first), and a trial its ``ask`` popped from the pool moves
+  into the reserved slot: the budget stays exact either way.
 * **Fence.** A trial failed as stale is finished in the storage; a late ``report`` or
   ``tell`` from its old worker is refused (:class:`StaleTrialError`, logged), never applied.
 
@@ -70,6 +75,10 @@ ERROR_ATTR = "hypergraph_error"
 WORKER_ATTR = "hypergraph_worker"
 #: Trial attribute holding the trial's run config (JSON), for ``sweep show`` and best.yaml.
 CONFIG_ATTR = "hypergraph_config"
+#: Token of a slot reserved for a trial drawn ahead and not handed out yet (a ``WAITING``
+#: trial of the hand-out pool, :mod:`hypergraph.sweeps._handout`). Never a lease: leases are
+#: 32 hex digits.
+POOL_TOKEN = "pool"
 
 
 class StaleTrialError(HyperGraphError):
@@ -245,7 +254,7 @@ class SweepStore:
             taken = {s["slot"] for s in self.slots(study)}
             free = [s for s in range(budget) if s not in taken]
             if not free:
-                return None
+                return self._unpool(study, worker)
             token = uuid.uuid4().hex
             try:
                 with self.engine.begin() as conn:
@@ -257,18 +266,68 @@ class SweepStore:
             return Claim(sid, free[0], token)
         return None
 
+    def _unpool(self, study: optuna.Study, worker: str | None) -> Claim | None:
+        """Every slot is held: take back the reservation of a pooled trial not handed out yet
+        (the trial stays queued, without a slot; ``ask`` pops queued trials first)."""
+        from optuna.storages._rdb.models import TrialModel
+        from optuna.trial import TrialState
+
+        trials = TrialModel.__table__
+        sid = study._study_id
+        for _ in range(8):
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    sa.select(SLOTS.c.slot).select_from(
+                        SLOTS.join(trials, trials.c.trial_id == SLOTS.c.trial_id))
+                    .where((SLOTS.c.study_id == sid) & (SLOTS.c.token == POOL_TOKEN)
+                           & (trials.c.state == TrialState.WAITING))
+                    .order_by(SLOTS.c.trial_id).limit(1)).first()
+                if row is None:
+                    return None
+                token = uuid.uuid4().hex
+                done = conn.execute(SLOTS.update().where(
+                    (SLOTS.c.study_id == sid) & (SLOTS.c.slot == row[0])
+                    & (SLOTS.c.token == POOL_TOKEN)).values(
+                    trial_id=None, token=token, worker=(worker or worker_id())[:255],
+                    claimed_at=_now())).rowcount
+            if done == 1:
+                return Claim(sid, int(row[0]), token)
+        return None
+
     def attach(self, claim: Claim, trial: optuna.Trial, worker: str | None = None) -> bool:
         """Give the claimed slot to ``trial`` (starting its heartbeat first).
+
+        A trial of the hand-out pool (its slot reserved under :data:`POOL_TOKEN`) takes its
+        reserved slot instead, and the claimed one is given back.
 
         Returns ``False`` when the claim was lost meanwhile (this worker stalled past two grace
         periods and the slot was freed): the trial must not train.
         """
         self.storage.record_heartbeat(trial._trial_id)
         with self.engine.begin() as conn:
-            done = conn.execute(SLOTS.update().where(
-                (SLOTS.c.study_id == claim.study_id) & (SLOTS.c.slot == claim.slot)
-                & (SLOTS.c.token == claim.token) & SLOTS.c.trial_id.is_(None))
-                .values(trial_id=trial._trial_id)).rowcount
+            reserved = conn.execute(sa.select(SLOTS.c.slot).where(
+                (SLOTS.c.trial_id == trial._trial_id) & (SLOTS.c.token == POOL_TOKEN))
+            ).scalar()
+            if reserved is not None:  # popped from the pool: its reservation becomes ours
+                moved = conn.execute(SLOTS.update().where(
+                    (SLOTS.c.study_id == claim.study_id) & (SLOTS.c.slot == reserved)
+                    & (SLOTS.c.token == POOL_TOKEN)).values(
+                    token=claim.token, worker=(worker or worker_id())[:255],
+                    claimed_at=_now())).rowcount
+                if moved == 1:
+                    conn.execute(SLOTS.delete().where(
+                        (SLOTS.c.study_id == claim.study_id) & (SLOTS.c.slot == claim.slot)
+                        & (SLOTS.c.token == claim.token)))
+                    claim.slot = int(reserved)
+                    claim.trial_id = trial._trial_id
+                    done = 1
+                else:
+                    done = 0
+            else:
+                done = conn.execute(SLOTS.update().where(
+                    (SLOTS.c.study_id == claim.study_id) & (SLOTS.c.slot == claim.slot)
+                    & (SLOTS.c.token == claim.token) & SLOTS.c.trial_id.is_(None))
+                    .values(trial_id=trial._trial_id)).rowcount
         if done != 1:
             return False
         claim.trial_id = trial._trial_id
@@ -392,8 +451,11 @@ class SweepStore:
                     t.number in o.system_attrs.get("retry_history", []) for o in trials.values()):
                 with quiet():
                     self._retry(study, t)
+        pooled = {tid for tid, s in held.items() if s["token"] == POOL_TOKEN}
         for tid, t in trials.items():  # running, never attached, older than the grace period
-            if (t.state == TrialState.RUNNING and tid not in held and t.datetime_start
+            # (a pooled trial popped by a worker that died before it took the reservation)
+            if (t.state == TrialState.RUNNING and (tid not in held or tid in pooled)
+                    and t.datetime_start
                     and dt.datetime.now() - t.datetime_start > grace):
                 try:
                     if self.storage.set_trial_state_values(tid, TrialState.FAIL):
