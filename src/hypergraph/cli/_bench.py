@@ -142,7 +142,7 @@ def bench(
     except OSError as err:  # a file in the way, no permission...
         raise ConfigError(f"Cannot create the bench folder '{out}': {err.strerror or err}. "
                           "Give another --out.") from None
-    load_results(out / "results.json")  # a damaged results file is refused before any work
+    # a damaged results file is refused before any work
     old = load_results(out / "results.json").get("spec", {})
     used = sorted(set(old.get("design_seeds") or []) & set(report_seeds))
     if used:
@@ -150,17 +150,11 @@ def bench(
                           f"now asked for ({', '.join(map(str, used[:10]))}); report seeds must "
                           "never have been used for design. Give another --out or other seeds.")
     total = sum(len(spec.arms(d)) for d in spec.datasets) * len(spec.seeds)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import Progress
 
-    bar = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console,
-                   disable=not progress)
+    from hypergraph.cli._progress import bar_columns
+
+    bar = Progress(*bar_columns("bench"), console=err_console, disable=not progress)
     task = bar.add_task("cells", total=total, info="")
 
     def on_cell(key: str, skipped: bool) -> None:
@@ -197,18 +191,11 @@ def _tune(datasets: list[BenchDataset], methods: list[BenchMethod], trials: int,
     # design seeds run as the tuning's seeds; none of them is a report seed
     spec = BenchSpec(datasets=datasets, methods=methods, seeds=design, **settings)
     runs = sum((trials if tune_space(m) else 1) for m in methods) * len(design) * len(datasets)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    bar = Progress(TextColumn("[bold]tune"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=err_console, disable=not progress)
+    from hypergraph.cli._progress import bar_columns
+
+    bar = Progress(*bar_columns("tune"), console=err_console, disable=not progress)
     task = bar.add_task("runs", total=runs, info="")
 
     def on_cell(info: str) -> None:

@@ -10,6 +10,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -18,15 +19,20 @@ from rich.progress import (
 from hypergraph.trainers import Callback, TrainContext, TrainState
 
 
+def bar_columns(label: str) -> tuple[ProgressColumn, ...]:
+    """The columns of every progress bar of the command line: ``label`` (rich markup, may
+    name ``{task.description}``), bar, done/total, the task's ``info`` field, elapsed and
+    remaining time."""
+    return (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
+
+
 class RichProgress(Callback):
     """Shows epochs and steps, with the last validation metrics, while a run trains."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=False,
-        )
+        self.progress = Progress(*bar_columns("{task.description}"), console=console,
+                                 transient=False)
         self.epoch_task: Any = None
         self.step_task: Any = None
 
