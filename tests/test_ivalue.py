@@ -141,6 +141,30 @@ def test_sweep_share_of_each_batch() -> None:
     assert np.unique(sel.ids).size == 8
 
 
+@pytest.mark.parametrize("warp", [1.0, 0.5])  # planned windows, and one batch at a time
+def test_anneal_turns_the_budget_tail_into_the_shuffled_pass(warp: float) -> None:
+    # anneal 0.5 of 20 steps: batches 0-9 take 2 of 8 places from the pass (sweep 0.25), the
+    # rest from value draws; from step 10 on, every place comes from the pass, in its order
+    g = _grid()
+    t = IValueTraversal(sweep=0.25, walkers=4, anneal=0.5, warp=warp, dedup=0.0)
+    t.setup(g, 8, np.random.default_rng(0), TraversalContext(max_steps=20))
+    assert t._anneal_at() == 10
+    rng = np.random.default_rng(1)
+    head = _drive(t, 10, rng)
+    assert t.cursor_ == 20  # two pass places per batch before the tail, none more
+    assert not np.isin(np.concatenate(head), t.train_ids_[t.perm_[20:]]).all()
+    perm, cursor = t.perm_.copy(), t.cursor_
+    tail = np.concatenate(_drive(t, 6, rng))  # 48 places: the pass (70 nodes) does not wrap
+    np.testing.assert_array_equal(tail, t.train_ids_[perm[cursor:cursor + 48]])
+    # without a step limit the budget is the planned epochs; anneal 0 never switches
+    t = IValueTraversal(anneal=0.25)
+    t.setup(g, 8, np.random.default_rng(0), TraversalContext(epochs=4))
+    assert t._anneal_at() == int(np.ceil(0.75 * 4 * t.steps_per_epoch()))
+    t = IValueTraversal()
+    t.setup(g, 8, np.random.default_rng(0), TraversalContext(max_steps=20))
+    assert t._sweep_share() == 0.5 and t._anneal_at() > 10**12
+
+
 def test_peak_signal_matches_hand_computation() -> None:
     g = _path3([0, 0, 1])
     t = IValueTraversal(signal="uncertainty", peak=0.25, walkers=1, sweep=0.0)

@@ -64,4 +64,8 @@ SPACE: dict[str, Param] = {
                          "visits and graph neighbours' labels both below chance) leave the "
                          "sweep and the value draws (the exploration floor still reaches "
                          "them)"),
+    "anneal": Float(low=0.0, high=1.0,
+                    help="share of the training budget, at its end, in which every batch "
+                    "comes from the shuffled pass (sweep share 1: epoch order over the "
+                    "near-duplicate groups, as InfoBatch's full-data tail); 0 never"),
 }

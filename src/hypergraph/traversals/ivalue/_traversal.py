@@ -45,6 +45,7 @@ from hypergraph.traversals.ivalue._space import SPACE
 __all__ = ["IValueTraversal"]
 
 _QUEUE = 64  # most batches of feedback held before they are folded in
+NEVER_STEP = 2**62  # ``_anneal_at`` without an annealed tail
 
 
 @register("traversal", "ivalue")
@@ -68,6 +69,8 @@ class IValueTraversal(Traversal):
     (:func:`near_duplicate_groups`). ``noisy: skip`` leaves the nodes judged to carry a wrong
     label (:meth:`judged_noisy`) out of the sweep and the value draws (the exploration floor
     still reaches them); ``signal: decided`` chases the loss of every node not judged noisy.
+    ``anneal`` turns the last share of the training budget (``context.max_steps``, else the
+    planned epochs) into epoch order over the groups: every batch from the shuffled pass.
     """
 
     needs_feedback: ClassVar[bool] = True
@@ -85,7 +88,7 @@ class IValueTraversal(Traversal):
                  sweep: float = 0.5, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
                  bonus: float = 0.5, engine: str = "stream", dedup: float = 0.995,
-                 stratify: str = "label", noisy: str = "keep") -> None:
+                 stratify: str = "label", noisy: str = "keep", anneal: float = 0.0) -> None:
         self.signal = signal
         self.irreducible = irreducible
         self.irreducible_weight = irreducible_weight
@@ -110,6 +113,7 @@ class IValueTraversal(Traversal):
         self.dedup = dedup
         self.stratify = stratify
         self.noisy = noisy
+        self.anneal = anneal
 
     # ------------------------------------------------------------------ life cycle
     def before_graph_change(self) -> None:
@@ -265,6 +269,17 @@ class IValueTraversal(Traversal):
         self.walker_pos_ = nxt
         return nxt
 
+    def _anneal_at(self) -> int:
+        """The step from which every batch comes from the shuffled pass (``anneal``)."""
+        if self.anneal <= 0:
+            return NEVER_STEP
+        budget = self.context_.max_steps or self.context_.epochs * self.steps_per_epoch()
+        return math.ceil((1.0 - self.anneal) * budget)
+
+    def _sweep_share(self) -> float:
+        """This step's share of the batch taken from the shuffled pass."""
+        return 1.0 if self.step_ >= self._anneal_at() else self.sweep
+
     def _sweep(self, k: int) -> np.ndarray:
         """The next ``k`` distinct nodes of a shuffled pass (a new shuffle at its end)."""
         out, self.perm_, self.cursor_ = take_from_pass(self.rng_, self.perm_, self.cursor_, k,
@@ -292,8 +307,11 @@ class IValueTraversal(Traversal):
         its share ``sweep`` from the shuffled pass, the rest value draws with class quotas,
         never a node twice (a clash is redrawn from the same stratum)."""
         r = max(1, min(self.refresh - self.step_ % self.refresh, _QUEUE))
+        switch = self._anneal_at()
+        if self.step_ < switch:  # a window never straddles the start of the annealed tail
+            r = min(r, switch - self.step_)
         need = min(self.batch_size_, self.n_)
-        k_sweep = min(round(self.sweep * need), need)
+        k_sweep = min(round(self._sweep_share() * need), need)
         n = self.n_
         if k_sweep and self.cursor_ + r * k_sweep <= self.perm_.size:
             # the window's sweep places, as r calls of _sweep would take them (no new pass)
@@ -351,7 +369,7 @@ class IValueTraversal(Traversal):
             blocked = self.mark_
         chosen: list[np.ndarray] = []
         have = 0
-        k_sweep = min(round(self.sweep * need), need)
+        k_sweep = min(round(self._sweep_share() * need), need)
         if k_sweep:
             taken = self._sweep(k_sweep)
             if delay > 0:  # else nothing is blocked yet (the mask is reset after every batch)
