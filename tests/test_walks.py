@@ -291,3 +291,22 @@ def test_core_traversals_contract(cls: type) -> None:
         for e in range(2):
             seen = np.concatenate(first[e * per_epoch:(e + 1) * per_epoch])
             np.testing.assert_array_equal(np.sort(seen), train)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_comprehensive_last_batch_is_partial_or_dropped(drop_last: bool) -> None:
+    # 23 training nodes, batches of 10: epochs of 10 + 10 + 3, or 10 + 10 with drop_last
+    n = 23
+    g = HyperGraph.from_edges(n, np.arange(n - 1), np.arange(1, n))
+    t = ComprehensiveTraversal(drop_last=drop_last)
+    t.setup(g, batch_size=10, rng=np.random.default_rng(0))
+    assert t.steps_per_epoch() == (2 if drop_last else 3)
+    for epoch in range(3):
+        t.on_epoch_start(epoch)
+        sizes = [t.next_batch().ids.size for _ in range(t.steps_per_epoch())]
+        assert sizes == ([10, 10] if drop_last else [10, 10, 3])
+    # without epoch starts (a trainer with a step limit only): a new pass once too few are left
+    t = ComprehensiveTraversal(drop_last=drop_last)
+    t.setup(g, batch_size=10, rng=np.random.default_rng(0))
+    sizes = [t.next_batch().ids.size for _ in range(6)]
+    assert sizes == ([10] * 6 if drop_last else [10, 10, 3, 10, 10, 3])
