@@ -142,7 +142,9 @@ METHODS: dict[str, BenchMethod] = {
     "ivalue_noise": BenchMethod("ivalue_noise", "ivalue", {"pressure": 1.0, "trust": 1.0}),
     # the second iteration's default (no class strata, no near-duplicate groups)
     "ivalue_v2": BenchMethod("ivalue_v2", "ivalue", {
-        "signal": "uncertainty", "stratify": "none", "dedup": 0.0}),
+        "signal": "uncertainty", "stratify": "none", "dedup": 0.0, "hops": 1}),
+    # the default until 2026-12-03: values also propagated one hop over the graph
+    "ivalue_hops1": BenchMethod("ivalue_hops1", "ivalue", {"hops": 1}),
     # the first iteration's default (walkers with local moves, no sweep), for comparison
     "ivalue_v1": BenchMethod("ivalue_v1", "ivalue", {
         "signal": "uncertainty", "stratify": "none", "dedup": 0.0,

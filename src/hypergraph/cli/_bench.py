@@ -30,7 +30,8 @@ def bench(
         "loss_topk; the same with near-duplicate groups (suffix _dedup: epoch_dedup, "
         "uniform_dedup, infobatch_dedup, ...) or groups and coverage (suffix _dc); ivalue and "
         "its ablations ivalue_cover, ivalue_dedup, ivalue_value; ivalue_loss, ivalue_unc, "
-        "ivalue_noise, ivalue_v2, ivalue_v1; any registered traversal name, or variants "
+        "ivalue_noise, ivalue_hops1 (the default until 2026-12-03), ivalue_v2, ivalue_v1; any "
+        "registered traversal name, or variants "
         "KEY=NAME:p=v;... (use ';' between a variant's parameters).")
     ] = "uniform,comprehensive,infobatch,rho_loss,loss_topk,ivalue,ivalue_loss,ivalue_unc,"
         "ivalue_noise,ivalue_v2,ivalue_v1",

@@ -83,7 +83,7 @@ class IValueTraversal(Traversal):
                  irreducible_weight: float = 1.0, walkers: int = 32, transform: str = "rank",
                  pressure: float = 100.0, temperature: float = 0.5, warp: float = 1.0,
                  explore: float = 0.1,
-                 return_delay: float = 0.0, refresh: int = 32, hops: int = 1,
+                 return_delay: float = 0.0, refresh: int = 32, hops: int = 0,
                  alpha: float = 0.5, trust: float = 0.0, peak: float = 0.5,
                  sweep: float = 0.5, contra: float = 0.0,
                  self_weight: float = 1.0, staleness: float = 2.0,
