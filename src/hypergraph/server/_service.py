@@ -451,6 +451,33 @@ class SweepService:
                     answer["next"] = self._answer(target, got.trial_id, got.number, got.lease,
                                                   got.config, got.params)
                 answers[n] = answer
+        for sid, part in parts.items():  # the pool ran short: refill it once, then a group
+            short = []
+            for n, _, target in part:
+                have = answers[n]
+                if target is not None and have is not None and "next" not in have:
+                    short.append((n, target, have))
+            if sid is None or len(short) < 2:
+                continue
+            (first, _, first_answer), rest = short[0], short[1:]
+            ask = requests[first].ask
+            assert ask is not None
+            first_answer["next"] = self._claim_next(ask, requests[first].token_id)
+            if first_answer["next"].get("status") != "trial":
+                continue
+            claims = []
+            for n, _, _ in rest:
+                r = requests[n]
+                assert r.ask is not None
+                claims.append(GroupedFinish(None, "", None, (TOKEN_ATTR, r.token_id), True,
+                                            r.ask[0], {WORKER_ATTR: r.ask[0],
+                                                       TOKEN_ATTR: r.token_id}))
+            for (_n, target, have), out in zip(rest, self.handout.finish_group(sid, claims),
+                                               strict=True):
+                if out.taken is not None:
+                    got = out.taken
+                    have["next"] = self._answer(target, got.trial_id, got.number, got.lease,
+                                                got.config, got.params)
         return answers
 
     def finish_rest(self, request: FinishRequest, answer: dict[str, Any] | None

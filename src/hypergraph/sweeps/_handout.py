@@ -284,11 +284,12 @@ class FinishOutcome:
 class GroupedFinish:
     """One request of a group (:meth:`HandOutStore.finish_group`): a held trial completed
     with ``value``, and, when ``take``, the claim of a trial of the group's pool for
-    ``worker`` with the attributes ``uattrs`` (the worker's name, the server's token id)."""
+    ``worker`` with the attributes ``uattrs`` (the worker's name, the server's token id).
+    ``trial_id`` ``None``: a claim alone (nothing to finish)."""
 
-    trial_id: int
+    trial_id: int | None
     lease: str
-    value: float
+    value: float | None
     holder: tuple[str, Any]
     take: bool = False
     worker: str = ""
@@ -899,7 +900,8 @@ class HandOutStore:
         result is recorded only if its trial still runs under its lease and holder (the fence
         of :meth:`finish`, checked per row under the row's lock), and only a recorded request
         with ``take`` takes a trial of the pool of ``study_id`` (``FOR UPDATE SKIP LOCKED``,
-        reservations only: ``run_cap`` stays exact). A request not recorded wrote nothing:
+        reservations only: ``run_cap`` stays exact); a request without a trial only takes
+        one. A request not recorded wrote nothing:
         the caller finishes it alone (:meth:`finish` says why it is refused, or that it is a
         duplicate). Two requests must not name the same trial.
 
@@ -909,7 +911,8 @@ class HandOutStore:
         """
         if self.sqlite:
             raise HyperGraphError("Grouped finishes need PostgreSQL.")
-        if len({i.trial_id for i in items}) != len(items):
+        named = [i.trial_id for i in items if i.trial_id is not None]
+        if len(set(named)) != len(named):
             raise ValueError("A group names a trial twice.")
         return _retry_disconnect(lambda: self._finish_group(study_id, items))
 
@@ -931,7 +934,7 @@ class HandOutStore:
             raise ValueError("A group checks one holder attribute.")
         params = {
             "tid": [i.trial_id for i in items], "lease": [i.lease for i in items],
-            "val": [float(i.value) for i in items],
+            "val": [None if i.value is None else float(i.value) for i in items],
             "holder": [json.dumps(i.holder[1]) for i in items],
             "take": [bool(i.take and study_id is not None) for i in items],
             "worker": [i.worker[:255] for i in items], "nl": leases,
@@ -943,10 +946,8 @@ class HandOutStore:
         out = []
         for lease, row in zip(leases, rows, strict=True):
             _i, number, sid, taken_id, taken_number, stored = row
-            if number is None:
-                out.append(GroupedOutcome(False))
-                continue
-            done = GroupedOutcome(True, int(number), int(sid))
+            done = (GroupedOutcome(False) if number is None
+                    else GroupedOutcome(True, int(number), int(sid)))
             if taken_id is not None:
                 kept = self._pooled.pop(int(taken_id), None)
                 if kept is None:  # drawn by another process (or before a restart): read it
@@ -1035,8 +1036,9 @@ FROM t
 #: ``req`` holds the requests (one row each, numbered ``i``); ``fin`` completes the trials that
 #: still run under their lease and holder (the fence, re-checked under each row's lock; a row
 #: failed as stale meanwhile is not updated), ``val`` stores their values; ``want`` ranks the
-#: recorded requests that take a next trial, ``got`` locks as many of the pool's trials
-#: (``SKIP LOCKED``: never waits on another claim) and ``c`` pairs them by rank; the
+#: recorded requests that take a next trial (and the claims alone: no trial to finish),
+#: ``got`` locks as many of the pool's trials (``SKIP LOCKED``: never waits on another
+#: claim) and ``c`` pairs them by rank; the
 #: reservations become the new leases (``sl``), the trials start (``st``), get their holders'
 #: attributes (``u``) and first heartbeats (``h``). One row per request comes back, in order.
 _GROUP_PG = sa.text("""
@@ -1059,7 +1061,8 @@ val AS (
     SELECT fin.trial_id, 0, r.val, 'FINITE' FROM fin JOIN req r ON r.i = fin.i),
 want AS (
     SELECT r.i, r.worker, r.nl, row_number() OVER (ORDER BY r.i) AS k
-    FROM req r JOIN fin ON fin.i = r.i WHERE r.take),
+    FROM req r LEFT JOIN fin ON fin.i = r.i
+    WHERE r.take AND (fin.i IS NOT NULL OR r.tid IS NULL)),
 got AS (
     SELECT s.slot, s.trial_id FROM hypergraph_sweep_slots s
     JOIN trials tr ON tr.trial_id = s.trial_id
