@@ -18,11 +18,15 @@ Arms: without HTTP (16 threads calling the server's ``SweepService`` in this pro
 statements and commits counted per hand-out) and through a real ``hypergraph server`` process
 (16 async httpx agents in one client process; ``--server-workers N`` adds a run with N server
 processes). CPU per hand-out: the server process's (its workers' included; without HTTP, this
-process's: the database server's own CPU is not counted) and the client agents'; on a loaded
-machine it says more about capacity than hand-outs/s do. Run::
+process's), the client agents' and, on PostgreSQL, the local database server's (every
+``postgres`` process); on a loaded machine it says more about capacity than hand-outs/s do.
+``--group-only`` measures the agents' finish-and-claim requests alone (``--group-max 0``, the
+baseline) against group commit (PostgreSQL: one statement per group). Run::
 
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
+        --storage postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/server_bench.py --trials 400 --group-only \\
         --storage postgresql://postgres@127.0.0.1:5432/test
 """
 
@@ -137,12 +141,13 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
 
     threads = [threading.Thread(target=agent, args=(i,)) for i in range(agents)]
     with counted(engines) as counts:
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, db = time.perf_counter(), time.process_time(), _database_cpu()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        db = _database_cpu() - db
     if errors:
         raise errors[0]
     shown = service.describe(name)
@@ -151,7 +156,8 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
         service.handout.dispose()
     service.store.engine.dispose()
     return {"rate": trials / wall, "statements": counts["statements"] / trials,
-            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials}
+            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials,
+            "db_cpu": 1000 * db / trials}
 
 
 def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
@@ -185,16 +191,17 @@ def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
         await asyncio.gather(*(agent(i) for i in range(agents)))
 
     with counted(engines) as counts:
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, db = time.perf_counter(), time.process_time(), _database_cpu()
         asyncio.run(run())
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        db = _database_cpu() - db
     shown = service.describe(name)
     assert len(done) == trials == shown["finished"] == shown["counts"]["complete"], shown
     service.handout.dispose()
     service.store.engine.dispose()
     return {"rate": trials / wall, "statements": counts["statements"] / trials,
             "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials,
-            "group": groups.requests / max(groups.groups, 1)}
+            "db_cpu": 1000 * db / trials, "group": groups.requests / max(groups.groups, 1)}
 
 
 async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined: bool
@@ -278,15 +285,33 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
             except httpx.TransportError:
                 time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker process up
-        before = _cpu_of(server.pid)
+        before, db = _cpu_of(server.pid), _database_cpu()
         cpu = time.process_time()
         rate = asyncio.run(_drive(base, token, admin, trials, agents, combined))
         cpu = time.process_time() - cpu
-        used = _cpu_of(server.pid) - before
+        used, db = _cpu_of(server.pid) - before, _database_cpu() - db
     finally:
         server.terminate()
         server.wait()
-    return {"rate": rate, "server_cpu": 1000 * used / trials, "client_cpu": 1000 * cpu / trials}
+    return {"rate": rate, "server_cpu": 1000 * used / trials, "client_cpu": 1000 * cpu / trials,
+            "db_cpu": 1000 * db / trials}
+
+
+def _database_cpu() -> float:
+    """CPU seconds of every local PostgreSQL process (0 where there is none: SQLite)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _cpu_of(pid: int) -> float:
@@ -345,6 +370,10 @@ def main() -> None:
         if grouping:
             rows.append(("group commit", "server, 1 process", through_server(
                 url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax)))
+        if grouping and args.server_workers > 1:
+            rows.append(("group commit", f"server, {args.server_workers} processes",
+                         through_server(url(), n, args.agents, True, args.server_workers,
+                                        combined=True, prefetch=pre, group=gmax)))
         _print(args, rows, base_path)
         return
     if not args.skip_old:
@@ -385,8 +414,8 @@ def _print(args: argparse.Namespace, rows: list[tuple[str, str, dict[str, float]
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"| path | arm | hand-outs/s | / {baseline} | SQL statements per hand-out | "
           "commits per hand-out | requests per group | server CPU ms per hand-out | "
-          "client CPU ms per hand-out |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "client CPU ms per hand-out | database CPU ms per hand-out |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
 
     def cell(r: dict[str, float], key: str, fmt: str = ".1f") -> str:
         return format(r[key], fmt) if key in r else ""
@@ -396,7 +425,7 @@ def _print(args: argparse.Namespace, rows: list[tuple[str, str, dict[str, float]
                  if path != "old" and kind_of(arm) in base else "")
         print(f"| {path} | {arm} | {r['rate']:.0f} | {ratio} | {cell(r, 'statements')} | "
               f"{cell(r, 'commits')} | {cell(r, 'group')} | {cell(r, 'server_cpu')} | "
-              f"{cell(r, 'client_cpu')} |")
+              f"{cell(r, 'client_cpu')} | {cell(r, 'db_cpu') if args.storage else ''} |")
 
 
 if __name__ == "__main__":
