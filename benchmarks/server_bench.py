@@ -92,7 +92,8 @@ def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
 
 
 def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 16,
-               combined: bool = False, group: int = 0) -> dict[str, float]:
+               combined: bool = False, group: int = 0, window: float = 0.0
+               ) -> dict[str, float]:
     """Hand-outs per second from the server's SweepService in this process (no HTTP).
 
     ``combined``: each finish carries the next claim; ``group`` > 0: the agents are
@@ -101,7 +102,8 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
     server's agent routes do."""
     from hypergraph.server import create_app
 
-    app = create_app(url, maintain_every=0, fast=fast, prefetch=prefetch, group_max=group)
+    app = create_app(url, maintain_every=0, fast=fast, prefetch=prefetch, group_max=group,
+                     group_window=window / 1000.0)
     service = app.state.service
     if group:
         return _in_loop(app, url, trials, agents)
@@ -251,8 +253,8 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
 
 
 def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1,
-                   combined: bool = False, prefetch: int = 16, group: int = 0
-                   ) -> dict[str, float]:
+                   combined: bool = False, prefetch: int = 16, group: int = 0,
+                   window: float = 0.0) -> dict[str, float]:
     """Hand-outs per second through a real server process (``old``: one process only)."""
     import httpx
 
@@ -268,7 +270,7 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
     if fast:
         command = ["-c", "from hypergraph.cli import main; main()", "server", "--storage", url,
                    "--port", str(port), "--workers", str(workers), "--prefetch", str(prefetch),
-                   "--group-max", str(group)]
+                   "--group-max", str(group), "--group-window", str(window)]
     else:
         command = ["-c", "import sys, uvicorn; from hypergraph.server import create_app; "
                    "uvicorn.run(create_app(sys.argv[1], fast=False), port=int(sys.argv[2]), "
@@ -344,6 +346,8 @@ def main() -> None:
                         "baseline, --group-max 0) against group commit.")
     parser.add_argument("--group-max", type=int, default=32,
                         help="Most finishes in one group in the group-commit arms.")
+    parser.add_argument("--group-window", type=float, default=0.0,
+                        help="Milliseconds a group waits for more in the group-commit arms.")
     parser.add_argument("--prefetch", type=int, default=16,
                         help="Trials drawn ahead (the pool) in the new path's arms; the "
                         "baseline arms draw each trial when it is claimed (prefetch 0).")
@@ -356,7 +360,7 @@ def main() -> None:
         return args.storage or f"sqlite:///{tmp / f'bench{next(made)}.db'}"
 
     rows: list[tuple[str, str, dict[str, float]]] = []
-    n, pre, gmax = args.trials, args.prefetch, args.group_max
+    n, pre, gmax, win = args.trials, args.prefetch, args.group_max, args.group_window
     grouping = bool(args.storage) and args.storage.startswith("postgresql")
     if args.group_only:
         base_path = "pool + finish&claim"
@@ -364,16 +368,18 @@ def main() -> None:
             url(), n, args.agents, True, prefetch=pre, combined=True)))
         if grouping:
             rows.append(("group commit", "no HTTP (16 coroutines)", in_process(
-                url(), n, args.agents, True, prefetch=pre, group=gmax)))
+                url(), n, args.agents, True, prefetch=pre, group=gmax, window=win)))
         rows.append((base_path, "server, 1 process", through_server(
             url(), n, args.agents, True, combined=True, prefetch=pre)))
         if grouping:
             rows.append(("group commit", "server, 1 process", through_server(
-                url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax)))
+                url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax,
+                window=win)))
         if grouping and args.server_workers > 1:
             rows.append(("group commit", f"server, {args.server_workers} processes",
                          through_server(url(), n, args.agents, True, args.server_workers,
-                                        combined=True, prefetch=pre, group=gmax)))
+                                        combined=True, prefetch=pre, group=gmax,
+                                        window=win)))
         _print(args, rows, base_path)
         return
     if not args.skip_old:
