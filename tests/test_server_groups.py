@@ -201,3 +201,36 @@ def test_groups_are_off_on_sqlite_and_with_group_max_zero(tmp_path: Path) -> Non
         create_app(f"sqlite:///{tmp_path / 's.db'}", maintain_every=0, group_max=-1)
     if pg_available():
         assert create_app(PG_URL, maintain_every=0, group_max=0).state.groups is None
+
+
+def test_a_group_that_fails_is_finished_request_by_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If writing a group fails (the database hiccups), each of its requests is finished
+    alone, with its own answer; nothing is lost or recorded twice."""
+    from optuna.trial import TrialState
+
+    app, name = _service(f"sqlite:///{tmp_path / 's.db'}", run_cap=4)
+    service = app.state.service
+    held = [service.claim(f"w:{i}", 1, name) for i in range(3)]
+
+    def broken(requests: Any) -> Any:
+        raise RuntimeError("connection reset")
+
+    monkeypatch.setattr(service, "finish_group", broken)
+    groups = FinishGroups(service)
+
+    async def together() -> list[Any]:
+        reqs = [FinishRequest(h["trial_id"], h["lease"], 1, "complete", 0.5, None,
+                              (f"w:{i}", name)) for i, h in enumerate(held)]
+        reqs[1].lease = "0" * 32  # not this trial's lease
+        return await asyncio.gather(*(groups.finish(r) for r in reqs),
+                                    return_exceptions=True)
+
+    first, stale, third = asyncio.run(together())
+    assert groups.groups == 1 and groups.requests == 3
+    assert isinstance(stale, RefusedError) and stale.status == 409
+    assert first["recorded"] and third["recorded"]
+    # run_cap 4: three held, one left in the pool; one of the two takes it, the other waits
+    assert sorted([first["next"]["status"], third["next"]["status"]]) == ["trial", "wait"]
+    states = [t.state for t in service.sweep(name).study.get_trials(deepcopy=False)]
+    assert states.count(TrialState.COMPLETE) == 2 and states.count(TrialState.RUNNING) == 2
