@@ -18,11 +18,15 @@ Arms: without HTTP (16 threads calling the server's ``SweepService`` in this pro
 statements and commits counted per hand-out) and through a real ``hypergraph server`` process
 (16 async httpx agents in one client process; ``--server-workers N`` adds a run with N server
 processes). CPU per hand-out: the server process's (its workers' included; without HTTP, this
-process's: the database server's own CPU is not counted) and the client agents'; on a loaded
-machine it says more about capacity than hand-outs/s do. Run::
+process's), the client agents' and, on PostgreSQL, the local database server's (every
+``postgres`` process); on a loaded machine it says more about capacity than hand-outs/s do.
+``--group-only`` measures the agents' finish-and-claim requests alone (``--group-max 0``, the
+baseline) against group commit (PostgreSQL: one statement per group). Run::
 
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
+        --storage postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/server_bench.py --trials 400 --group-only \\
         --storage postgresql://postgres@127.0.0.1:5432/test
 """
 
@@ -66,9 +70,11 @@ def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
     counts = {"statements": 0, "commits": 0}
     lock = threading.Lock()
 
-    def on_statement(*args: Any) -> None:
+    def on_statement(conn: Any, *args: Any) -> None:
+        autocommit = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
         with lock:
             counts["statements"] += 1
+            counts["commits"] += autocommit  # a statement that is its own transaction
 
     def on_commit(*args: Any) -> None:
         with lock:
@@ -85,13 +91,22 @@ def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
             sa.event.remove(engine, "commit", on_commit)
 
 
-def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 16
+def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 16,
+               combined: bool = False, group: int = 0, window: float = 0.0
                ) -> dict[str, float]:
-    """Hand-outs per second from the server's SweepService in this process (no HTTP)."""
+    """Hand-outs per second from the server's SweepService in this process (no HTTP).
+
+    ``combined``: each finish carries the next claim; ``group`` > 0: the agents are
+    coroutines of one event loop whose finishes go through the server's group commit
+    (:class:`~hypergraph.server._group.FinishGroups`, at most ``group`` per group), as the
+    server's agent routes do."""
     from hypergraph.server import create_app
 
-    app = create_app(url, maintain_every=0, fast=fast, prefetch=prefetch)
+    app = create_app(url, maintain_every=0, fast=fast, prefetch=prefetch, group_max=group,
+                     group_window=window / 1000.0)
     service = app.state.service
+    if group:
+        return _in_loop(app, url, trials, agents)
     name = f"bench-{'new' if fast else 'old'}-{uuid.uuid4().hex[:8]}"
     service.create(spec(trials), name)
     engines = [service.store.engine, service.store.storage.engine]
@@ -110,20 +125,31 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
                 if got["status"] == "wait":
                     time.sleep(0.01)
                     continue
-                service.finish(got["trial_id"], got["lease"], 1, "complete", rng.random(),
-                               None)
+                ask = (f"bench:{i}", name) if combined else None
+                answer = service.finish(got["trial_id"], got["lease"], 1, "complete",
+                                        rng.random(), None, ask)
                 done.append(1)
+                while combined:  # the next trial came with the answer
+                    got = answer["next"]
+                    if got["status"] != "trial":
+                        break
+                    answer = service.finish(got["trial_id"], got["lease"], 1, "complete",
+                                            rng.random(), None, ask)
+                    done.append(1)
+                if combined and got["status"] == "done":
+                    return
         except BaseException as err:  # reported by the main thread
             errors.append(err)
 
     threads = [threading.Thread(target=agent, args=(i,)) for i in range(agents)]
     with counted(engines) as counts:
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, db = time.perf_counter(), time.process_time(), _database_cpu()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        db = _database_cpu() - db
     if errors:
         raise errors[0]
     shown = service.describe(name)
@@ -132,7 +158,52 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
         service.handout.dispose()
     service.store.engine.dispose()
     return {"rate": trials / wall, "statements": counts["statements"] / trials,
-            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials}
+            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials,
+            "db_cpu": 1000 * db / trials}
+
+
+def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
+    """:func:`in_process` with the agents as coroutines and grouped finishes."""
+    from hypergraph.server._service import FinishRequest
+
+    service, groups = app.state.service, app.state.groups
+    assert groups is not None, "grouped finishes need PostgreSQL"
+    name = f"bench-group-{uuid.uuid4().hex[:8]}"
+    service.create(spec(trials), name)
+    engines = [service.store.engine, service.store.storage.engine, service.handout.engine]
+    done: list[int] = []
+
+    async def agent(i: int) -> None:
+        rng = random.Random(i)
+        ask = (f"bench:{i}", name)
+        got = await asyncio.to_thread(service.claim, ask[0], 1, name)
+        while True:
+            if got["status"] == "done":
+                return
+            if got["status"] == "wait":
+                await asyncio.sleep(0.01)
+                got = await asyncio.to_thread(service.claim, ask[0], 1, name)
+                continue
+            answer = await groups.finish(FinishRequest(got["trial_id"], got["lease"], 1,
+                                                       "complete", rng.random(), None, ask))
+            done.append(1)
+            got = answer["next"]
+
+    async def run() -> None:
+        await asyncio.gather(*(agent(i) for i in range(agents)))
+
+    with counted(engines) as counts:
+        start, cpu, db = time.perf_counter(), time.process_time(), _database_cpu()
+        asyncio.run(run())
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        db = _database_cpu() - db
+    shown = service.describe(name)
+    assert len(done) == trials == shown["finished"] == shown["counts"]["complete"], shown
+    service.handout.dispose()
+    service.store.engine.dispose()
+    return {"rate": trials / wall, "statements": counts["statements"] / trials,
+            "commits": counts["commits"] / trials, "server_cpu": 1000 * cpu / trials,
+            "db_cpu": 1000 * db / trials, "group": groups.requests / max(groups.groups, 1)}
 
 
 async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined: bool
@@ -182,7 +253,8 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
 
 
 def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1,
-                   combined: bool = False, prefetch: int = 16) -> dict[str, float]:
+                   combined: bool = False, prefetch: int = 16, group: int = 0,
+                   window: float = 0.0) -> dict[str, float]:
     """Hand-outs per second through a real server process (``old``: one process only)."""
     import httpx
 
@@ -197,7 +269,8 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
     base = f"http://127.0.0.1:{port}"
     if fast:
         command = ["-c", "from hypergraph.cli import main; main()", "server", "--storage", url,
-                   "--port", str(port), "--workers", str(workers), "--prefetch", str(prefetch)]
+                   "--port", str(port), "--workers", str(workers), "--prefetch", str(prefetch),
+                   "--group-max", str(group), "--group-window", str(window)]
     else:
         command = ["-c", "import sys, uvicorn; from hypergraph.server import create_app; "
                    "uvicorn.run(create_app(sys.argv[1], fast=False), port=int(sys.argv[2]), "
@@ -214,15 +287,33 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
             except httpx.TransportError:
                 time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker process up
-        before = _cpu_of(server.pid)
+        before, db = _cpu_of(server.pid), _database_cpu()
         cpu = time.process_time()
         rate = asyncio.run(_drive(base, token, admin, trials, agents, combined))
         cpu = time.process_time() - cpu
-        used = _cpu_of(server.pid) - before
+        used, db = _cpu_of(server.pid) - before, _database_cpu() - db
     finally:
         server.terminate()
         server.wait()
-    return {"rate": rate, "server_cpu": 1000 * used / trials, "client_cpu": 1000 * cpu / trials}
+    return {"rate": rate, "server_cpu": 1000 * used / trials, "client_cpu": 1000 * cpu / trials,
+            "db_cpu": 1000 * db / trials}
+
+
+def _database_cpu() -> float:
+    """CPU seconds of every local PostgreSQL process (0 where there is none: SQLite)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _cpu_of(pid: int) -> float:
@@ -250,6 +341,13 @@ def main() -> None:
     parser.add_argument("--server-workers", type=int, default=0,
                         help="Also run the new path with this many server processes.")
     parser.add_argument("--skip-old", action="store_true", help="Measure the new path only.")
+    parser.add_argument("--group-only", action="store_true",
+                        help="Only the finish-and-claim arms: each request alone (the "
+                        "baseline, --group-max 0) against group commit.")
+    parser.add_argument("--group-max", type=int, default=32,
+                        help="Most finishes in one group in the group-commit arms.")
+    parser.add_argument("--group-window", type=float, default=0.0,
+                        help="Milliseconds a group waits for more in the group-commit arms.")
     parser.add_argument("--prefetch", type=int, default=16,
                         help="Trials drawn ahead (the pool) in the new path's arms; the "
                         "baseline arms draw each trial when it is claimed (prefetch 0).")
@@ -262,7 +360,28 @@ def main() -> None:
         return args.storage or f"sqlite:///{tmp / f'bench{next(made)}.db'}"
 
     rows: list[tuple[str, str, dict[str, float]]] = []
-    n, pre = args.trials, args.prefetch
+    n, pre, gmax, win = args.trials, args.prefetch, args.group_max, args.group_window
+    grouping = bool(args.storage) and args.storage.startswith("postgresql")
+    if args.group_only:
+        base_path = "pool + finish&claim"
+        rows.append((base_path, "no HTTP (16 threads)", in_process(
+            url(), n, args.agents, True, prefetch=pre, combined=True)))
+        if grouping:
+            rows.append(("group commit", "no HTTP (16 coroutines)", in_process(
+                url(), n, args.agents, True, prefetch=pre, group=gmax, window=win)))
+        rows.append((base_path, "server, 1 process", through_server(
+            url(), n, args.agents, True, combined=True, prefetch=pre)))
+        if grouping:
+            rows.append(("group commit", "server, 1 process", through_server(
+                url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax,
+                window=win)))
+        if grouping and args.server_workers > 1:
+            rows.append(("group commit", f"server, {args.server_workers} processes",
+                         through_server(url(), n, args.agents, True, args.server_workers,
+                                        combined=True, prefetch=pre, group=gmax,
+                                        window=win)))
+        _print(args, rows, base_path)
+        return
     if not args.skip_old:
         rows.append(("old", "no HTTP (16 threads)", in_process(url(), n, args.agents, False)))
         rows.append(("old", "server, 1 process", through_server(url(), n, args.agents,
@@ -279,25 +398,40 @@ def main() -> None:
                                                              prefetch=pre)))
     rows.append(("pool + finish&claim", "server, 1 process", through_server(
         url(), n, args.agents, True, combined=True, prefetch=pre)))
+    if grouping:
+        rows.append(("group commit", "server, 1 process", through_server(
+            url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax)))
     if args.server_workers > 1:
         rows.append(("pool + finish&claim", f"server, {args.server_workers} processes",
                      through_server(url(), n, args.agents, True, args.server_workers,
-                                    combined=True, prefetch=pre)))
-    base = {arm: r["rate"] for p, arm, r in rows if p == "one-tx"}
+                                    combined=True, prefetch=pre, group=gmax)))
+    _print(args, rows, "one-tx")
+
+
+def _print(args: argparse.Namespace, rows: list[tuple[str, str, dict[str, float]]],
+           baseline: str) -> None:
+    """The table, with ratios to the ``baseline`` path's arm of the same kind."""
+    def kind_of(arm: str) -> str:  # several server processes: no baseline of their own
+        return "no HTTP" if arm.startswith("no HTTP") else arm
+
+    base = {kind_of(arm): r["rate"] for p, arm, r in rows if p == baseline}
     kind = (args.storage or "sqlite").split(":", 1)[0]
     print(f"storage {kind}: {args.agents} agents, {args.trials} trials per arm; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print("| path | arm | hand-outs/s | / one-tx | SQL statements per hand-out | "
-          "commits per hand-out | server CPU ms per hand-out | client CPU ms per hand-out |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| path | arm | hand-outs/s | / {baseline} | SQL statements per hand-out | "
+          "commits per hand-out | requests per group | server CPU ms per hand-out | "
+          "client CPU ms per hand-out | database CPU ms per hand-out |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
 
     def cell(r: dict[str, float], key: str, fmt: str = ".1f") -> str:
         return format(r[key], fmt) if key in r else ""
 
     for path, arm, r in rows:
-        ratio = (f"{r['rate'] / base[arm]:.2f}" if path != "old" and arm in base else "")
+        ratio = (f"{r['rate'] / base[kind_of(arm)]:.2f}"
+                 if path != "old" and kind_of(arm) in base else "")
         print(f"| {path} | {arm} | {r['rate']:.0f} | {ratio} | {cell(r, 'statements')} | "
-              f"{cell(r, 'commits')} | {cell(r, 'server_cpu')} | {cell(r, 'client_cpu')} |")
+              f"{cell(r, 'commits')} | {cell(r, 'group')} | {cell(r, 'server_cpu')} | "
+              f"{cell(r, 'client_cpu')} | {cell(r, 'db_cpu') if args.storage else ''} |")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ def server(
         min=0, max=1024, help="Trials of a random or grid sweep drawn ahead of the claims "
         "(never beyond its run_cap): claims take them without waiting on the sweep's lock. "
         "0: each trial is drawn when it is claimed.")] = 16,
+    group_window: Annotated[float, typer.Option(
+        min=0.0, max=1000.0, help="Milliseconds a group of agents' results waits for more "
+        "before it is written (PostgreSQL: the results and the agents' next trials of a "
+        "group in one statement). 0: no wait; the results that arrive while a group is "
+        "written form the next.")] = 0.0,
+    group_max: Annotated[int, typer.Option(
+        min=0, max=1024, help="Most results written in one group; 0: each alone.")] = 32,
 ) -> None:
     """Run the control server: agents take trials from it; the dashboard is at /.
 
@@ -60,7 +67,8 @@ def server(
     from hypergraph.server._app import FACTORY_ENV
 
     options = {"storage_url": storage, "heartbeat_interval": heartbeat, "grace_period": grace,
-               "prefetch": prefetch}
+               "prefetch": prefetch, "group_window": group_window / 1000.0,
+               "group_max": group_max}
     application = create_app(**options)  # opens (and checks) the storage now
     err_console.print(f"HyperGraph control server on http://{host}:{port} (dashboard at /, "
                       f"API at /docs){f', {workers} processes' if workers > 1 else ''}")

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hypergraph.logging import get_logger
 from hypergraph.server._ace import MAX_TOP, AceReports
 from hypergraph.server._auth import Principal, TokenStore
-from hypergraph.server._service import RefusedError, SweepService
+from hypergraph.server._group import FinishGroups
+from hypergraph.server._service import FinishRequest, RefusedError, SweepService
 from hypergraph.sweeps._store import SweepStore
 
 __all__ = ["FACTORY_ENV", "app_from_env", "create_app"]
@@ -176,7 +177,8 @@ def _tune_sqlite(store: SweepStore) -> None:
 _HOT_PATH = re.compile(r"^/api/trials/(?:(claim)|([0-9]{1,10})/(finish|heartbeat|report|release))$")
 
 
-def _hot_routes(service: SweepService, tokens: TokenStore) -> _Hot:
+def _hot_routes(service: SweepService, tokens: TokenStore, groups: FinishGroups | None
+                ) -> _Hot:
     """The agents' routes answered without FastAPI's routing and dependencies: the same
     models validate the body, the same service answers, the same JSON comes back. Only the
     plain case is taken here (a JSON body that validates, an agent token checked within the
@@ -221,6 +223,12 @@ def _hot_routes(service: SweepService, tokens: TokenStore) -> _Hot:
             elif action == "finish":
                 f = FinishBody.model_validate(raw)
                 ask = None if f.next is None else (f"{who.name}/{f.next.agent}", f.next.sweep)
+                if groups is not None:  # written with the finishes around it
+                    try:
+                        return 200, dumps(await groups.finish(FinishRequest(
+                            trial_id, f.lease, who.id, f.state, f.value, f.error, ask)))
+                    except RefusedError as exc:
+                        return exc.status, dumps({"detail": str(exc)})
                 call = (service.finish, trial_id, f.lease, who.id, f.state, f.value, f.error,
                         ask)
             elif action == "report":
@@ -243,7 +251,8 @@ def _hot_routes(service: SweepService, tokens: TokenStore) -> _Hot:
 def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: int = 20,
                maintain_every: float | None = None, max_body: int = 256 * 1024,
                store: SweepStore | None = None, fast: bool = True,
-               token_cache_seconds: float = 2.0, prefetch: int = 16) -> FastAPI:
+               token_cache_seconds: float = 2.0, prefetch: int = 16,
+               group_window: float = 0.0, group_max: int = 32) -> FastAPI:
     """The control server for the sweeps of ``storage_url``.
 
     Args:
@@ -260,12 +269,22 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
             database: a token revoked elsewhere stops working within this time.
         prefetch: Trials of a random or grid sweep drawn ahead of the claims (the pool of
             :meth:`~hypergraph.sweeps._handout.HandOutStore.claim`); ``0``: none.
+        group_window: Seconds a group of agents' finish requests waits for more before it
+            is written (:class:`~hypergraph.server._group.FinishGroups`; ``0``: no wait, the
+            requests that arrive while a group is written form the next).
+        group_max: Most finish requests written together (PostgreSQL: one statement for
+            the results and the next claims); ``0``: every request alone (the path before
+            group commit).
     """
     store = store or SweepStore(storage_url, heartbeat_interval=heartbeat_interval,
                                 grace_period=grace_period)
     if store.url.startswith("sqlite") and ":memory:" not in store.url:
         _tune_sqlite(store)
     service = SweepService(store, fast=fast, prefetch=prefetch)
+    if group_window < 0 or group_max < 0:
+        raise ValueError("group_window and group_max must be >= 0.")
+    groups = (FinishGroups(service, group_window, group_max)
+              if group_max > 0 and service.groupable() else None)
     tokens = TokenStore(engine=store.engine, cache_seconds=token_cache_seconds)
     every = heartbeat_interval if maintain_every is None else maintain_every
 
@@ -293,9 +312,10 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
                   "finish; admins create, cancel and read sweeps.", lifespan=lifespan)
     app.state.service = service
     app.state.tokens = tokens
+    app.state.groups = groups
     aces = AceReports(service)
     app.state.ace = aces
-    app.add_middleware(_BodyLimit, limit=max_body, hot=_hot_routes(service, tokens))
+    app.add_middleware(_BodyLimit, limit=max_body, hot=_hot_routes(service, tokens, groups))
     bearer = HTTPBearer(auto_error=False, description="A token of `hypergraph token create`.")
 
     async def principal(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

@@ -14,7 +14,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from hypergraph.sweeps._spec import SweepSpec
 
-__all__ = ["CANCEL_ATTR", "TOKEN_ATTR", "RefusedError", "SweepService", "register_panel"]
+__all__ = ["CANCEL_ATTR", "TOKEN_ATTR", "FinishRequest", "RefusedError", "SweepService",
+           "register_panel"]
 
 logger = get_logger(__name__)
 
@@ -88,6 +89,19 @@ class _Sweep:
     done: bool = False
     cancelled: bool = False
     cancel_read: float = -math.inf
+
+
+@dataclass
+class FinishRequest:
+    """The arguments of one :meth:`SweepService.finish` call (:meth:`~SweepService.finish_many`)."""
+
+    trial_id: int
+    lease: str
+    token_id: int
+    state: str
+    value: float | None = None
+    error: str | None = None
+    ask: tuple[str, str | None] | None = None
 
 
 class SweepService:
@@ -380,11 +394,140 @@ class SweepService:
         """
         answer = self._finish(trial_id, lease, token_id, state, value, error)
         if ask is not None:
-            try:
-                answer["next"] = self.claim(ask[0], token_id, ask[1])
-            except RefusedError as err:
-                answer["next"] = {"status": "refused", "code": err.status, "detail": str(err)}
+            answer["next"] = self._claim_next(ask, token_id)
         return answer
+
+    def _claim_next(self, ask: tuple[str, str | None], token_id: int) -> dict[str, Any]:
+        """:meth:`claim` as the ``next`` of a finish: a refusal is answered, not raised."""
+        try:
+            return self.claim(ask[0], token_id, ask[1])
+        except RefusedError as err:
+            return {"status": "refused", "code": err.status, "detail": str(err)}
+
+    # -- grouped finishes (group commit) -----------------------------------------------------
+
+    def groupable(self) -> bool:
+        """Whether :meth:`finish_group` writes groups in one statement (PostgreSQL with the
+        one-transaction hand-out); elsewhere every request is finished alone."""
+        return self.handout is not None and not self.handout.sqlite
+
+    def finish_group(self, requests: Sequence[FinishRequest]) -> list[dict[str, Any] | None]:
+        """The first step of :meth:`finish_many`: the ``complete`` results of ``requests``
+        and their next claims from a pool, in one statement per target sweep.
+
+        Returns one entry per request: ``None`` when nothing was written for it (it was
+        refused, is a duplicate, is not a ``complete`` result, or the storage does not group:
+        :meth:`finish_rest` then finishes it alone, which answers why), otherwise the
+        answer of :meth:`finish`, whose ``next`` is missing when the pool had no trial left
+        for it (:meth:`finish_rest` claims it). Two requests must not name the same trial.
+        """
+        from hypergraph.sweeps._handout import GroupedFinish
+
+        answers: list[dict[str, Any] | None] = [None] * len(requests)
+        if not self.groupable():
+            return answers
+        assert self.handout is not None
+        parts: dict[int | None, list[tuple[int, GroupedFinish, _Sweep | None]]] = {}
+        for n, r in enumerate(requests):
+            if r.state != "complete" or r.value is None or not math.isfinite(r.value):
+                continue
+            target = None if r.ask is None else self._pool_target(r.ask[1])
+            item = GroupedFinish(r.trial_id, r.lease, r.value, (TOKEN_ATTR, r.token_id),
+                                 take=target is not None,
+                                 worker="" if r.ask is None else r.ask[0],
+                                 uattrs={} if r.ask is None else
+                                 {WORKER_ATTR: r.ask[0], TOKEN_ATTR: r.token_id})
+            sid = None if target is None else target.study._study_id
+            parts.setdefault(sid, []).append((n, item, target))
+        for sid, part in parts.items():
+            outcomes = self.handout.finish_group(sid, [item for _, item, _ in part])
+            for (n, _item, target), out in zip(part, outcomes, strict=True):
+                if not out.recorded:
+                    continue
+                answer: dict[str, Any] = {"recorded": True, "duplicate": False,
+                                          "number": out.number}
+                if out.taken is not None and target is not None:
+                    got = out.taken
+                    answer["next"] = self._answer(target, got.trial_id, got.number, got.lease,
+                                                  got.config, got.params)
+                answers[n] = answer
+        for sid, part in parts.items():  # the pool ran short: refill it once, then a group
+            short = []
+            for n, _, target in part:
+                have = answers[n]
+                if target is not None and have is not None and "next" not in have:
+                    short.append((n, target, have))
+            if sid is None or len(short) < 2:
+                continue
+            (first, _, first_answer), rest = short[0], short[1:]
+            ask = requests[first].ask
+            assert ask is not None
+            first_answer["next"] = self._claim_next(ask, requests[first].token_id)
+            if first_answer["next"].get("status") != "trial":
+                continue
+            claims = []
+            for n, _, _ in rest:
+                r = requests[n]
+                assert r.ask is not None
+                claims.append(GroupedFinish(None, "", None, (TOKEN_ATTR, r.token_id), True,
+                                            r.ask[0], {WORKER_ATTR: r.ask[0],
+                                                       TOKEN_ATTR: r.token_id}))
+            for (_n, target, have), out in zip(rest, self.handout.finish_group(sid, claims),
+                                               strict=True):
+                if out.taken is not None:
+                    got = out.taken
+                    have["next"] = self._answer(target, got.trial_id, got.number, got.lease,
+                                                got.config, got.params)
+        return answers
+
+    def finish_rest(self, request: FinishRequest, answer: dict[str, Any] | None
+                    ) -> dict[str, Any]:
+        """The second step of :meth:`finish_many` for one request: finished alone when the
+        group wrote nothing for it (``answer`` is ``None``; raises :class:`RefusedError` as
+        :meth:`finish`), or its next trial claimed when the group's pool had none left."""
+        r = request
+        if answer is None:
+            return self.finish(r.trial_id, r.lease, r.token_id, r.state, r.value, r.error,
+                               r.ask)
+        if r.ask is not None and "next" not in answer:
+            answer["next"] = self._claim_next(r.ask, r.token_id)
+        return answer
+
+    @staticmethod
+    def needs_rest(request: FinishRequest, answer: dict[str, Any] | None) -> bool:
+        """Whether :meth:`finish_rest` has anything left to do for ``request``."""
+        return answer is None or (request.ask is not None and "next" not in answer)
+
+    def finish_many(self, requests: Sequence[FinishRequest]
+                    ) -> list[dict[str, Any] | RefusedError]:
+        """:meth:`finish` for several requests at once (group commit): on PostgreSQL the
+        ``complete`` results and the next claims taken from a pool are written in one
+        statement per sweep, the rest one by one. Each request gets its own answer, or the
+        :class:`RefusedError` that :meth:`finish` would raise for it (a stale result is
+        refused alone, the others are recorded)."""
+        out: list[dict[str, Any] | RefusedError] = []
+        for request, answer in zip(requests, self.finish_group(requests), strict=True):
+            try:
+                out.append(self.finish_rest(request, answer))
+            except RefusedError as err:
+                out.append(err)
+        return out
+
+    def _pool_target(self, sweep_name: str | None) -> _Sweep | None:
+        """The sweep a claim would try first, if it hands out from a pool (random or grid,
+        ``prefetch`` above 0); ``None`` otherwise (the claim is then made alone)."""
+        assert self.handout is not None
+        try:
+            for name in [sweep_name] if sweep_name else self.live_names():
+                sweep = self.sweep(name)
+                if sweep.done or self.cancelled(sweep):
+                    continue
+                if sweep.spec.method in ("random", "grid") and self.handout.prefetch > 0:
+                    return sweep
+                return None
+        except RefusedError:
+            return None
+        return None
 
     def _finish(self, trial_id: int, lease: str, token_id: int, state: str,
                 value: float | None, error: str | None) -> dict[str, Any]:

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 
     from hypergraph.sweeps._spec import SweepSpec
 
-__all__ = ["DraftStorage", "FinishOutcome", "HandOut", "HandOutStore"]
+__all__ = ["DraftStorage", "FinishOutcome", "GroupedFinish", "GroupedOutcome", "HandOut",
+           "HandOutStore"]
 
 logger = get_logger(__name__)
 
@@ -280,6 +281,35 @@ class FinishOutcome:
 
 
 @dataclass
+class GroupedFinish:
+    """One request of a group (:meth:`HandOutStore.finish_group`): a held trial completed
+    with ``value``, and, when ``take``, the claim of a trial of the group's pool for
+    ``worker`` with the attributes ``uattrs`` (the worker's name, the server's token id).
+    ``trial_id`` ``None``: a claim alone (nothing to finish)."""
+
+    trial_id: int | None
+    lease: str
+    value: float | None
+    holder: tuple[str, Any]
+    take: bool = False
+    worker: str = ""
+    uattrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GroupedOutcome:
+    """What :meth:`HandOutStore.finish_group` did for one request: ``recorded`` (else nothing
+    was written for it: the caller finishes it alone, which says why), the finished trial's
+    ``number`` and ``study_id``, and ``taken``: the next trial handed out (``None``: none
+    asked, or the pool had none left)."""
+
+    recorded: bool
+    number: int = -1
+    study_id: int = -1
+    taken: HandOut | None = None
+
+
+@dataclass
 class _Drafter:
     study: optuna.Study
     storage: Any
@@ -343,6 +373,8 @@ class HandOutStore:
             self.engine = sa.create_engine(self.url, pool_size=pool_size,
                                            max_overflow=pool_size)
             self._write_lock = threading.Lock()  # unused: the database's row lock serialises
+        #: the same pool, each statement its own transaction (:meth:`finish_group`)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.lazy_claims = lazy_claims
         self.prefetch = prefetch
         #: what the pool's trials drawn here hand out: ``trial_id -> (params, config)``
@@ -857,6 +889,78 @@ class HandOutStore:
             return out
 
 
+    # -- grouped finish-and-claim (PostgreSQL) -----------------------------------------------
+
+    def finish_group(self, study_id: int | None, items: Sequence[GroupedFinish]
+                     ) -> list[GroupedOutcome]:
+        """Complete several held trials and hand out the next ones, in ONE statement.
+
+        PostgreSQL only: one round trip and one commit (flushed, as every finish) for the
+        whole group, however many requests it holds. Each request gets its own outcome: its
+        result is recorded only if its trial still runs under its lease and holder (the fence
+        of :meth:`finish`, checked per row under the row's lock), and only a recorded request
+        with ``take`` takes a trial of the pool of ``study_id`` (``FOR UPDATE SKIP LOCKED``,
+        reservations only: ``run_cap`` stays exact); a request without a trial only takes
+        one. A request not recorded wrote nothing:
+        the caller finishes it alone (:meth:`finish` says why it is refused, or that it is a
+        duplicate). Two requests must not name the same trial.
+
+        Args:
+            study_id: The study whose pool the ``take`` requests draw from (``None``: none).
+            items: The requests (``complete`` results).
+        """
+        if self.sqlite:
+            raise HyperGraphError("Grouped finishes need PostgreSQL.")
+        named = [i.trial_id for i in items if i.trial_id is not None]
+        if len(set(named)) != len(named):
+            raise ValueError("A group names a trial twice.")
+        return _retry_disconnect(lambda: self._finish_group(study_id, items))
+
+    def _finish_group(self, study_id: int | None, items: Sequence[GroupedFinish]
+                      ) -> list[GroupedOutcome]:
+        now = _now()
+        leases = [uuid.uuid4().hex if i.take else "" for i in items]
+        ui: list[int] = []
+        uk: list[str] = []
+        uv: list[str] = []
+        for n, item in enumerate(items, start=1):
+            if item.take:
+                for key, value in item.uattrs.items():
+                    ui.append(n)
+                    uk.append(key)
+                    uv.append(json.dumps(value))
+        holder_keys = {i.holder[0] for i in items}
+        if len(holder_keys) != 1:
+            raise ValueError("A group checks one holder attribute.")
+        params = {
+            "tid": [i.trial_id for i in items], "lease": [i.lease for i in items],
+            "val": [None if i.value is None else float(i.value) for i in items],
+            "holder": [json.dumps(i.holder[1]) for i in items],
+            "take": [bool(i.take and study_id is not None) for i in items],
+            "worker": [i.worker[:255] for i in items], "nl": leases,
+            "hkey": holder_keys.pop(), "now": now,
+            "sid": -1 if study_id is None else study_id, "pool": POOL_TOKEN,
+            "ui": ui, "uk": uk, "uv": uv, "cfg": CONFIG_ATTR}
+        with self._autocommit.connect() as conn:  # the statement is its own transaction
+            rows = conn.execute(_GROUP_PG, params).all()
+        out = []
+        for lease, row in zip(leases, rows, strict=True):
+            _i, number, sid, taken_id, taken_number, stored = row
+            done = (GroupedOutcome(False) if number is None
+                    else GroupedOutcome(True, int(number), int(sid)))
+            if taken_id is not None:
+                kept = self._pooled.pop(int(taken_id), None)
+                if kept is None:  # drawn by another process (or before a restart): read it
+                    params_of = self._read_params(int(taken_id))
+                    config = json.loads(json.loads(stored)) if stored else {}
+                else:
+                    params_of, config = kept
+                done.taken = HandOut(int(taken_id), int(taken_number), lease, params_of,
+                                     config)
+            out.append(done)
+        return out
+
+
 #: A new trial on PostgreSQL, with its slot, parameters, attributes and heartbeat, in one
 #: statement (data-modifying CTEs; the foreign keys are checked at its end). No row: every
 #: slot is held. The number is Optuna's: the study's trials before it, counted under the
@@ -926,6 +1030,70 @@ SELECT t.trial_id, t.number,
         WHERE a.trial_id = t.trial_id AND a.key = :cfg),
        set_config('synchronous_commit', :sync, true)
 FROM t
+""")
+
+#: Grouped finish-and-claim on PostgreSQL (:meth:`HandOutStore.finish_group`), one statement:
+#: ``req`` holds the requests (one row each, numbered ``i``); ``fin`` completes the trials that
+#: still run under their lease and holder (the fence, re-checked under each row's lock; a row
+#: failed as stale meanwhile is not updated), ``val`` stores their values; ``want`` ranks the
+#: recorded requests that take a next trial (and the claims alone: no trial to finish),
+#: ``got`` locks as many of the pool's trials (``SKIP LOCKED``: never waits on another
+#: claim) and ``c`` pairs them by rank; the
+#: reservations become the new leases (``sl``), the trials start (``st``), get their holders'
+#: attributes (``u``) and first heartbeats (``h``). One row per request comes back, in order.
+_GROUP_PG = sa.text("""
+WITH req AS (
+    SELECT * FROM unnest(CAST(:tid AS int[]), CAST(:lease AS text[]), CAST(:val AS float8[]),
+                         CAST(:holder AS text[]), CAST(:take AS bool[]),
+                         CAST(:worker AS text[]), CAST(:nl AS text[]))
+         WITH ORDINALITY AS r(tid, lease, val, holder, take, worker, nl, i)),
+fin AS (
+    UPDATE trials t SET state = 'COMPLETE', datetime_complete = :now
+    FROM req r
+    WHERE t.trial_id = r.tid AND t.state = 'RUNNING'
+      AND EXISTS (SELECT 1 FROM hypergraph_sweep_slots s
+                  WHERE s.trial_id = r.tid AND s.token = r.lease)
+      AND EXISTS (SELECT 1 FROM trial_user_attributes a
+                  WHERE a.trial_id = r.tid AND a.key = :hkey AND a.value_json = r.holder)
+    RETURNING r.i, t.trial_id, t.number, t.study_id),
+val AS (
+    INSERT INTO trial_values (trial_id, objective, value, value_type)
+    SELECT fin.trial_id, 0, r.val, 'FINITE' FROM fin JOIN req r ON r.i = fin.i),
+want AS (
+    SELECT r.i, r.worker, r.nl, row_number() OVER (ORDER BY r.i) AS k
+    FROM req r LEFT JOIN fin ON fin.i = r.i
+    WHERE r.take AND (fin.i IS NOT NULL OR r.tid IS NULL)),
+got AS (
+    SELECT s.slot, s.trial_id FROM hypergraph_sweep_slots s
+    JOIN trials tr ON tr.trial_id = s.trial_id
+    WHERE s.study_id = :sid AND s.token = :pool AND tr.state = 'WAITING'
+    ORDER BY s.trial_id LIMIT (SELECT count(*) FROM want)
+    FOR UPDATE OF s, tr SKIP LOCKED),
+c AS (
+    SELECT g.slot, g.trial_id, w.i, w.worker, w.nl
+    FROM (SELECT got.slot, got.trial_id, row_number() OVER (ORDER BY got.trial_id) AS k
+          FROM got) g
+    JOIN want w ON w.k = g.k),
+sl AS (
+    UPDATE hypergraph_sweep_slots s SET token = c.nl, worker = c.worker, claimed_at = :now
+    FROM c WHERE s.study_id = :sid AND s.slot = c.slot),
+st AS (
+    UPDATE trials tr SET state = 'RUNNING', datetime_start = :now
+    FROM c WHERE tr.trial_id = c.trial_id
+    RETURNING c.i, tr.trial_id, tr.number),
+u AS (
+    INSERT INTO trial_user_attributes (trial_id, key, value_json)
+    SELECT st.trial_id, x.k, x.v
+    FROM st JOIN unnest(CAST(:ui AS int[]), CAST(:uk AS text[]), CAST(:uv AS text[]))
+         AS x(i, k, v) ON x.i = st.i),
+h AS (
+    INSERT INTO trial_heartbeats (trial_id, heartbeat)
+    SELECT st.trial_id, CURRENT_TIMESTAMP FROM st)
+SELECT r.i, fin.number, fin.study_id, st.trial_id, st.number,
+       (SELECT a.value_json FROM trial_user_attributes a
+        WHERE a.trial_id = st.trial_id AND a.key = :cfg)
+FROM req r LEFT JOIN fin ON fin.i = r.i LEFT JOIN st ON st.i = r.i
+ORDER BY r.i
 """)
 
 _T = TypeVar("_T")
