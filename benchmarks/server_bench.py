@@ -43,10 +43,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
@@ -356,8 +358,44 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
     made = iter(range(100))
 
-    def url() -> str:  # a fresh SQLite file per arm; PostgreSQL: new sweeps in one database
-        return args.storage or f"sqlite:///{tmp / f'bench{next(made)}.db'}"
+    databases: list[str] = []
+
+    def url() -> str:  # a fresh SQLite file or PostgreSQL database per arm
+        if not args.storage:
+            return f"sqlite:///{tmp / f'bench{next(made)}.db'}"
+        if not args.storage.startswith("postgres"):
+            return str(args.storage)
+        # a database of its own: the server maintains every sweep of its storage, and a
+        # shared database holds other runs' sweeps
+        databases.append(f"hgbench_{os.getpid()}_{next(made)}")
+        _admin(args.storage, f"CREATE DATABASE {databases[-1]}")
+        return sa.engine.make_url(args.storage).set(database=databases[-1]).render_as_string(
+            hide_password=False)
+
+    try:
+        _arms(args, url)
+    finally:
+        for name in databases:
+            _admin(str(args.storage), f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _admin(url: str, statement: str) -> None:
+    """Run ``statement`` outside a transaction on the PostgreSQL server of ``url``."""
+    engine = sa.create_engine(_psycopg(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def _psycopg(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1] if "+" not in url.split("://")[0] \
+        else url
+
+
+def _arms(args: argparse.Namespace, url: Callable[[], str]) -> None:
+    """Every arm of the run, printed as one table."""
 
     rows: list[tuple[str, str, dict[str, float]]] = []
     n, pre, gmax, win = args.trials, args.prefetch, args.group_max, args.group_window

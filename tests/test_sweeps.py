@@ -289,6 +289,42 @@ def test_trial_of_a_worker_dead_before_attaching_is_retried_before_its_slot_is_f
     assert again.params == params
 
 
+def test_trial_failed_without_its_retry_is_retried_once_and_its_slot_freed(
+        tmp_path: Path) -> None:
+    """A process that failed a stale trial and died before queueing its retry leaves a failed
+    trial holding its slot: maintenance frees the slot and queues the retry once, a grace
+    period later; a trial failed by its own error keeps its slot (it used up its budget)."""
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = sweep_from_mapping(BASE)
+    store = SweepStore(url, heartbeat_interval=1, grace_period=2)
+    study = store.create("half", spec)
+    held = []
+    for _ in range(2):
+        claim = store.claim(study, 3)
+        assert claim is not None
+        trial = study.ask()
+        assert store.attach(claim, trial)
+        spec.suggest(trial)
+        held.append(trial)
+    lost, errored = held
+    # the first failed as stale by a process that died at once; the second by its own error
+    assert store.storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)
+    assert store.fail(study, errored, "ValueError: boom")
+    store.maintain(study)  # within the grace period: nothing yet
+    assert {s["trial_id"] for s in store.slots(study)} == {lost._trial_id, errored._trial_id}
+    time.sleep(2.3)
+    for _ in range(2):  # a second pass changes nothing
+        store.maintain(study)
+        trials = study.get_trials(deepcopy=False)
+        retries = [t for t in trials if t.system_attrs.get("failed_trial") == lost.number]
+        assert len(retries) == 1 and retries[0].state == TrialState.WAITING
+        assert retries[0].params == lost.params  # the same parameters
+        assert [s["trial_id"] for s in store.slots(study)] == [errored._trial_id]
+    assert not [t for t in trials if t.system_attrs.get("failed_trial") == errored.number]
+
+
 # -- a whole sweep in this process, show, best.yaml, dashboard ------------------------------------
 
 @pytest.fixture(scope="module")
