@@ -15,7 +15,9 @@ i.i.d. ones; predicted values uncorrelated with the gain actually realised):
   times over the row-normalised training subgraph (:func:`propagate_values`): a node never seen
   (or seen long ago) inherits the value of its neighbours, and its uncertainty (how little
   confident mass reached it) earns an exploration bonus. Cost: ``hops`` sparse mat-vecs per
-  refresh, amortised over ``refresh`` batches.
+  refresh, amortised over ``refresh`` batches. The default is ``hops = 0`` (since 2026-12-03):
+  diffusion predicted nothing of the gain of unvisited nodes and changed no accuracy on report
+  seeds (``docs/ivalue.md``), so a node's value is its own observation.
 * **Batches stay diverse and cover the data.** A share ``sweep`` of every batch comes from a
   shuffled pass over the training nodes without replacement (every node at least once every
   ``1 / sweep`` epochs); the rest from ``walkers`` walkers that either warp to a node anywhere
