@@ -88,6 +88,7 @@ def test_protocol_budget_fence_and_ownership(env: dict[str, Any]) -> None:
     held = [_claim(c, agent) for _ in range(3)]
     assert [h["status"] for h in held] == ["trial"] * 3
     assert _claim(c, agent)["status"] == "wait"  # every slot held by a running trial
+    assert env["app"].state.service.needing_maintenance() == {"s1"}  # running trials
     t0, t1, t2 = held
     assert t0["config"]["dataset"]["name"] == "iris"
     url = f"/api/trials/{t0['trial_id']}"
@@ -138,7 +139,8 @@ def test_protocol_budget_fence_and_ownership(env: dict[str, Any]) -> None:
             "lease": h["lease"], "state": "complete", "value": 0.5}, headers=hdr).status_code \
             == 200
     assert _claim(c, agent)["status"] == "done"
-    sweep = service.sweep("s1")  # the one-query count agrees with SweepStore's
+    assert service.needing_maintenance() == set()  # nothing running, no slot to repair
+    sweep = service.sweep("s1")  # slots used for good: 3 complete (the 2 failures retried)
     assert service.finished(sweep) == service.store.finished(sweep.study) == 3
     shown = c.get("/api/sweeps/s1", headers=admin).json()
     assert shown["finished"] == 3 and shown["counts"] == {"complete": 3, "fail": 2}

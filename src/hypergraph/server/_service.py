@@ -201,17 +201,8 @@ class SweepService:
             return [str(r[0]) for r in rows]
 
     def finished(self, sweep: _Sweep) -> int:
-        """Trials of ``sweep`` that used their slot for good (complete, pruned, or failed by
-        their own error): :meth:`SweepStore.finished` as one query."""
-        with self.store.engine.connect() as conn:
-            count = conn.execute(sa.text(
-                "SELECT COUNT(*) FROM hypergraph_sweep_slots s JOIN trials t "
-                "ON t.trial_id = s.trial_id WHERE s.study_id = :sid AND "
-                "(t.state IN ('COMPLETE', 'PRUNED') OR (t.state = 'FAIL' AND EXISTS ("
-                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
-                "AND a.key = :err)))"), {"sid": sweep.study._study_id, "err": ERROR_ATTR}
-            ).scalar()
-        return int(count or 0)
+        """Trials of ``sweep`` that used their slot for good (:meth:`SweepStore.finished`)."""
+        return self.store.finished(sweep.study)
 
     def done(self, sweep: _Sweep) -> bool:
         """Whether the budget of ``sweep`` is used up (final once true: it is cached)."""
@@ -588,8 +579,15 @@ class SweepService:
     # -- maintenance and the dashboard -------------------------------------------------------
 
     def maintain(self) -> None:
-        """Fail stale trials of every unfinished sweep (queueing their retries)."""
+        """Fail stale trials of every unfinished sweep (queueing their retries).
+
+        Only the sweeps with something to maintain are visited (:meth:`needing_maintenance`):
+        a storage's finished and abandoned sweeps cost one query per pass, not one each.
+        """
+        pending = self.needing_maintenance()
         for name in self.names():
+            if name not in pending:
+                continue
             sweep = self.sweep(name)
             if self.done(sweep):
                 continue
@@ -597,6 +595,21 @@ class SweepService:
                 self.store.maintain(sweep.study)
             except sa.exc.SQLAlchemyError as err:  # a blip of the database: next round
                 logger.warning("Maintenance of sweep '%s' failed: %s", name, err)
+
+    def needing_maintenance(self) -> set[str]:
+        """Names of the studies that :meth:`SweepStore.maintain` may act on: a running trial
+        (it may have gone stale), a claim without a trial, or a trial failed other than by its
+        own error that still holds its slot (its retry may be missing)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT s.study_name FROM studies s WHERE s.study_id IN ("
+                "SELECT t.study_id FROM trials t WHERE t.state = 'RUNNING' "
+                "UNION SELECT c.study_id FROM hypergraph_sweep_slots c WHERE c.trial_id IS NULL "
+                "UNION SELECT t.study_id FROM trials t JOIN hypergraph_sweep_slots c "
+                "ON c.trial_id = t.trial_id WHERE t.state = 'FAIL' AND NOT EXISTS ("
+                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+                "AND a.key = :err))"), {"err": ERROR_ATTR})
+            return {str(r[0]) for r in rows}
 
     def heartbeats(self) -> dict[int, float]:
         """Seconds since each trial's last heartbeat (Optuna's ``trial_heartbeats`` table,

@@ -229,18 +229,16 @@ class SweepStore:
             return [dict(r._mapping) for r in rows]
 
     def finished(self, study: optuna.Study) -> int:
-        """Trials that used up their slot for good (complete, pruned, or failed by an error)."""
-        from optuna.trial import TrialState
-
-        held = {s["trial_id"] for s in self.slots(study) if s["trial_id"] is not None}
-        count = 0
-        for t in study.get_trials(deepcopy=False):
-            if t._trial_id not in held:
-                continue
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-                    t.state == TrialState.FAIL and ERROR_ATTR in t.user_attrs):
-                count += 1
-        return count
+        """Trials that used up their slot for good (complete, pruned, or failed by an error),
+        in one query (a slot whose trial is one of them)."""
+        with self.engine.connect() as conn:
+            count = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM hypergraph_sweep_slots s JOIN trials t "
+                "ON t.trial_id = s.trial_id WHERE s.study_id = :sid AND "
+                "(t.state IN ('COMPLETE', 'PRUNED') OR (t.state = 'FAIL' AND EXISTS ("
+                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+                "AND a.key = :err)))"), {"sid": study._study_id, "err": ERROR_ATTR}).scalar()
+        return int(count or 0)
 
     def claim(self, study: optuna.Study, budget: int, worker: str | None = None) -> Claim | None:
         """Claim a free slot of the ``budget`` (one INSERT per try), or ``None`` if all are held.
