@@ -45,7 +45,7 @@ from hypergraph.traversals.ivalue._space import SPACE
 __all__ = ["IValueTraversal"]
 
 _QUEUE = 64  # most batches of feedback held before they are folded in
-NEVER_STEP = 2**62  # ``_anneal_at`` without an annealed tail
+_NEVER_STEP = 2**62  # ``_anneal_at`` without an annealed tail
 
 
 @register("traversal", "ivalue")
@@ -272,7 +272,7 @@ class IValueTraversal(Traversal):
     def _anneal_at(self) -> int:
         """The step from which every batch comes from the shuffled pass (``anneal``)."""
         if self.anneal <= 0:
-            return NEVER_STEP
+            return _NEVER_STEP
         budget = self.context_.max_steps or self.context_.epochs * self.steps_per_epoch()
         return math.ceil((1.0 - self.anneal) * budget)
 
