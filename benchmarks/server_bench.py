@@ -381,7 +381,9 @@ def main() -> None:
 
 def _admin(url: str, statement: str) -> None:
     """Run ``statement`` outside a transaction on the PostgreSQL server of ``url``."""
-    engine = sa.create_engine(_psycopg(url), isolation_level="AUTOCOMMIT")
+    from hypergraph.sweeps._store import _normalise_url
+
+    engine = sa.create_engine(_normalise_url(url), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql(statement)
@@ -389,14 +391,8 @@ def _admin(url: str, statement: str) -> None:
         engine.dispose()
 
 
-def _psycopg(url: str) -> str:
-    return "postgresql+psycopg://" + url.split("://", 1)[1] if "+" not in url.split("://")[0] \
-        else url
-
-
 def _arms(args: argparse.Namespace, url: Callable[[], str]) -> None:
     """Every arm of the run, printed as one table."""
-
     rows: list[tuple[str, str, dict[str, float]]] = []
     n, pre, gmax, win = args.trials, args.prefetch, args.group_max, args.group_window
     grouping = bool(args.storage) and args.storage.startswith("postgresql")

@@ -35,6 +35,7 @@ from hypergraph.sweeps._store import (
 if TYPE_CHECKING:
     import optuna
 
+    from hypergraph.sweeps._handout import GroupedFinish, HandOut
     from hypergraph.sweeps._spec import SweepSpec
 
 __all__ = ["CANCEL_ATTR", "TOKEN_ATTR", "FinishRequest", "RefusedError", "SweepService",
@@ -412,8 +413,6 @@ class SweepService:
         answer of :meth:`finish`, whose ``next`` is missing when the pool had no trial left
         for it (:meth:`finish_rest` claims it). Two requests must not name the same trial.
         """
-        from hypergraph.sweeps._handout import GroupedFinish
-
         answers: list[dict[str, Any] | None] = [None] * len(requests)
         if not self.groupable():
             return answers
@@ -423,11 +422,7 @@ class SweepService:
             if r.state != "complete" or r.value is None or not math.isfinite(r.value):
                 continue
             target = None if r.ask is None else self._pool_target(r.ask[1])
-            item = GroupedFinish(r.trial_id, r.lease, r.value, (TOKEN_ATTR, r.token_id),
-                                 take=target is not None,
-                                 worker="" if r.ask is None else r.ask[0],
-                                 uattrs={} if r.ask is None else
-                                 {WORKER_ATTR: r.ask[0], TOKEN_ATTR: r.token_id})
+            item = self._grouped(r, r.trial_id, r.value, take=target is not None)
             sid = None if target is None else target.study._study_id
             parts.setdefault(sid, []).append((n, item, target))
         for sid, part in parts.items():
@@ -438,9 +433,7 @@ class SweepService:
                 answer: dict[str, Any] = {"recorded": True, "duplicate": False,
                                           "number": out.number}
                 if out.taken is not None and target is not None:
-                    got = out.taken
-                    answer["next"] = self._answer(target, got.trial_id, got.number, got.lease,
-                                                  got.config, got.params)
+                    answer["next"] = self._taken(target, out.taken)
                 answers[n] = answer
         for sid, part in parts.items():  # the pool ran short: refill it once, then a group
             short = []
@@ -456,20 +449,29 @@ class SweepService:
             first_answer["next"] = self._claim_next(ask, requests[first].token_id)
             if first_answer["next"].get("status") != "trial":
                 continue
-            claims = []
-            for n, _, _ in rest:
-                r = requests[n]
-                assert r.ask is not None
-                claims.append(GroupedFinish(None, "", None, (TOKEN_ATTR, r.token_id), True,
-                                            r.ask[0], {WORKER_ATTR: r.ask[0],
-                                                       TOKEN_ATTR: r.token_id}))
+            claims = [self._grouped(requests[n], None, None, take=True) for n, _, _ in rest]
             for (_n, target, have), out in zip(rest, self.handout.finish_group(sid, claims),
                                                strict=True):
                 if out.taken is not None:
-                    got = out.taken
-                    have["next"] = self._answer(target, got.trial_id, got.number, got.lease,
-                                                got.config, got.params)
+                    have["next"] = self._taken(target, out.taken)
         return answers
+
+    @staticmethod
+    def _grouped(r: FinishRequest, trial_id: int | None, value: float | None, take: bool
+                 ) -> GroupedFinish:
+        """``r`` as an item of :meth:`HandOutStore.finish_group` (``trial_id`` ``None``: its
+        next claim alone)."""
+        from hypergraph.sweeps._handout import GroupedFinish
+
+        worker = "" if r.ask is None else r.ask[0]
+        return GroupedFinish(trial_id, r.lease if trial_id is not None else "", value,
+                             (TOKEN_ATTR, r.token_id), take, worker,
+                             {} if r.ask is None else {WORKER_ATTR: worker,
+                                                       TOKEN_ATTR: r.token_id})
+
+    def _taken(self, sweep: _Sweep, got: HandOut) -> dict[str, Any]:
+        """The claim answer for a trial a group took from ``sweep``'s pool."""
+        return self._answer(sweep, got.trial_id, got.number, got.lease, got.config, got.params)
 
     def finish_rest(self, request: FinishRequest, answer: dict[str, Any] | None
                     ) -> dict[str, Any]:
@@ -597,19 +599,8 @@ class SweepService:
                 logger.warning("Maintenance of sweep '%s' failed: %s", name, err)
 
     def needing_maintenance(self) -> set[str]:
-        """Names of the studies that :meth:`SweepStore.maintain` may act on: a running trial
-        (it may have gone stale), a claim without a trial, or a trial failed other than by its
-        own error that still holds its slot (its retry may be missing)."""
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT s.study_name FROM studies s WHERE s.study_id IN ("
-                "SELECT t.study_id FROM trials t WHERE t.state = 'RUNNING' "
-                "UNION SELECT c.study_id FROM hypergraph_sweep_slots c WHERE c.trial_id IS NULL "
-                "UNION SELECT t.study_id FROM trials t JOIN hypergraph_sweep_slots c "
-                "ON c.trial_id = t.trial_id WHERE t.state = 'FAIL' AND NOT EXISTS ("
-                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
-                "AND a.key = :err))"), {"err": ERROR_ATTR})
-            return {str(r[0]) for r in rows}
+        """Sweeps with something to maintain (:meth:`SweepStore.needing_maintenance`)."""
+        return self.store.needing_maintenance()
 
     def heartbeats(self) -> dict[int, float]:
         """Seconds since each trial's last heartbeat (Optuna's ``trial_heartbeats`` table,

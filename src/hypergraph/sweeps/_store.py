@@ -439,17 +439,14 @@ class SweepStore:
         now = _now()
         before = dt.datetime.now() - grace  # Optuna stores its trials' times in local time
         sid = study._study_id
-        trials, user = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+        trials = models.TrialModel.__table__
         slots = self.slots(study)
         held = {s["trial_id"]: s for s in slots if s["trial_id"] is not None}
         with self.engine.connect() as conn:
             # failed a grace period ago, not by their own error, and still holding a slot
             failed = [int(r[0]) for r in conn.execute(
-                sa.select(trials.c.trial_id).join(SLOTS, SLOTS.c.trial_id == trials.c.trial_id)
-                .where(trials.c.study_id == sid, trials.c.state == TrialState.FAIL,
-                       trials.c.datetime_complete < before,
-                       ~sa.exists().where(user.c.trial_id == trials.c.trial_id,
-                                          user.c.key == ERROR_ATTR)))]
+                _orphaned_failures(sa.select(trials.c.trial_id))
+                .where(trials.c.study_id == sid, trials.c.datetime_complete < before))]
             # running and started a grace period ago
             running = [int(r[0]) for r in conn.execute(
                 sa.select(trials.c.trial_id).where(
@@ -487,6 +484,22 @@ class SweepStore:
                 (SLOTS.c.study_id == study._study_id) & SLOTS.c.trial_id.is_(None)
                 & (SLOTS.c.claimed_at < now - 2 * grace)))
 
+    def needing_maintenance(self) -> set[str]:
+        """Names of the studies :meth:`maintain` may act on, in one query over the storage: a
+        running trial (it may have gone stale), a claim without a trial, or a trial failed
+        other than by its own error that still holds its slot (its retry may be missing)."""
+        from optuna.storages._rdb import models
+        from optuna.trial import TrialState
+
+        trials, studies = models.TrialModel.__table__, models.StudyModel.__table__
+        pending = sa.union(
+            sa.select(trials.c.study_id).where(trials.c.state == TrialState.RUNNING),
+            sa.select(SLOTS.c.study_id).where(SLOTS.c.trial_id.is_(None)),
+            _orphaned_failures(sa.select(trials.c.study_id)))
+        with self.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(
+                sa.select(studies.c.study_name).where(studies.c.study_id.in_(pending)))}
+
     def _retried(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         """Whether a retry of ``trial`` is already queued or run (Optuna's ``retry_history``
         system attribute of any trial of the study names its number)."""
@@ -501,6 +514,19 @@ class SweepStore:
                 .where(trials.c.study_id == study._study_id,
                        system.c.key == "retry_history"))
             return any(trial.number in json.loads(r[0]) for r in rows)
+
+
+def _orphaned_failures(query: sa.Select[Any]) -> sa.Select[Any]:
+    """``query`` (over Optuna's ``trials``) narrowed to failed trials that still hold a slot
+    and were not failed by their own error: failed as stale, their retry possibly missing."""
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    trials, user = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    return (query.join(SLOTS, SLOTS.c.trial_id == trials.c.trial_id)
+            .where(trials.c.state == TrialState.FAIL,
+                   ~sa.exists().where(user.c.trial_id == trials.c.trial_id,
+                                      user.c.key == ERROR_ATTR)))
 
 
 def _now() -> dt.datetime:
