@@ -325,6 +325,76 @@ def test_trial_failed_without_its_retry_is_retried_once_and_its_slot_freed(
     assert not [t for t in trials if t.system_attrs.get("failed_trial") == errored.number]
 
 
+def _attached(store: SweepStore, study: Any, spec: Any, budget: int) -> Any:
+    claim = store.claim(study, budget)
+    assert claim is not None
+    trial = study.ask()
+    assert store.attach(claim, trial)
+    spec.suggest(trial)
+    return trial
+
+
+def test_retry_is_queued_once_when_maintenance_takes_over_from_a_stalled_process(
+        tmp_path: Path) -> None:
+    """The process that failed a stale trial stalls past the grace period before its callback
+    queues the retry: maintenance elsewhere takes over (retry queued, THEN the slot freed, so
+    no new trial can take the slot first), and the stalled callback, when it runs at last,
+    queues nothing more: one retry, never a second left waiting once the budget is used."""
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = sweep_from_mapping(BASE)
+    store = SweepStore(url, heartbeat_interval=1, grace_period=2)
+    other = SweepStore(url, heartbeat_interval=1, grace_period=2)
+    study = store.create("stall", spec)
+    lost = _attached(store, study, spec, 3)
+    assert store.storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)
+    stalled = store.storage.get_trial(lost._trial_id)  # the callback's argument, not run yet
+    time.sleep(2.3)
+    slots_at_retry: list[set[int]] = []
+    queue = other._retry
+
+    def watched(st: Any, trial: Any) -> None:
+        slots_at_retry.append({s["trial_id"] for s in other.slots(st)})
+        queue(st, trial)
+
+    other._retry = watched  # type: ignore[method-assign]
+    other.maintain(other.load("stall"))
+    assert slots_at_retry == [{lost._trial_id}]  # the slot was still held while queueing
+    store._on_stale(study, stalled)  # the stalled process wakes up
+    store.maintain(study)
+    retries = [t for t in study.get_trials(deepcopy=False)
+               if t.system_attrs.get("failed_trial") == lost.number]
+    assert len(retries) == 1 and retries[0].params == lost.params
+    assert store.slots(study) == []
+
+
+def test_retry_mark_of_a_dead_process_is_taken_over_after_the_grace_period(
+        tmp_path: Path) -> None:
+    """A process that marked a failed trial's slot for its retry and died before queueing it:
+    the mark is respected for a grace period, then maintenance takes over (one retry)."""
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = sweep_from_mapping(BASE)
+    store = SweepStore(url, heartbeat_interval=1, grace_period=2)
+    study = store.create("mark", spec)
+    lost = _attached(store, study, spec, 3)
+    assert store.storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)
+    time.sleep(2.3)  # the trial failed a grace period ago; its slot is marked only now
+    mark = store._mark_retrying(lost._trial_id)
+    assert mark and store._mark_retrying(lost._trial_id) is None  # one process wins
+    store.maintain(study)
+    assert [s["token"] for s in store.slots(study)] == [mark]  # the mark is still fresh
+    assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
+    time.sleep(2.3)
+    store.maintain(study)
+    retries = [t for t in study.get_trials(deepcopy=False)
+               if t.system_attrs.get("failed_trial") == lost.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.WAITING
+    assert store.slots(study) == []
+
+
 # -- a whole sweep in this process, show, best.yaml, dashboard ------------------------------------
 
 @pytest.fixture(scope="module")

@@ -116,8 +116,9 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
     trials = _trials(url, name)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(complete) == RUN_CAP
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len(complete) == RUN_CAP, _describe(trials)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], \
+        _describe(trials)
     assert victim.number in {t.number for t in failed}
     retries = {t.system_attrs.get("failed_trial"): t for t in trials
                if t.system_attrs.get("failed_trial") is not None}
@@ -143,6 +144,15 @@ def test_killed_workers_exact_budget_and_resume(tmp_path: Path, backend: str) ->
     store = SweepStore(url)
     study = store.load(name)
     assert store.finished(study) == RUN_CAP
+
+
+def _describe(trials: list[Any]) -> str:
+    """The sweep's trials, one line each, for a failing assertion: enough to tell a retry
+    queued twice from one never popped."""
+    return "\n".join(
+        f"#{t.number} {t.state.name} start={t.datetime_start} done={t.datetime_complete} "
+        f"retries={sorted(_retried_from(t))} worker={t.user_attrs.get('hypergraph_worker')} "
+        f"params={t.params}" for t in trials)
 
 
 def _retried_from(trial: Any) -> set[int]:

@@ -79,6 +79,9 @@ CONFIG_ATTR = "hypergraph_config"
 #: trial of the hand-out pool, :mod:`hypergraph.sweeps._handout`). Never a lease: leases are
 #: 32 hex digits.
 POOL_TOKEN = "pool"
+#: Token prefix of the slot of a failed trial whose retry one process is queueing (the mark
+#: that makes it the only one; the slot is freed once the retry is queued).
+_RETRYING = "retrying:"
 
 
 class StaleTrialError(HyperGraphError):
@@ -412,14 +415,53 @@ class SweepStore:
     # -- leases ----------------------------------------------------------------------------
 
     def _on_stale(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """A trial was failed for a dead worker: queue its retry, then free its slot."""
-        if trial.params or "fixed_params" in trial.system_attrs:  # a popped retry, too
+        """A trial was failed for a dead worker: queue its retry, then free its slot.
+
+        Exactly one process queues the retry: the one whose UPDATE marks the trial's slot as
+        being retried. Another (maintenance that took over from this process, stalled past the
+        grace period between failing the trial and this call) has marked it first, or has
+        already queued the retry and freed the slot: either way there is nothing to do here.
+        """
+        mark = self._mark_retrying(trial._trial_id)
+        if mark is None:
+            return
+        self._requeue(study, trial, mark)
+
+    def _mark_retrying(self, trial_id: int, stale_mark_before: dt.datetime | None = None
+                       ) -> str | None:
+        """Take the right to queue the retry of the failed ``trial_id``: its slot's token
+        becomes a new ``retrying:`` mark (one UPDATE: one process wins). Returns the mark,
+        ``""`` when the trial holds no slot (never attached: whoever failed it retries it), or
+        ``None`` when another process holds the mark (or freed the slot after queueing the
+        retry). With ``stale_mark_before``, a mark set before then is taken over (its process
+        died between the mark and the retry)."""
+        mark = f"{_RETRYING}{uuid.uuid4().hex}"
+        taken = ~SLOTS.c.token.startswith(_RETRYING, autoescape=True)
+        if stale_mark_before is not None:
+            taken = taken | (SLOTS.c.claimed_at < stale_mark_before)
+        with self.engine.begin() as conn:
+            if conn.execute(SLOTS.update().where((SLOTS.c.trial_id == trial_id) & taken)
+                            .values(token=mark, claimed_at=_now())).rowcount:
+                return mark
+            held = conn.execute(sa.select(SLOTS.c.slot).where(SLOTS.c.trial_id == trial_id)
+                                ).first()
+        return None if held is not None else ""
+
+    def _requeue(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, mark: str
+                 ) -> None:
+        """Queue the retry of the failed ``trial`` (unless one is queued already), THEN free
+        its slot (``mark``: the slot's token, see :meth:`_mark_retrying`): the freed slot is
+        there for the retry, never for a new trial drawn meanwhile."""
+        if ((trial.params or "fixed_params" in trial.system_attrs)  # a popped retry, too
+                and not self._retried(study, trial)):
             with quiet():
                 self._retry(study, trial)
             logger.warning("Trial %d lost its worker (%s); queued again with the same "
                            "parameters.", trial.number, trial.user_attrs.get(WORKER_ATTR, "?"))
-        with self.engine.begin() as conn:
-            conn.execute(SLOTS.delete().where(SLOTS.c.trial_id == trial._trial_id))
+        if mark:
+            with self.engine.begin() as conn:
+                conn.execute(SLOTS.delete().where((SLOTS.c.trial_id == trial._trial_id)
+                                                  & (SLOTS.c.token == mark)))
 
     def maintain(self, study: optuna.Study) -> None:
         """Fail stale trials (queueing their retries) and repair half-done claims.
@@ -453,18 +495,11 @@ class SweepStore:
                     trials.c.study_id == sid, trials.c.state == TrialState.RUNNING,
                     trials.c.datetime_start < before))]
         for tid in failed:
-            # failed as stale a grace period ago by a worker that died before it could queue
-            # the retry and free the slot (the callback takes milliseconds)
-            with self.engine.begin() as conn:
-                gone = conn.execute(SLOTS.delete().where(
-                    (SLOTS.c.trial_id == tid) & (SLOTS.c.token == held[tid]["token"]))
-                ).rowcount if tid in held else 0
-            if not gone:
-                continue
-            t = self.storage.get_trial(tid)
-            if (t.params or "fixed_params" in t.system_attrs) and not self._retried(study, t):
-                with quiet():
-                    self._retry(study, t)
+            # failed as stale a grace period ago by a process that died (or stalled) before
+            # it queued the retry and freed the slot (the callback takes milliseconds)
+            mark = self._mark_retrying(tid, stale_mark_before=now - grace)
+            if mark:
+                self._requeue(study, self.storage.get_trial(tid), mark)
         pooled = {tid for tid, s in held.items() if s["token"] == POOL_TOKEN}
         for tid in running:  # never attached, older than the grace period
             # (a pooled trial popped by a worker that died before it took the reservation)
