@@ -21,7 +21,8 @@ processes). CPU per hand-out: the server process's (its workers' included; witho
 process's), the client agents' and, on PostgreSQL, the local database server's (every
 ``postgres`` process); on a loaded machine it says more about capacity than hand-outs/s do.
 ``--group-only`` measures the agents' finish-and-claim requests alone (``--group-max 0``, the
-baseline) against group commit (PostgreSQL: one statement per group). Run::
+baseline) against group commit (PostgreSQL: one statement per group); ``--pruned 0.5`` has
+the agents finish half of the trials as pruned (grouped too). Run::
 
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400
     nice -n 5 .venv/bin/python benchmarks/server_bench.py --trials 400 \\
@@ -94,8 +95,8 @@ def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
 
 
 def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 16,
-               combined: bool = False, group: int = 0, window: float = 0.0
-               ) -> dict[str, float]:
+               combined: bool = False, group: int = 0, window: float = 0.0,
+               pruned: float = 0.0) -> dict[str, float]:
     """Hand-outs per second from the server's SweepService in this process (no HTTP).
 
     ``combined``: each finish carries the next claim; ``group`` > 0: the agents are
@@ -108,7 +109,7 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
                      group_window=window / 1000.0)
     service = app.state.service
     if group:
-        return _in_loop(app, url, trials, agents)
+        return _in_loop(app, url, trials, agents, pruned)
     name = f"bench-{'new' if fast else 'old'}-{uuid.uuid4().hex[:8]}"
     service.create(spec(trials), name)
     engines = [service.store.engine, service.store.storage.engine]
@@ -128,15 +129,16 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
                     time.sleep(0.01)
                     continue
                 ask = (f"bench:{i}", name) if combined else None
-                answer = service.finish(got["trial_id"], got["lease"], 1, "complete",
-                                        rng.random(), None, ask)
+                answer = service.finish(got["trial_id"], got["lease"], 1,
+                                        _state(got["number"], pruned), rng.random(), None, ask)
                 done.append(1)
                 while combined:  # the next trial came with the answer
                     got = answer["next"]
                     if got["status"] != "trial":
                         break
-                    answer = service.finish(got["trial_id"], got["lease"], 1, "complete",
-                                            rng.random(), None, ask)
+                    answer = service.finish(got["trial_id"], got["lease"], 1,
+                                            _state(got["number"], pruned), rng.random(), None,
+                                            ask)
                     done.append(1)
                 if combined and got["status"] == "done":
                     return
@@ -155,7 +157,7 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
     if errors:
         raise errors[0]
     shown = service.describe(name)
-    assert len(done) == trials == shown["finished"] == shown["counts"]["complete"], shown
+    assert len(done) == trials == shown["finished"] == _results(shown), shown
     if service.handout is not None:
         service.handout.dispose()
     service.store.engine.dispose()
@@ -164,7 +166,19 @@ def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 1
             "db_cpu": 1000 * db / trials}
 
 
-def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
+def _state(number: int, pruned: float) -> str:
+    """The result an agent sends for trial ``number``: ``pruned`` for a share ``pruned`` of
+    the trials (spread evenly over the numbers, the same in every arm), else ``complete``."""
+    return "pruned" if (number * 0.6180339887) % 1.0 < pruned else "complete"
+
+
+def _results(shown: dict[str, Any]) -> int:
+    """Trials finished complete or pruned, as ``sweep show`` counts them."""
+    return int(shown["counts"].get("complete", 0)) + int(shown["counts"].get("pruned", 0))
+
+
+def _in_loop(app: Any, url: str, trials: int, agents: int, pruned: float = 0.0
+             ) -> dict[str, float]:
     """:func:`in_process` with the agents as coroutines and grouped finishes."""
     from hypergraph.server._service import FinishRequest
 
@@ -186,8 +200,9 @@ def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
                 await asyncio.sleep(0.01)
                 got = await asyncio.to_thread(service.claim, ask[0], 1, name)
                 continue
-            answer = await groups.finish(FinishRequest(got["trial_id"], got["lease"], 1,
-                                                       "complete", rng.random(), None, ask))
+            answer = await groups.finish(FinishRequest(
+                got["trial_id"], got["lease"], 1, _state(got["number"], pruned), rng.random(),
+                None, ask))
             done.append(1)
             got = answer["next"]
 
@@ -200,7 +215,7 @@ def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         db = _database_cpu() - db
     shown = service.describe(name)
-    assert len(done) == trials == shown["finished"] == shown["counts"]["complete"], shown
+    assert len(done) == trials == shown["finished"] == _results(shown), shown
     service.handout.dispose()
     service.store.engine.dispose()
     return {"rate": trials / wall, "statements": counts["statements"] / trials,
@@ -208,8 +223,8 @@ def _in_loop(app: Any, url: str, trials: int, agents: int) -> dict[str, float]:
             "db_cpu": 1000 * db / trials, "group": groups.requests / max(groups.groups, 1)}
 
 
-async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined: bool
-                 ) -> None:
+async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined: bool,
+                 pruned: float = 0.0) -> None:
     ask = {"agent": name, "sweep": sweep}
     got = None
     while True:
@@ -221,7 +236,8 @@ async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined
             await asyncio.sleep(0.01)
             got = None
             continue
-        body = {"lease": got["lease"], "state": "complete", "value": random.random()}
+        body = {"lease": got["lease"], "state": _state(got["number"], pruned),
+                "value": random.random()}
         if combined:  # the result and the next claim in one request
             body["next"] = ask
         r = await client.post(f"/api/trials/{got['trial_id']}/finish", json=body)
@@ -231,7 +247,7 @@ async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined
 
 
 async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
-                 combined: bool) -> float:
+                 combined: bool, pruned: float = 0.0) -> float:
     import httpx
 
     name = f"bench-http-{uuid.uuid4().hex[:8]}"
@@ -244,19 +260,19 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         start = time.perf_counter()
-        await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts, combined)
+        await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts, combined, pruned)
                                for i in range(agents)))
         wall = time.perf_counter() - start
     async with httpx.AsyncClient(base_url=base, timeout=120,
                                  headers={"Authorization": f"Bearer {admin}"}) as adm:
         shown = (await adm.get(f"/api/sweeps/{name}")).json()
-    assert len(counts) == trials == shown["finished"] == shown["counts"]["complete"], shown
+    assert len(counts) == trials == shown["finished"] == _results(shown), shown
     return trials / wall
 
 
 def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1,
                    combined: bool = False, prefetch: int = 16, group: int = 0,
-                   window: float = 0.0) -> dict[str, float]:
+                   window: float = 0.0, pruned: float = 0.0) -> dict[str, float]:
     """Hand-outs per second through a real server process (``old``: one process only)."""
     import httpx
 
@@ -291,7 +307,7 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
         time.sleep(0.5 * workers)  # every worker process up
         before, db = _cpu_of(server.pid), _database_cpu()
         cpu = time.process_time()
-        rate = asyncio.run(_drive(base, token, admin, trials, agents, combined))
+        rate = asyncio.run(_drive(base, token, admin, trials, agents, combined, pruned))
         cpu = time.process_time() - cpu
         used, db = _cpu_of(server.pid) - before, _database_cpu() - db
     finally:
@@ -346,6 +362,9 @@ def main() -> None:
     parser.add_argument("--group-only", action="store_true",
                         help="Only the finish-and-claim arms: each request alone (the "
                         "baseline, --group-max 0) against group commit.")
+    parser.add_argument("--pruned", type=float, default=0.0,
+                        help="Share of the trials the agents finish as pruned in the "
+                        "--group-only arms (the others complete; default 0).")
     parser.add_argument("--group-max", type=int, default=32,
                         help="Most finishes in one group in the group-commit arms.")
     parser.add_argument("--group-window", type=float, default=0.0,
@@ -395,25 +414,26 @@ def _arms(args: argparse.Namespace, url: Callable[[], str]) -> None:
     """Every arm of the run, printed as one table."""
     rows: list[tuple[str, str, dict[str, float]]] = []
     n, pre, gmax, win = args.trials, args.prefetch, args.group_max, args.group_window
+    pr = args.pruned
     grouping = bool(args.storage) and args.storage.startswith("postgresql")
     if args.group_only:
         base_path = "pool + finish&claim"
         rows.append((base_path, "no HTTP (16 threads)", in_process(
-            url(), n, args.agents, True, prefetch=pre, combined=True)))
+            url(), n, args.agents, True, prefetch=pre, combined=True, pruned=pr)))
         if grouping:
             rows.append(("group commit", "no HTTP (16 coroutines)", in_process(
-                url(), n, args.agents, True, prefetch=pre, group=gmax, window=win)))
+                url(), n, args.agents, True, prefetch=pre, group=gmax, window=win, pruned=pr)))
         rows.append((base_path, "server, 1 process", through_server(
-            url(), n, args.agents, True, combined=True, prefetch=pre)))
+            url(), n, args.agents, True, combined=True, prefetch=pre, pruned=pr)))
         if grouping:
             rows.append(("group commit", "server, 1 process", through_server(
                 url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax,
-                window=win)))
+                window=win, pruned=pr)))
         if grouping and args.server_workers > 1:
             rows.append(("group commit", f"server, {args.server_workers} processes",
                          through_server(url(), n, args.agents, True, args.server_workers,
                                         combined=True, prefetch=pre, group=gmax,
-                                        window=win)))
+                                        window=win, pruned=pr)))
         _print(args, rows, base_path)
         return
     if not args.skip_old:

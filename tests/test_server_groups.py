@@ -110,6 +110,58 @@ def test_each_request_of_a_group_gets_its_own_outcome(tmp_path: Path, backend: s
     assert service.claim("w:9", 1, name) == {"status": "done"}
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pruned_and_failed_results_are_grouped_as_written_alone(tmp_path: Path,
+                                                                 backend: str) -> None:
+    """Pruned and failed results go in the group too (PostgreSQL: the same statement) and
+    write what a finish alone writes: a pruned trial's value is its last report (none
+    without one, none when that was NaN), a failed one keeps its error and its slot (no
+    retry); repeating them answers duplicate. SQLite finishes each alone: same rows."""
+    from hypergraph.sweeps._store import ERROR_ATTR
+
+    app, name = _service(storage_url(backend, tmp_path), run_cap=8)
+    service = app.state.service
+    sweep = service.sweep(name)
+    reported, silent, nan, failed, done = (service.claim(f"w:{i}", 1, name)
+                                           for i in range(5))
+    for step, value in enumerate((0.4, 0.6)):
+        service.report(reported["trial_id"], reported["lease"], 1, step, value)
+    service.report(nan["trial_id"], nan["lease"], 1, 0, 0.3)
+    service.report(nan["trial_id"], nan["lease"], 1, 1, float("nan"))
+    requests = [
+        FinishRequest(reported["trial_id"], reported["lease"], 1, "pruned", None, None,
+                      ("w:0", name)),
+        FinishRequest(silent["trial_id"], silent["lease"], 1, "pruned", None, None, None),
+        FinishRequest(nan["trial_id"], nan["lease"], 1, "pruned", None, None, None),
+        FinishRequest(failed["trial_id"], failed["lease"], 1, "fail", None,
+                      "CUDA out of memory", ("w:3", name)),
+        FinishRequest(done["trial_id"], done["lease"], 1, "complete", 0.9, None, None)]
+    written = service.finish_group(requests)
+    assert all(w is not None for w in written) == (backend == "postgresql")
+    answers = service.finish_many(requests) if backend == "sqlite" else [
+        service.finish_rest(r, w) for r, w in zip(requests, written, strict=True)]
+    assert all(isinstance(a, dict) and a["recorded"] and not a["duplicate"]
+               for a in answers), answers
+    assert answers[0]["next"]["status"] == answers[3]["next"]["status"] == "trial"
+    storage = service.store.storage
+    trials = {x["number"]: storage.get_trial(x["trial_id"])
+              for x in (reported, silent, nan, failed, done)}
+    assert [t.state.name for t in trials.values()] == ["PRUNED"] * 3 + ["FAIL", "COMPLETE"]
+    assert [t.value for t in trials.values()] == [0.6, None, None, None, 0.9]
+    assert trials[failed["number"]].user_attrs[ERROR_ATTR] == "CUDA out of memory"
+    assert ERROR_ATTR not in trials[reported["number"]].user_attrs
+    assert service.finished(sweep) == 5  # the failed trial used its slot: no retry
+    assert not [t for t in sweep.study.get_trials(deepcopy=False)
+                if t.system_attrs.get("failed_trial") is not None]
+    again = service.finish_many([
+        FinishRequest(reported["trial_id"], reported["lease"], 1, "pruned", None, None, None),
+        FinishRequest(failed["trial_id"], failed["lease"], 1, "fail", None, "x", None),
+        FinishRequest(silent["trial_id"], silent["lease"], 1, "complete", 0.2, None, None)])
+    assert isinstance(again[0], dict) and again[0]["duplicate"]
+    assert isinstance(again[1], dict) and again[1]["duplicate"]
+    assert isinstance(again[2], RefusedError) and again[2].status == 409
+
+
 @needs_pg
 def test_concurrent_finishes_form_one_group_and_run_cap_stays_exact() -> None:
     """Finishes submitted together are written as ONE group (one statement); a trial named
@@ -140,7 +192,7 @@ def test_concurrent_finishes_form_one_group_and_run_cap_stays_exact() -> None:
     async def agent(i: int, got: dict[str, Any]) -> None:
         while got["status"] == "trial":
             seen.append(got["trial_id"])
-            state = "fail" if got["number"] % 7 == 3 else "complete"  # alone, not grouped
+            state = "fail" if got["number"] % 7 == 3 else "complete"  # grouped too
             answer = await groups.finish(FinishRequest(
                 got["trial_id"], got["lease"], 1, state, 0.5, "boom", (f"w:{i}", name)))
             got = answer["next"]

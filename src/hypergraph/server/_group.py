@@ -10,7 +10,8 @@ server is idle (a request alone is written at once); under load the groups grow 
 
 Each request keeps its own outcome: a result refused by the fence (its trial was failed as
 stale) is refused alone, the others of its group are recorded, and a request the group did not
-write (refused, a duplicate, not a ``complete`` result, the pool empty) is finished or claimed
+write (refused, a duplicate, a complete result without a finite value, the pool
+empty) is finished or claimed
 alone afterwards, exactly as :meth:`~hypergraph.server._service.SweepService.finish` does.
 """
 

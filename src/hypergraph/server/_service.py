@@ -404,11 +404,13 @@ class SweepService:
         return self.handout is not None and not self.handout.sqlite
 
     def finish_group(self, requests: Sequence[FinishRequest]) -> list[dict[str, Any] | None]:
-        """The first step of :meth:`finish_many`: the ``complete`` results of ``requests``
-        and their next claims from a pool, in one statement per target sweep.
+        """The first step of :meth:`finish_many`: the results of ``requests`` (complete,
+        pruned or failed) and their next claims from a pool, in one statement per target
+        sweep.
 
         Returns one entry per request: ``None`` when nothing was written for it (it was
-        refused, is a duplicate, is not a ``complete`` result, or the storage does not group:
+        refused, is a duplicate, is a ``complete`` result without a finite value, or the
+        storage does not group:
         :meth:`finish_rest` then finishes it alone, which answers why), otherwise the
         answer of :meth:`finish`, whose ``next`` is missing when the pool had no trial left
         for it (:meth:`finish_rest` claims it). Two requests must not name the same trial.
@@ -419,7 +421,8 @@ class SweepService:
         assert self.handout is not None
         parts: dict[int | None, list[tuple[int, GroupedFinish, _Sweep | None]]] = {}
         for n, r in enumerate(requests):
-            if r.state != "complete" or r.value is None or not math.isfinite(r.value):
+            if r.state not in ("pruned", "fail") and (
+                    r.state != "complete" or r.value is None or not math.isfinite(r.value)):
                 continue
             target = None if r.ask is None else self._pool_target(r.ask[1])
             item = self._grouped(r, r.trial_id, r.value, take=target is not None)
@@ -467,7 +470,8 @@ class SweepService:
         return GroupedFinish(trial_id, r.lease if trial_id is not None else "", value,
                              (TOKEN_ATTR, r.token_id), take, worker,
                              {} if r.ask is None else {WORKER_ATTR: worker,
-                                                       TOKEN_ATTR: r.token_id})
+                                                       TOKEN_ATTR: r.token_id},
+                             r.state, r.error)
 
     def _taken(self, sweep: _Sweep, got: HandOut) -> dict[str, Any]:
         """The claim answer for a trial a group took from ``sweep``'s pool."""
@@ -494,7 +498,7 @@ class SweepService:
     def finish_many(self, requests: Sequence[FinishRequest]
                     ) -> list[dict[str, Any] | RefusedError]:
         """:meth:`finish` for several requests at once (group commit): on PostgreSQL the
-        ``complete`` results and the next claims taken from a pool are written in one
+        results and the next claims taken from a pool are written in one
         statement per sweep, the rest one by one. Each request gets its own answer, or the
         :class:`RefusedError` that :meth:`finish` would raise for it (a stale result is
         refused alone, the others are recorded)."""

@@ -282,10 +282,12 @@ class FinishOutcome:
 
 @dataclass
 class GroupedFinish:
-    """One request of a group (:meth:`HandOutStore.finish_group`): a held trial completed
-    with ``value``, and, when ``take``, the claim of a trial of the group's pool for
-    ``worker`` with the attributes ``uattrs`` (the worker's name, the server's token id).
-    ``trial_id`` ``None``: a claim alone (nothing to finish)."""
+    """One request of a group (:meth:`HandOutStore.finish_group`): a held trial finished
+    as ``state`` (``complete`` with the finite ``value``, ``pruned``: the value of its last
+    report as Optuna's ``tell``, ``fail`` with ``error``: its slot stays used), and, when
+    ``take``, the claim of a trial of the group's pool for ``worker`` with the attributes
+    ``uattrs`` (the worker's name, the server's token id). ``trial_id`` ``None``: a claim
+    alone (nothing to finish)."""
 
     trial_id: int | None
     lease: str
@@ -294,6 +296,8 @@ class GroupedFinish:
     take: bool = False
     worker: str = ""
     uattrs: dict[str, Any] = field(default_factory=dict)
+    state: str = "complete"
+    error: str | None = None
 
 
 @dataclass
@@ -893,7 +897,7 @@ class HandOutStore:
 
     def finish_group(self, study_id: int | None, items: Sequence[GroupedFinish]
                      ) -> list[GroupedOutcome]:
-        """Complete several held trials and hand out the next ones, in ONE statement.
+        """Finish several held trials and hand out the next ones, in ONE statement.
 
         PostgreSQL only: one round trip and one commit (flushed, as every finish) for the
         whole group, however many requests it holds. Each request gets its own outcome: its
@@ -907,10 +911,18 @@ class HandOutStore:
 
         Args:
             study_id: The study whose pool the ``take`` requests draw from (``None``: none).
-            items: The requests (``complete`` results).
+            items: The requests (``complete`` with a finite value, ``pruned`` or ``fail``).
         """
         if self.sqlite:
             raise HyperGraphError("Grouped finishes need PostgreSQL.")
+        for item in items:
+            if item.trial_id is not None and not (
+                    item.state in ("pruned", "fail") or (
+                        item.state == "complete" and item.value is not None
+                        and math.isfinite(item.value))):
+                raise ValueError(f"A group finishes 'complete' (with a finite value), "
+                                 f"'pruned' or 'fail' trials, not {item.state!r} with "
+                                 f"value {item.value!r}.")
         named = [i.trial_id for i in items if i.trial_id is not None]
         if len(set(named)) != len(named):
             raise ValueError("A group names a trial twice.")
@@ -934,7 +946,12 @@ class HandOutStore:
             raise ValueError("A group checks one holder attribute.")
         params = {
             "tid": [i.trial_id for i in items], "lease": [i.lease for i in items],
-            "val": [None if i.value is None else float(i.value) for i in items],
+            "val": [None if i.value is None or i.state != "complete" else float(i.value)
+                    for i in items],
+            "st": [_GROUP_STATES.get(i.state, "COMPLETE") for i in items],
+            "err": [json.dumps((i.error or "failed on its agent")[:2000])
+                    if i.state == "fail" else None for i in items],
+            "ekey": ERROR_ATTR,
             "holder": [json.dumps(i.holder[1]) for i in items],
             "take": [bool(i.take and study_id is not None) for i in items],
             "worker": [i.worker[:255] for i in items], "nl": leases,
@@ -1032,10 +1049,15 @@ SELECT t.trial_id, t.number,
 FROM t
 """)
 
+#: The trial state each result of a group writes.
+_GROUP_STATES = {"complete": "COMPLETE", "pruned": "PRUNED", "fail": "FAIL"}
+
 #: Grouped finish-and-claim on PostgreSQL (:meth:`HandOutStore.finish_group`), one statement:
-#: ``req`` holds the requests (one row each, numbered ``i``); ``fin`` completes the trials that
+#: ``req`` holds the requests (one row each, numbered ``i``); ``fin`` finishes the trials that
 #: still run under their lease and holder (the fence, re-checked under each row's lock; a row
-#: failed as stale meanwhile is not updated), ``val`` stores their values; ``want`` ranks the
+#: failed as stale meanwhile is not updated), ``val`` stores the values (a pruned trial's:
+#: its last report, as Optuna's ``tell``; none when that was NaN), ``e`` the errors of
+#: failed ones (their slot stays used, as :meth:`HandOutStore.finish`); ``want`` ranks the
 #: recorded requests that take a next trial (and the claims alone: no trial to finish),
 #: ``got`` locks as many of the pool's trials (``SKIP LOCKED``: never waits on another
 #: claim) and ``c`` pairs them by rank; the
@@ -1045,10 +1067,11 @@ _GROUP_PG = sa.text("""
 WITH req AS (
     SELECT * FROM unnest(CAST(:tid AS int[]), CAST(:lease AS text[]), CAST(:val AS float8[]),
                          CAST(:holder AS text[]), CAST(:take AS bool[]),
-                         CAST(:worker AS text[]), CAST(:nl AS text[]))
-         WITH ORDINALITY AS r(tid, lease, val, holder, take, worker, nl, i)),
+                         CAST(:worker AS text[]), CAST(:nl AS text[]), CAST(:st AS text[]),
+                         CAST(:err AS text[]))
+         WITH ORDINALITY AS r(tid, lease, val, holder, take, worker, nl, st, err, i)),
 fin AS (
-    UPDATE trials t SET state = 'COMPLETE', datetime_complete = :now
+    UPDATE trials t SET state = CAST(r.st AS trialstate), datetime_complete = :now
     FROM req r
     WHERE t.trial_id = r.tid AND t.state = 'RUNNING'
       AND EXISTS (SELECT 1 FROM hypergraph_sweep_slots s
@@ -1058,7 +1081,20 @@ fin AS (
     RETURNING r.i, t.trial_id, t.number, t.study_id),
 val AS (
     INSERT INTO trial_values (trial_id, objective, value, value_type)
-    SELECT fin.trial_id, 0, r.val, 'FINITE' FROM fin JOIN req r ON r.i = fin.i),
+    SELECT fin.trial_id, 0, r.val, CAST('FINITE' AS trialvaluetype)
+    FROM fin JOIN req r ON r.i = fin.i WHERE r.st = 'COMPLETE'
+    UNION ALL
+    SELECT fin.trial_id, 0, iv.intermediate_value,
+           CAST(CAST(iv.intermediate_value_type AS text) AS trialvaluetype)
+    FROM fin JOIN req r ON r.i = fin.i
+    JOIN LATERAL (SELECT v.intermediate_value, v.intermediate_value_type
+                  FROM trial_intermediate_values v WHERE v.trial_id = fin.trial_id
+                  ORDER BY v.step DESC LIMIT 1) iv ON true
+    WHERE r.st = 'PRUNED' AND CAST(iv.intermediate_value_type AS text) <> 'NAN'),
+e AS (
+    INSERT INTO trial_user_attributes (trial_id, key, value_json)
+    SELECT fin.trial_id, :ekey, r.err FROM fin JOIN req r ON r.i = fin.i WHERE r.st = 'FAIL'
+    ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json),
 want AS (
     SELECT r.i, r.worker, r.nl, row_number() OVER (ORDER BY r.i) AS k
     FROM req r LEFT JOIN fin ON fin.i = r.i
