@@ -247,7 +247,12 @@ async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined
 
 
 async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
-                 combined: bool, pruned: float = 0.0) -> float:
+                 combined: bool, meter: Callable[[], tuple[float, ...]], pruned: float = 0.0
+                 ) -> tuple[float, tuple[float, ...]]:
+    """Hand-outs per second of ``agents`` agents through the server at ``base``, and what
+    ``meter`` (CPU seconds of the server, the database, this process) counted while they ran:
+    the sweep's creation before and its ``show`` after (which reads every trial) are not
+    hand-outs."""
     import httpx
 
     name = f"bench-http-{uuid.uuid4().hex[:8]}"
@@ -259,15 +264,15 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
     limits = httpx.Limits(max_connections=agents)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
-        start = time.perf_counter()
+        before, start = meter(), time.perf_counter()
         await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts, combined, pruned)
                                for i in range(agents)))
-        wall = time.perf_counter() - start
+        wall, after = time.perf_counter() - start, meter()
     async with httpx.AsyncClient(base_url=base, timeout=120,
                                  headers={"Authorization": f"Bearer {admin}"}) as adm:
         shown = (await adm.get(f"/api/sweeps/{name}")).json()
     assert len(counts) == trials == shown["finished"] == _results(shown), shown
-    return trials / wall
+    return trials / wall, tuple(b - a for a, b in zip(before, after, strict=True))
 
 
 def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1,
@@ -305,11 +310,11 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
             except httpx.TransportError:
                 time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker process up
-        before, db = _cpu_of(server.pid), _database_cpu()
-        cpu = time.process_time()
-        rate = asyncio.run(_drive(base, token, admin, trials, agents, combined, pruned))
-        cpu = time.process_time() - cpu
-        used, db = _cpu_of(server.pid) - before, _database_cpu() - db
+        def meter() -> tuple[float, ...]:
+            return _cpu_of(server.pid), _database_cpu(), time.process_time()
+
+        rate, (used, db, cpu) = asyncio.run(_drive(base, token, admin, trials, agents,
+                                                   combined, meter, pruned))
     finally:
         server.terminate()
         server.wait()
