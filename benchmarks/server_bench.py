@@ -20,6 +20,7 @@ statements and commits counted per hand-out) and through a real ``hypergraph ser
 processes). CPU per hand-out: the server process's (its workers' included; without HTTP, this
 process's), the client agents' and, on PostgreSQL, the local database server's (every
 ``postgres`` process); on a loaded machine it says more about capacity than hand-outs/s do.
+``--dashboard 40`` measures a dashboard poll over 40 finished sweeps and one running instead.
 ``--group-only`` measures the agents' finish-and-claim requests alone (``--group-max 0``, the
 baseline) against group commit (PostgreSQL: one statement per group); ``--pruned 0.5`` has
 the agents finish half of the trials as pruned (grouped too). Run::
@@ -374,6 +375,10 @@ def main() -> None:
                         help="Most finishes in one group in the group-commit arms.")
     parser.add_argument("--group-window", type=float, default=0.0,
                         help="Milliseconds a group waits for more in the group-commit arms.")
+    parser.add_argument("--dashboard", type=int, default=0, metavar="SWEEPS",
+                        help="Instead: the CPU of one dashboard poll over SWEEPS finished "
+                        "sweeps and one running, settled sweeps kept (the server's way) "
+                        "against every sweep read on every poll (the baseline), interleaved.")
     parser.add_argument("--prefetch", type=int, default=16,
                         help="Trials drawn ahead (the pool) in the new path's arms; the "
                         "baseline arms draw each trial when it is claimed (prefetch 0).")
@@ -397,10 +402,50 @@ def main() -> None:
             hide_password=False)
 
     try:
-        _arms(args, url)
+        if args.dashboard:
+            _dashboard(url(), args.dashboard, max(2, args.trials // max(args.dashboard, 1)))
+        else:
+            _arms(args, url)
     finally:
         for name in databases:
             _admin(str(args.storage), f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _dashboard(url: str, sweeps: int, trials: int, repeats: int = 15) -> None:
+    """CPU ms of one dashboard poll (``SweepService.dashboard``) over ``sweeps`` finished
+    sweeps of ``trials`` trials and one with a trial running: with the entries of settled
+    sweeps kept, and with them dropped before every poll (every sweep read, as before)."""
+    import statistics
+
+    from hypergraph.server import create_app
+
+    service = create_app(url, maintain_every=0).state.service
+    for k in range(sweeps):
+        name = f"done-{k}"
+        service.create({**spec(trials), "run_cap": trials}, name)
+        got = service.claim("bench", 1, name)
+        while got["status"] == "trial":
+            got = service.finish(got["trial_id"], got["lease"], 1, "complete",
+                                 random.random(), None, ("bench", name))["next"]
+    service.create(spec(10), "moving")
+    assert service.claim("bench", 1, "moving")["status"] == "trial"
+    service.dashboard()  # the first poll reads every trial once (Optuna's cache), both arms
+    times: dict[str, list[float]] = {"kept": [], "every sweep read": []}
+    for _ in range(repeats):
+        for arm in times:
+            if arm != "kept":
+                service._settled.clear()
+            cpu = time.process_time()
+            service.dashboard()
+            times[arm].append(1000 * (time.process_time() - cpu))
+    base = statistics.median(times["every sweep read"])
+    print(f"dashboard poll, {sweeps} finished sweeps of {trials} trials + 1 running, "
+          f"{repeats} polls per arm, load average {os.getloadavg()[0]:.1f}")
+    print("| arm | CPU ms per poll (min / median / max) | / every sweep read |")
+    print("|---|---|---|")
+    for arm, got in times.items():
+        med = statistics.median(got)
+        print(f"| {arm} | {min(got):.1f} / {med:.1f} / {max(got):.1f} | {med / base:.2f} |")
 
 
 def _admin(url: str, statement: str) -> None:

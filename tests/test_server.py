@@ -307,3 +307,33 @@ def test_finish_carries_the_next_claim_and_the_fast_path_answers_as_fastapi(
     fresh, _ = env["tokens"].create("agent", "gpu3")  # not in the server's cache yet
     assert c.post("/api/trials/claim", json={"agent": "a:1", "sweep": "nx"}, headers={
         "Authorization": f"Bearer {fresh}"}).json() == {"status": "done"}
+
+
+def test_dashboard_reads_only_the_sweeps_still_moving(env: dict[str, Any]) -> None:
+    """A sweep done with nothing running or queued cannot change: the dashboard keeps its
+    entry and reads its trials no more; a sweep with trials running is read on every poll."""
+    service = env["app"].state.service
+    service.create(SPEC, "over")
+    service.create({**SPEC, "run_cap": 2}, "moving")
+    for _ in range(3):
+        got = service.claim("a:1", 1, "over")
+        service.finish(got["trial_id"], got["lease"], 1, "complete", 0.5, None)
+    held = service.claim("a:1", 1, "moving")
+    first = {s["name"]: s for s in service.dashboard()["sweeps"]}
+    assert first["over"]["finished"] == 3 and len(first["over"]["leaderboard"]) == 3
+    assert [r["number"] for r in first["moving"]["running"]] == [held["number"]]
+    reads: list[str] = []
+    for name in ("over", "moving"):
+        study = service.sweep(name).study
+        real = study.get_trials
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            reads.append(_name)
+            return _real(*args, **kwargs)
+
+        study.get_trials = counted  # type: ignore[method-assign]
+    service.finish(held["trial_id"], held["lease"], 1, "complete", 0.7, None)
+    again = {s["name"]: s for s in service.dashboard()["sweeps"]}
+    assert again["over"] == first["over"] and "over" not in reads
+    assert reads.count("moving") == 1  # once per poll (describe and leaderboard share it)
+    assert again["moving"]["running"] == [] and again["moving"]["finished"] == 1

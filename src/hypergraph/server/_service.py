@@ -129,6 +129,9 @@ class SweepService:
         self._by_study: dict[int, str] = {}
         self._lock = threading.Lock()
         self._names: tuple[float, list[str]] = (-math.inf, [])
+        #: dashboard entries of settled sweeps (done, nothing running or queued: they cannot
+        #: change), so that a poll reads only the sweeps still moving
+        self._settled: dict[str, dict[str, Any]] = {}
 
     # -- sweeps ----------------------------------------------------------------------------
 
@@ -224,7 +227,7 @@ class SweepService:
         counts: dict[str, int] = {}
         for t in trials:
             counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-        board = leaderboard(study)[:top]
+        board = leaderboard(study, trials)[:top]
         return {"name": name, "method": sweep.spec.method, "metric": sweep.spec.metric,
                 "goal": sweep.spec.goal, "budget": sweep.budget,
                 "finished": self.finished(sweep),
@@ -622,7 +625,12 @@ class SweepService:
         beats = self.heartbeats()
         sweeps = []
         for name in self.names():
+            settled = self._settled.get(name)
+            if settled is not None:
+                sweeps.append(settled)
+                continue
             sweep = self.sweep(name)
+            done = self.done(sweep)  # read before the trials: a sweep done before them
             trials = sweep.study.get_trials(deepcopy=False)
             info = self.describe(name, trials=trials)
             running, queue = [], []
@@ -645,5 +653,7 @@ class SweepService:
             panel = _PANELS.get(sweep.spec.method)
             info["panels"] = panel(sweep.study, sweep.spec) if panel else {}
             sweeps.append(info)
+            if done and not running and not queue:
+                self._settled[name] = info
         return {"sweeps": sweeps, "heartbeat_interval": self.store.heartbeat_interval,
                 "grace_period": self.store.grace_period}
