@@ -175,6 +175,7 @@ class SweepService:
         sweep = self.sweep(name)
         sweep.study.set_user_attr(CANCEL_ATTR, True)
         sweep.cancelled = True
+        self._settled.pop(name, None)  # a done sweep cancelled: its kept entry says so too
         return self.describe(name)
 
     def cancelled(self, sweep: _Sweep) -> bool:
