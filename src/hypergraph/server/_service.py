@@ -419,14 +419,15 @@ class SweepService:
         answer of :meth:`finish`, whose ``next`` is missing when the pool had no trial left
         for it (:meth:`finish_rest` claims it). Two requests must not name the same trial.
         """
+        from hypergraph.sweeps._handout import groupable_result
+
         answers: list[dict[str, Any] | None] = [None] * len(requests)
         if not self.groupable():
             return answers
         assert self.handout is not None
         parts: dict[int | None, list[tuple[int, GroupedFinish, _Sweep | None]]] = {}
         for n, r in enumerate(requests):
-            if r.state not in ("pruned", "fail") and (
-                    r.state != "complete" or r.value is None or not math.isfinite(r.value)):
+            if not groupable_result(r.state, r.value):
                 continue
             target = None if r.ask is None else self._pool_target(r.ask[1])
             item = self._grouped(r, r.trial_id, r.value, take=target is not None)

@@ -300,6 +300,13 @@ class GroupedFinish:
     error: str | None = None
 
 
+def groupable_result(state: str, value: float | None) -> bool:
+    """Whether a result can go in a group (:meth:`HandOutStore.finish_group`): ``pruned``,
+    ``fail``, or ``complete`` with a finite value (any other is refused alone)."""
+    return state in ("pruned", "fail") or (
+        state == "complete" and value is not None and math.isfinite(value))
+
+
 @dataclass
 class GroupedOutcome:
     """What :meth:`HandOutStore.finish_group` did for one request: ``recorded`` (else nothing
@@ -916,10 +923,7 @@ class HandOutStore:
         if self.sqlite:
             raise HyperGraphError("Grouped finishes need PostgreSQL.")
         for item in items:
-            if item.trial_id is not None and not (
-                    item.state in ("pruned", "fail") or (
-                        item.state == "complete" and item.value is not None
-                        and math.isfinite(item.value))):
+            if item.trial_id is not None and not groupable_result(item.state, item.value):
                 raise ValueError(f"A group finishes 'complete' (with a finite value), "
                                  f"'pruned' or 'fail' trials, not {item.state!r} with "
                                  f"value {item.value!r}.")
