@@ -422,7 +422,7 @@ def _dashboard(url: str, sweeps: int, trials: int, repeats: int = 15) -> None:
     service = create_app(url, maintain_every=0).state.service
     for k in range(sweeps):
         name = f"done-{k}"
-        service.create({**spec(trials), "run_cap": trials}, name)
+        service.create(spec(trials), name)
         got = service.claim("bench", 1, name)
         while got["status"] == "trial":
             got = service.finish(got["trial_id"], got["lease"], 1, "complete",

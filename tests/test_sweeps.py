@@ -289,6 +289,15 @@ def test_trial_of_a_worker_dead_before_attaching_is_retried_before_its_slot_is_f
     assert again.params == params
 
 
+def _attached(store: SweepStore, study: Any, spec: Any, budget: int) -> Any:
+    claim = store.claim(study, budget)
+    assert claim is not None
+    trial = study.ask()
+    assert store.attach(claim, trial)
+    spec.suggest(trial)
+    return trial
+
+
 def test_trial_failed_without_its_retry_is_retried_once_and_its_slot_freed(
         tmp_path: Path) -> None:
     """A process that failed a stale trial and died before queueing its retry leaves a failed
@@ -300,15 +309,7 @@ def test_trial_failed_without_its_retry_is_retried_once_and_its_slot_freed(
     spec = sweep_from_mapping(BASE)
     store = SweepStore(url, heartbeat_interval=1, grace_period=2)
     study = store.create("half", spec)
-    held = []
-    for _ in range(2):
-        claim = store.claim(study, 3)
-        assert claim is not None
-        trial = study.ask()
-        assert store.attach(claim, trial)
-        spec.suggest(trial)
-        held.append(trial)
-    lost, errored = held
+    lost, errored = (_attached(store, study, spec, 3) for _ in range(2))
     # the first failed as stale by a process that died at once; the second by its own error
     assert store.storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)
     assert store.fail(study, errored, "ValueError: boom")
@@ -323,15 +324,6 @@ def test_trial_failed_without_its_retry_is_retried_once_and_its_slot_freed(
         assert retries[0].params == lost.params  # the same parameters
         assert [s["trial_id"] for s in store.slots(study)] == [errored._trial_id]
     assert not [t for t in trials if t.system_attrs.get("failed_trial") == errored.number]
-
-
-def _attached(store: SweepStore, study: Any, spec: Any, budget: int) -> Any:
-    claim = store.claim(study, budget)
-    assert claim is not None
-    trial = study.ask()
-    assert store.attach(claim, trial)
-    spec.suggest(trial)
-    return trial
 
 
 def test_retry_is_queued_once_when_maintenance_takes_over_from_a_stalled_process(
