@@ -9,7 +9,7 @@ the same run, on the same kind of storage:
 * ``one-tx``: :mod:`hypergraph.sweeps._handout` drawing each trial when it is claimed (one
   transaction under the sweep's lock to claim, one to finish; ``--prefetch 0``): the baseline
   of the ratios;
-* ``pool``: trials drawn ahead (``--prefetch``, default 16) and claimed without the sweep's
+* ``pool``: trials drawn ahead (``--prefetch``, default 64) and claimed without the sweep's
   lock (PostgreSQL: ``FOR UPDATE SKIP LOCKED``);
 * ``pool + finish&claim``: the same, with the agent's next claim riding on its finish request
   (one request per hand-out instead of two, as ``hypergraph agent`` does).
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import socket
@@ -95,7 +96,7 @@ def counted(engines: list[Any]) -> Iterator[dict[str, int]]:
             sa.event.remove(engine, "commit", on_commit)
 
 
-def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 16,
+def in_process(url: str, trials: int, agents: int, fast: bool, prefetch: int = 64,
                combined: bool = False, group: int = 0, window: float = 0.0,
                pruned: float = 0.0) -> dict[str, float]:
     """Hand-outs per second from the server's SweepService in this process (no HTTP).
@@ -224,32 +225,92 @@ def _in_loop(app: Any, url: str, trials: int, agents: int, pruned: float = 0.0
             "db_cpu": 1000 * db / trials, "group": groups.requests / max(groups.groups, 1)}
 
 
-async def _agent(client: Any, name: str, sweep: str, counts: list[int], combined: bool,
-                 pruned: float = 0.0) -> None:
+class RawClient:
+    """A minimal HTTP/1.1 client for the benchmark's agents: one kept-alive connection, the
+    same requests as ``hypergraph agent`` makes (JSON bodies, bearer token), no more.
+
+    httpx spends about 2 ms of CPU per request, as much as the server; on a machine where
+    the agents share the server's cores, that CPU is taken from the server and the
+    benchmark measures its own client. Real agents spend seconds to hours per trial.
+    """
+
+    def __init__(self, base: str, token: str) -> None:
+        host, port = base.split("://", 1)[1].rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.head = (f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: ").encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST ``body`` as JSON; ``(status, decoded JSON answer)``."""
+        import json
+
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        data = json.dumps(body).encode()
+        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
+                          + str(len(data)).encode() + b"\r\n\r\n" + data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        answer = await self.reader.readexactly(length)
+        return status, json.loads(answer) if answer else None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+class HttpxClient:
+    """The agents' requests through one shared ``httpx.AsyncClient`` (``--client httpx``)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        r = await self.client.post(path, json=body)
+        return r.status_code, r.json()
+
+    async def close(self) -> None:
+        pass
+
+
+async def _agent(client: RawClient | HttpxClient, name: str, sweep: str, counts: list[int],
+                 combined: bool, pruned: float = 0.0) -> None:
     ask = {"agent": name, "sweep": sweep}
     got = None
-    while True:
-        if got is None:
-            got = (await client.post("/api/trials/claim", json=ask)).json()
-        if got["status"] == "done":
-            return
-        if got["status"] == "wait":
-            await asyncio.sleep(0.01)
-            got = None
-            continue
-        body = {"lease": got["lease"], "state": _state(got["number"], pruned),
-                "value": random.random()}
-        if combined:  # the result and the next claim in one request
-            body["next"] = ask
-        r = await client.post(f"/api/trials/{got['trial_id']}/finish", json=body)
-        assert r.status_code == 200, r.text
-        counts.append(1)
-        got = r.json().get("next")
+    try:
+        while True:
+            if got is None:
+                status, got = await client.post("/api/trials/claim", ask)
+                assert status == 200, got
+            if got["status"] == "done":
+                return
+            if got["status"] == "wait":
+                await asyncio.sleep(0.01)
+                got = None
+                continue
+            body = {"lease": got["lease"], "state": _state(got["number"], pruned),
+                    "value": random.random()}
+            if combined:  # the result and the next claim in one request
+                body["next"] = ask
+            status, answer = await client.post(f"/api/trials/{got['trial_id']}/finish", body)
+            assert status == 200, answer
+            counts.append(1)
+            got = answer.get("next")
+    finally:
+        await client.close()
 
 
 async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
-                 combined: bool, meter: Callable[[], tuple[float, ...]], pruned: float = 0.0
-                 ) -> tuple[float, tuple[float, ...]]:
+                 combined: bool, meter: Callable[[], tuple[float, ...]], pruned: float = 0.0,
+                 client: str = "raw") -> tuple[float, tuple[float, ...]]:
     """Hand-outs per second of ``agents`` agents through the server at ``base``, and what
     ``meter`` (CPU seconds of the server, the database, this process) counted while they ran:
     the sweep's creation before and its ``show`` after (which reads every trial) are not
@@ -264,10 +325,12 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
     counts: list[int] = []
     limits = httpx.Limits(max_connections=agents)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+                                 headers={"Authorization": f"Bearer {token}"}) as shared:
+        clients = [RawClient(base, token) if client == "raw" else HttpxClient(shared)
+                   for _ in range(agents)]
         before, start = meter(), time.perf_counter()
-        await asyncio.gather(*(_agent(client, f"bench:{i}", name, counts, combined, pruned)
-                               for i in range(agents)))
+        await asyncio.gather(*(_agent(c, f"bench:{i}", name, counts, combined, pruned)
+                               for i, c in enumerate(clients)))
         wall, after = time.perf_counter() - start, meter()
     async with httpx.AsyncClient(base_url=base, timeout=120,
                                  headers={"Authorization": f"Bearer {admin}"}) as adm:
@@ -277,8 +340,9 @@ async def _drive(base: str, token: str, admin: str, trials: int, agents: int,
 
 
 def through_server(url: str, trials: int, agents: int, fast: bool, workers: int = 1,
-                   combined: bool = False, prefetch: int = 16, group: int = 0,
-                   window: float = 0.0, pruned: float = 0.0) -> dict[str, float]:
+                   combined: bool = False, prefetch: int = 64, group: int = 0,
+                   window: float = 0.0, pruned: float = 0.0, client: str = "raw"
+                   ) -> dict[str, float]:
     """Hand-outs per second through a real server process (``old``: one process only)."""
     import httpx
 
@@ -315,7 +379,7 @@ def through_server(url: str, trials: int, agents: int, fast: bool, workers: int 
             return _cpu_of(server.pid), _database_cpu(), time.process_time()
 
         rate, (used, db, cpu) = asyncio.run(_drive(base, token, admin, trials, agents,
-                                                   combined, meter, pruned))
+                                                   combined, meter, pruned, client))
     finally:
         server.terminate()
         server.wait()
@@ -375,11 +439,15 @@ def main() -> None:
                         help="Most finishes in one group in the group-commit arms.")
     parser.add_argument("--group-window", type=float, default=0.0,
                         help="Milliseconds a group waits for more in the group-commit arms.")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="The agents' HTTP client through the server: a minimal "
+                        "HTTP/1.1 one (default; about a tenth of httpx's CPU per request, "
+                        "so the agents take less of the cores the server runs on) or httpx.")
     parser.add_argument("--dashboard", type=int, default=0, metavar="SWEEPS",
                         help="Instead: the CPU of one dashboard poll over SWEEPS finished "
                         "sweeps and one running, settled sweeps kept (the server's way) "
                         "against every sweep read on every poll (the baseline), interleaved.")
-    parser.add_argument("--prefetch", type=int, default=16,
+    parser.add_argument("--prefetch", type=int, default=64,
                         help="Trials drawn ahead (the pool) in the new path's arms; the "
                         "baseline arms draw each trial when it is claimed (prefetch 0).")
     args = parser.parse_args()
@@ -465,6 +533,7 @@ def _arms(args: argparse.Namespace, url: Callable[[], str]) -> None:
     rows: list[tuple[str, str, dict[str, float]]] = []
     n, pre, gmax, win = args.trials, args.prefetch, args.group_max, args.group_window
     pr = args.pruned
+    server = functools.partial(through_server, client=args.client)
     grouping = bool(args.storage) and args.storage.startswith("postgresql")
     if args.group_only:
         base_path = "pool + finish&claim"
@@ -473,41 +542,41 @@ def _arms(args: argparse.Namespace, url: Callable[[], str]) -> None:
         if grouping:
             rows.append(("group commit", "no HTTP (16 coroutines)", in_process(
                 url(), n, args.agents, True, prefetch=pre, group=gmax, window=win, pruned=pr)))
-        rows.append((base_path, "server, 1 process", through_server(
+        rows.append((base_path, "server, 1 process", server(
             url(), n, args.agents, True, combined=True, prefetch=pre, pruned=pr)))
         if grouping:
-            rows.append(("group commit", "server, 1 process", through_server(
+            rows.append(("group commit", "server, 1 process", server(
                 url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax,
                 window=win, pruned=pr)))
         if grouping and args.server_workers > 1:
             rows.append(("group commit", f"server, {args.server_workers} processes",
-                         through_server(url(), n, args.agents, True, args.server_workers,
+                         server(url(), n, args.agents, True, args.server_workers,
                                         combined=True, prefetch=pre, group=gmax,
                                         window=win, pruned=pr)))
         _print(args, rows, base_path)
         return
     if not args.skip_old:
         rows.append(("old", "no HTTP (16 threads)", in_process(url(), n, args.agents, False)))
-        rows.append(("old", "server, 1 process", through_server(url(), n, args.agents,
+        rows.append(("old", "server, 1 process", server(url(), n, args.agents,
                                                                 False)))
     # the one-transaction claim drawing each trial when claimed, claim + finish requests
     rows.append(("one-tx", "no HTTP (16 threads)", in_process(url(), n, args.agents, True,
                                                               prefetch=0)))
-    rows.append(("one-tx", "server, 1 process", through_server(url(), n, args.agents, True,
+    rows.append(("one-tx", "server, 1 process", server(url(), n, args.agents, True,
                                                                prefetch=0)))
     # the pool (prefetch), then with the next claim riding on the finish request
     rows.append(("pool", "no HTTP (16 threads)", in_process(url(), n, args.agents, True,
                                                             prefetch=pre)))
-    rows.append(("pool", "server, 1 process", through_server(url(), n, args.agents, True,
+    rows.append(("pool", "server, 1 process", server(url(), n, args.agents, True,
                                                              prefetch=pre)))
-    rows.append(("pool + finish&claim", "server, 1 process", through_server(
+    rows.append(("pool + finish&claim", "server, 1 process", server(
         url(), n, args.agents, True, combined=True, prefetch=pre)))
     if grouping:
-        rows.append(("group commit", "server, 1 process", through_server(
+        rows.append(("group commit", "server, 1 process", server(
             url(), n, args.agents, True, combined=True, prefetch=pre, group=gmax)))
     if args.server_workers > 1:
         rows.append(("pool + finish&claim", f"server, {args.server_workers} processes",
-                     through_server(url(), n, args.agents, True, args.server_workers,
+                     server(url(), n, args.agents, True, args.server_workers,
                                     combined=True, prefetch=pre, group=gmax)))
     _print(args, rows, "one-tx")
 

@@ -344,3 +344,84 @@ def test_pool_drawn_ahead_within_the_budget_and_shared_with_storage_workers(
     assert states.count(TrialState.COMPLETE) == 5 and TrialState.WAITING not in states
     handout.dispose()
     other.dispose()
+
+
+def _pool(store: SweepStore, study: Any) -> list[int]:
+    """The slots reserved for the pool, in order."""
+    from hypergraph.sweeps._store import POOL_TOKEN
+
+    return sorted(s["slot"] for s in store.slots(study) if s["token"] == POOL_TOKEN)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fill_draws_into_the_pool_within_the_budget(tmp_path: Path, backend: str) -> None:
+    """``fill`` draws ``prefetch`` trials ahead without handing one out, only while the pool
+    is below the level asked, never beyond the budget, and not while a retry is queued
+    (claims take that first); claims then take the filled trials without drawing."""
+    import optuna
+    from optuna.trial import TrialState
+
+    url = storage_url(backend, tmp_path)
+    store, spec, study, _name = _sweep(url, run_cap=10)
+    handout = HandOutStore(store, prefetch=4)
+    assert handout.fill(study, spec, 10) == 4
+    assert _pool(store, study) == [0, 1, 2, 3]
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.WAITING] * 4
+    assert handout.fill(study, spec, 10) == 0  # the pool holds prefetch already
+    assert handout.fill(study, spec, 10, below=8) == 4
+    assert handout.fill(study, spec, 10, below=10) == 2  # the budget's last two slots
+    assert handout.fill(study, spec, 10, below=20) == 0
+    assert _pool(store, study) == list(range(10))
+    drawn = {t._trial_id: t.params for t in study.get_trials(deepcopy=False)}
+    got = handout.claim(study, spec, 10, "a:1")
+    assert got is not None and got.number == 0 and got.params == drawn[got.trial_id]
+    # a trial that dies is retried: no fill while its retry waits for a claim
+    store.release(study, optuna.Trial(study, got.trial_id))
+    assert handout.fill(study, spec, 10, below=20) == 0
+    handed = []
+    while (next_one := handout.claim(study, spec, 10, "a:2")) is not None:
+        handed.append(next_one)
+    assert len(handed) == 10  # the nine left in the pool, then the retry in the freed slot
+    assert handed[-1].params == got.params and handed[-1].number == 10
+    assert len(store.slots(study)) == 10  # exactly run_cap
+    handout.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_draw_ahead_takes_a_freed_slot_first(tmp_path: Path, backend: str) -> None:
+    """A draw of several trials fills the budget's gaps (a slot freed by a trial that left
+    the pool) before the slots after the highest one held."""
+    import sqlalchemy as sa
+    from optuna.trial import TrialState
+
+    from hypergraph.sweeps._store import SLOTS
+
+    url = storage_url(backend, tmp_path)
+    store, spec, study, _name = _sweep(url, run_cap=6)
+    handout = HandOutStore(store, prefetch=3)
+    assert handout.fill(study, spec, 6) == 3
+    gone = next(s for s in store.slots(study) if s["slot"] == 1)
+    with store.engine.begin() as conn:  # slot 1's trial leaves the pool for good
+        conn.execute(SLOTS.delete().where((SLOTS.c.study_id == study._study_id)
+                                          & (SLOTS.c.slot == 1)))
+    store.storage.set_trial_state_values(gone["trial_id"], TrialState.FAIL)
+    assert handout.fill(study, spec, 6, below=6) == 3
+    assert _pool(store, study) == [0, 1, 2, 3, 4]
+    assert sa.inspect(store.engine).get_indexes  # the storage is still readable
+    handout.dispose()
+
+
+def test_a_storage_made_before_the_slot_index_gets_it(tmp_path: Path) -> None:
+    """Opening a storage created before the index of slots by token adds the index."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SweepStore(url)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_hypergraph_sweep_slots_token")
+    names = {i["name"] for i in sa.inspect(store.engine).get_indexes("hypergraph_sweep_slots")}
+    assert "ix_hypergraph_sweep_slots_token" not in names
+    store.engine.dispose()
+    again = SweepStore(url)
+    names = {i["name"] for i in sa.inspect(again.engine).get_indexes("hypergraph_sweep_slots")}
+    assert "ix_hypergraph_sweep_slots_token" in names

@@ -286,3 +286,35 @@ def test_a_group_that_fails_is_finished_request_by_request(
     assert sorted([first["next"]["status"], third["next"]["status"]]) == ["trial", "wait"]
     states = [t.state for t in service.sweep(name).study.get_trials(deepcopy=False)]
     assert states.count(TrialState.COMPLETE) == 2 and states.count(TrialState.RUNNING) == 2
+
+
+@needs_pg
+def test_a_group_that_leaves_the_pool_low_has_it_filled_in_the_background() -> None:
+    """A group's statement tells how many trials its pool has left; below the low-water
+    mark the service fills the pool in a background thread (one fill at a time), so that
+    the next groups take drawn trials instead of waiting for a draw; run_cap stays exact."""
+    from hypergraph.sweeps._store import POOL_TOKEN
+
+    app, name = _service(PG_URL, run_cap=40, prefetch=4)
+    service = app.state.service
+    sweep = service.sweep(name)
+    held = [service.claim(f"w:{i}", 1, name) for i in range(4)]  # 1 + 4 drawn: 1 left
+
+    def pooled() -> int:
+        return sum(s["token"] == POOL_TOKEN for s in service.store.slots(sweep.study))
+
+    assert pooled() == 1
+    filled: list[Any] = []
+    real_fill = service._fill
+    service._fill = lambda s: filled.append(s) or real_fill(s)
+    first = held[0]
+    [answer] = service.finish_group([FinishRequest(first["trial_id"], first["lease"], 1,
+                                                   "complete", 0.5, None, ("w:0", name))])
+    assert answer is not None and answer["recorded"]
+    assert answer["next"]["status"] == "trial"  # the pool's last trial
+    service.close()  # waits for the fill
+    assert filled == [sweep]
+    assert pooled() == 4  # filled up to prefetch after the group took the last one
+    assert not service._filling
+    slots = service.store.slots(sweep.study)
+    assert len(slots) <= 40 and len({s["trial_id"] for s in slots}) == len(slots)

@@ -43,8 +43,9 @@ def server(
         "every claim is a transaction in the storage).")] = 1,
     prefetch: Annotated[int, typer.Option(
         min=0, max=1024, help="Trials of a random or grid sweep drawn ahead of the claims "
-        "(never beyond its run_cap): claims take them without waiting on the sweep's lock. "
-        "0: each trial is drawn when it is claimed.")] = 16,
+        "(never beyond its run_cap): claims take them without waiting on the sweep's lock, "
+        "and on PostgreSQL the pool is filled again in the background when it runs low. "
+        "0: each trial is drawn when it is claimed.")] = 64,
     group_window: Annotated[float, typer.Option(
         min=0.0, max=1000.0, help="Milliseconds a group of agents' results waits for more "
         "before it is written (PostgreSQL: the results and the agents' next trials of a "

@@ -251,7 +251,7 @@ def _hot_routes(service: SweepService, tokens: TokenStore, groups: FinishGroups 
 def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: int = 20,
                maintain_every: float | None = None, max_body: int = 256 * 1024,
                store: SweepStore | None = None, fast: bool = True,
-               token_cache_seconds: float = 2.0, prefetch: int = 16,
+               token_cache_seconds: float = 2.0, prefetch: int = 64,
                group_window: float = 0.0, group_max: int = 32) -> FastAPI:
     """The control server for the sweeps of ``storage_url``.
 
@@ -306,6 +306,7 @@ def create_app(storage_url: str, *, heartbeat_interval: int = 5, grace_period: i
         stop.set()
         if thread.is_alive():
             await asyncio.to_thread(thread.join)
+        await asyncio.to_thread(service.close)
 
     app = FastAPI(title="HyperGraph control server", version="1",
                   description="Sweeps on many machines: agents claim trials, beat, report and "

@@ -10,6 +10,7 @@ trial held under another API token is refused as someone else's.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import threading
@@ -119,7 +120,7 @@ class SweepService:
     """
 
     def __init__(self, store: SweepStore, fast: bool = True, cache_seconds: float = 1.0,
-                 prefetch: int = 16) -> None:
+                 prefetch: int = 64) -> None:
         from hypergraph.sweeps._handout import HandOutStore
 
         self.store = store
@@ -132,6 +133,9 @@ class SweepService:
         #: dashboard entries of settled sweeps (done, nothing running or queued: they cannot
         #: change), so that a poll reads only the sweeps still moving
         self._settled: dict[str, dict[str, Any]] = {}
+        #: the pools being filled in the background (study ids), and the thread that fills
+        self._filling: set[int] = set()
+        self._filler: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- sweeps ----------------------------------------------------------------------------
 
@@ -435,6 +439,9 @@ class SweepService:
             parts.setdefault(sid, []).append((n, item, target))
         for sid, part in parts.items():
             outcomes = self.handout.finish_group(sid, [item for _, item, _ in part])
+            left = outcomes[0].pool_left if outcomes else None
+            if sid is not None and left is not None and left < self._low_water(len(part)):
+                self._fill_soon(part[0][2])
             for (n, _item, target), out in zip(part, outcomes, strict=True):
                 if not out.recorded:
                     continue
@@ -463,6 +470,48 @@ class SweepService:
                 if out.taken is not None:
                     have["next"] = self._taken(target, out.taken)
         return answers
+
+    def _low_water(self, group: int) -> int:
+        """Pool level under which a group's claims have it filled in the background: the
+        pool's size, and at least two groups like this one (a fill takes about as long as
+        a few groups; the groups meanwhile take from what is left)."""
+        assert self.handout is not None
+        return max(self.handout.prefetch, 2 * group)
+
+    def _fill_soon(self, sweep: _Sweep | None) -> None:
+        """Fill ``sweep``'s pool in a background thread (one fill per sweep at a time), so
+        that the agents' next claims take drawn trials instead of waiting for a draw."""
+        if sweep is None:
+            return
+        sid = sweep.study._study_id
+        with self._lock:
+            if sid in self._filling:
+                return
+            self._filling.add(sid)
+            if self._filler is None:
+                self._filler = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="hypergraph-pool")
+            filler = self._filler
+        filler.submit(self._fill, sweep)
+
+    def _fill(self, sweep: _Sweep) -> None:
+        assert self.handout is not None
+        try:
+            if not (sweep.done or self.cancelled(sweep)):
+                self.handout.fill(sweep.study, sweep.spec, sweep.budget, lock=sweep.lock,
+                                  below=self.handout.prefetch)
+        except Exception:  # the claims fill it themselves when it runs dry
+            logger.warning("Filling the pool of sweep %s failed", sweep.name, exc_info=True)
+        finally:
+            with self._lock:
+                self._filling.discard(sweep.study._study_id)
+
+    def close(self) -> None:
+        """Wait for a background fill of a pool to end (the server's shutdown)."""
+        with self._lock:
+            filler, self._filler = self._filler, None
+        if filler is not None:
+            filler.shutdown(wait=True)
 
     @staticmethod
     def _grouped(r: FinishRequest, trial_id: int | None, value: float | None, take: bool

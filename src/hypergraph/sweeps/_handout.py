@@ -311,13 +311,15 @@ def groupable_result(state: str, value: float | None) -> bool:
 class GroupedOutcome:
     """What :meth:`HandOutStore.finish_group` did for one request: ``recorded`` (else nothing
     was written for it: the caller finishes it alone, which says why), the finished trial's
-    ``number`` and ``study_id``, and ``taken``: the next trial handed out (``None``: none
-    asked, or the pool had none left)."""
+    ``number`` and ``study_id``, ``taken``: the next trial handed out (``None``: none
+    asked, or the pool had none left), and ``pool_left``: the trials left in the pool."""
 
     recorded: bool
     number: int = -1
     study_id: int = -1
     taken: HandOut | None = None
+    #: trials left in the pool after the group (``None``: no pool asked)
+    pool_left: int | None = None
 
 
 @dataclass
@@ -357,7 +359,7 @@ class HandOutStore:
     """
 
     def __init__(self, store: SweepStore, pool_size: int = 8, lazy_claims: bool = True,
-                 prefetch: int = 16) -> None:
+                 prefetch: int = 64) -> None:
         from optuna.storages._rdb import models
 
         self.store = store
@@ -403,17 +405,24 @@ class HandOutStore:
         state = t.c.state.type
         sid, tid = sa.bindparam("sid", type_=sa.Integer), sa.bindparam("tid", type_=sa.Integer)
         pooled = (SLOTS.c.study_id == sid) & (SLOTS.c.token == POOL_TOKEN)
-        # slots held (reservations included), trials, trials queued outside the pool, pooled
-        self._census_sql = sa.select(
-            sa.select(sa.func.count()).select_from(SLOTS)
-            .where(SLOTS.c.study_id == sid).scalar_subquery(),
-            sa.select(sa.func.count()).select_from(t).where(t.c.study_id == sid)
-            .scalar_subquery(),
-            sa.select(sa.func.count()).select_from(t)
-            .where((t.c.study_id == sid) & (t.c.state == TrialState.WAITING)
-                   & ~sa.exists().where(pooled & (SLOTS.c.trial_id == t.c.trial_id)))
-            .scalar_subquery(),
-            sa.select(sa.func.count()).select_from(SLOTS).where(pooled).scalar_subquery())
+        # slots held (reservations included), trials, trials queued outside the pool, pooled,
+        # the highest slot held: one pass over the sweep's slots and one over its trials
+        slot_counts = (sa.select(sa.func.count().label("held"),
+                                 sa.func.count().filter(SLOTS.c.token == POOL_TOKEN)
+                                 .label("pooled"),
+                                 sa.func.max(SLOTS.c.slot).label("top"))
+                       .where(SLOTS.c.study_id == sid).subquery())
+        trial_counts = (sa.select(
+            sa.func.count().label("trials"),
+            sa.func.count().filter(
+                (t.c.state == TrialState.WAITING)
+                & ~sa.exists().where(pooled & (SLOTS.c.trial_id == t.c.trial_id)))
+            .label("waiting"))
+            .where(t.c.study_id == sid).subquery())
+        self._census_sql = sa.select(slot_counts.c.held, trial_counts.c.trials,
+                                     trial_counts.c.waiting, slot_counts.c.pooled,
+                                     slot_counts.c.top).select_from(
+            slot_counts.join(trial_counts, sa.true()))
         self._reserved_sql = sa.select(SLOTS.c.trial_id).where(pooled)
         # the pool's first trial not handed out yet (SQLite: under the write lock)
         self._pool_first_sql = (
@@ -511,8 +520,8 @@ class HandOutStore:
         """``(slots held, trials, trials queued outside the pool, trials in the pool)`` of a
         study, in one query (slots held include the pool's reservations)."""
         with self._reader().connect() as conn:
-            held, trials, waiting, pooled = conn.execute(self._census_sql,
-                                                         {"sid": study_id}).one()
+            held, trials, waiting, pooled, _top = conn.execute(self._census_sql,
+                                                               {"sid": study_id}).one()
         return int(held or 0), int(trials or 0), int(waiting or 0), int(pooled or 0)
 
     def claim(self, study: optuna.Study, spec: SweepSpec, budget: int, worker: str,
@@ -578,7 +587,7 @@ class HandOutStore:
                         self._commit_claim, sid, budget, worker, d.frozen, d.popped,
                         d.params, {**d.uattrs, **extra}, d.sattrs, study_attrs,
                         failed=d.error is not None))
-                    handed = None if got_one is None else (got_one, d)
+                    handed = None if got_one is None else (got_one, d, 0)
                 else:
                     handed = _retry_disconnect(functools.partial(
                         self._commit_batch, sid, budget, worker, draws, extra, study_attrs))
@@ -587,15 +596,47 @@ class HandOutStore:
             except IntegrityError as err:  # a slot taken by a writer outside the lock
                 logger.debug("Claim of sweep %d raced another writer: %s", sid, err)
                 continue
-            if handed is None:
-                return None
-            (trial_id, number, lease), draw = handed
+            if handed is None:  # every slot held, or reserved by a fill meanwhile: take one
+                return _retry_disconnect(functools.partial(self._take_pooled, sid, worker,
+                                                           extra))
+            (trial_id, number, lease), draw, _pooled = handed
             if draw.error is not None:
                 logger.warning("Trial %d of %s failed at its draw: %s", number,
                                study.study_name, draw.error)
                 continue
             return HandOut(trial_id, number, lease, dict(draw.frozen.params), draw.config)
         return None
+
+    def fill(self, study: optuna.Study, spec: SweepSpec, budget: int,
+             lock: threading.Lock | None = None, below: int | None = None) -> int:
+        """Draw trials into the pool of ``study`` ahead of the claims (random and grid
+        sweeps), so that claims find it full: ``prefetch`` trials, never beyond the budget
+        left. Nothing when retries are queued (claims take those first, each alone), when
+        the pool already holds ``below`` trials or more (default: ``prefetch``) or when
+        every slot is held. Returns the trials added to the pool.
+
+        ``lock``: held while drafting (the sampler is not thread-safe), as in :meth:`claim`.
+        """
+        sid = study._study_id
+        held, trials, waiting, pooled = self.census(sid)
+        count = min(self.prefetch, budget - held)
+        if waiting or count <= 0 or pooled >= (self.prefetch if below is None else below):
+            return 0
+        drafter = self._drafter(study)
+        with lock or drafter.lock, quiet():
+            draws, study_attrs = self._draw(drafter, spec, count, trials, False, frozenset())
+        for draw in draws:
+            draw.uattrs = {**draw.uattrs, **(
+                {CONFIG_ATTR: json.dumps(draw.config)} if draw.error is None
+                else {ERROR_ATTR: draw.error[:2000]})}
+        try:
+            written = _retry_disconnect(functools.partial(
+                self._commit_batch, sid, budget, "(pool)", draws, {}, study_attrs,
+                hand_out=False))
+        except (_LostRaceError, IntegrityError) as err:  # raced a claim: it fills instead
+            logger.debug("Filling the pool of sweep %d raced a claim: %s", sid, err)
+            return 0
+        return 0 if written is None else written[2]
 
     def _draw(self, drafter: _Drafter, spec: SweepSpec, count: int, trials: int,
               waiting: bool, reserved: frozenset[int]) -> tuple[list[_Draw], dict[str, Any]]:
@@ -667,12 +708,15 @@ class HandOutStore:
                 for name, value, dist in rows}
 
     def _commit_batch(self, sid: int, budget: int, worker: str, draws: list[_Draw],
-                      extra: dict[str, Any], study_attrs: dict[str, Any]
-                      ) -> tuple[tuple[int, int, str], _Draw] | None:
+                      extra: dict[str, Any], study_attrs: dict[str, Any],
+                      hand_out: bool = True
+                      ) -> tuple[tuple[int, int, str], _Draw, int] | None:
         """Write ``draws`` in one transaction under the sweep's lock: the first that drew
-        without an error is handed out (running, with ``extra`` attributes and a heartbeat),
-        the others fill the pool (``WAITING``, a slot reserved each); draws beyond the budget
-        left (slots held, retries queued) are dropped."""
+        without an error is handed out (running, with ``extra`` attributes and a heartbeat;
+        none when not ``hand_out``), the others fill the pool (``WAITING``, a slot reserved
+        each); draws beyond the budget left (slots held, retries queued) are dropped.
+        ``None``: no slot left; else the trial handed out (its draw; ``""`` as its lease when
+        every draw failed by its own error) and the number of trials added to the pool."""
         from optuna.distributions import distribution_to_json
         from optuna.trial import TrialState
 
@@ -680,16 +724,20 @@ class HandOutStore:
         lease = uuid.uuid4().hex
         t = self._trials
         with self._transaction(sid) as conn:
-            held, trials, waiting, _pooled = conn.execute(self._census_sql,
-                                                          {"sid": sid}).one()
+            held, trials, waiting, _pooled, top = conn.execute(self._census_sql,
+                                                               {"sid": sid}).one()
             room = budget - int(held) - int(waiting)
             if room <= 0:
                 return None
             draws = draws[:room]
-            taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
-            free = [s for s in range(budget) if s not in taken][:len(draws)]
+            if top is None or top + 1 == held:  # slots 0..held-1 taken: the next ones free
+                free = list(range(int(held), budget))[:len(draws)]
+            else:  # a slot was freed (its trial died): the gaps first
+                taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
+                free = [s for s in range(budget) if s not in taken][:len(draws)]
             draws = draws[:len(free)]
-            mine = next((i for i, d in enumerate(draws) if d.error is None), None)
+            mine = (next((i for i, d in enumerate(draws) if d.error is None), None)
+                    if hand_out else None)
             rows = []
             for i, d in enumerate(draws):
                 state = (TrialState.FAIL if d.error is not None else
@@ -728,12 +776,14 @@ class HandOutStore:
                 conn.execute(self._beats_sql, {"trial_id": ids[mine]})
         if len(self._pooled) > 100_000:  # taken by other processes: read back if needed
             self._pooled.clear()
+        pooled = 0
         for i, (d, tid) in enumerate(zip(draws, ids, strict=True)):
             if i != mine and d.error is None:
                 self._pooled[tid] = (dict(d.frozen.params), d.config)
+                pooled += 1
         if mine is None:  # every draw failed by its own error: the caller draws again
-            return (ids[0], int(trials), ""), draws[0]
-        return (ids[mine], int(trials) + mine, lease), draws[mine]
+            return (ids[0], int(trials), ""), draws[0], pooled
+        return (ids[mine], int(trials) + mine, lease), draws[mine], pooled
 
     def _commit_claim(self, sid: int, budget: int, worker: str, frozen: FrozenTrial,
                       popped: int | None, params: dict[str, tuple[float, BaseDistribution]],
@@ -965,10 +1015,13 @@ class HandOutStore:
         with self._autocommit.connect() as conn:  # the statement is its own transaction
             rows = conn.execute(_GROUP_PG, params).all()
         out = []
+        # the pool as the statement found it (its own snapshot), less what the group took
+        left = (None if study_id is None or not rows else
+                max(0, int(rows[0][6]) - sum(row[3] is not None for row in rows)))
         for lease, row in zip(leases, rows, strict=True):
-            _i, number, sid, taken_id, taken_number, stored = row
-            done = (GroupedOutcome(False) if number is None
-                    else GroupedOutcome(True, int(number), int(sid)))
+            _i, number, sid, taken_id, taken_number, stored, _pooled = row
+            done = (GroupedOutcome(False, pool_left=left) if number is None
+                    else GroupedOutcome(True, int(number), int(sid), pool_left=left))
             if taken_id is not None:
                 kept = self._pooled.pop(int(taken_id), None)
                 if kept is None:  # drawn by another process (or before a restart): read it
@@ -1034,7 +1087,7 @@ WITH c AS (
     FOR UPDATE OF s, tr SKIP LOCKED),
 sl AS (
     UPDATE hypergraph_sweep_slots s SET token = :lease, worker = :worker, claimed_at = :now
-    FROM c WHERE s.study_id = :sid AND s.slot = c.slot),
+    FROM c WHERE s.trial_id = c.trial_id),
 t AS (
     UPDATE trials tr SET state = 'RUNNING', datetime_start = :now
     FROM c WHERE tr.trial_id = c.trial_id
@@ -1116,7 +1169,7 @@ c AS (
     JOIN want w ON w.k = g.k),
 sl AS (
     UPDATE hypergraph_sweep_slots s SET token = c.nl, worker = c.worker, claimed_at = :now
-    FROM c WHERE s.study_id = :sid AND s.slot = c.slot),
+    FROM c WHERE s.trial_id = c.trial_id),
 st AS (
     UPDATE trials tr SET state = 'RUNNING', datetime_start = :now
     FROM c WHERE tr.trial_id = c.trial_id
@@ -1131,7 +1184,10 @@ h AS (
     SELECT st.trial_id, CURRENT_TIMESTAMP FROM st)
 SELECT r.i, fin.number, fin.study_id, st.trial_id, st.number,
        (SELECT a.value_json FROM trial_user_attributes a
-        WHERE a.trial_id = st.trial_id AND a.key = :cfg)
+        WHERE a.trial_id = st.trial_id AND a.key = :cfg),
+       (SELECT count(*) FROM hypergraph_sweep_slots p JOIN trials pt
+        ON pt.trial_id = p.trial_id
+        WHERE p.study_id = :sid AND p.token = :pool AND pt.state = 'WAITING')
 FROM req r LEFT JOIN fin ON fin.i = r.i LEFT JOIN st ON st.i = r.i
 ORDER BY r.i
 """)

@@ -79,6 +79,10 @@ CONFIG_ATTR = "hypergraph_config"
 #: trial of the hand-out pool, :mod:`hypergraph.sweeps._handout`). Never a lease: leases are
 #: 32 hex digits.
 POOL_TOKEN = "pool"
+#: A sweep's slots by token: the hand-out pool's trials in order (``token = 'pool'``) are found
+#: without reading every slot of the sweep, which grows with its trials.
+SLOTS_BY_TOKEN = sa.Index("ix_hypergraph_sweep_slots_token", SLOTS.c.study_id, SLOTS.c.token,
+                          SLOTS.c.trial_id)
 #: Token prefix of the slot of a failed trial whose retry one process is queueing (the mark
 #: that makes it the only one; the slot is freed once the retry is queued).
 _RETRYING = "retrying:"
@@ -644,8 +648,12 @@ def _create_tables(engine: sa.Engine, tries: int = 5) -> None:
     for attempt in range(tries):
         try:
             _META.create_all(engine)
+            # a storage made before an index was added gets it too
+            with engine.begin() as conn:
+                for index in SLOTS.indexes:
+                    index.create(conn, checkfirst=True)
             return
-        except (IntegrityError, OperationalError) as err:
+        except sa.exc.DBAPIError as err:
             if attempt == tries - 1 or not _first_creation_race(err):
                 raise
             time.sleep(0.05 + random.random() * 0.2 * (attempt + 1))
