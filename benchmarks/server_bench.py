@@ -16,7 +16,9 @@ the same run, on the same kind of storage:
 
 Arms: without HTTP (16 threads calling the server's ``SweepService`` in this process, SQL
 statements and commits counted per hand-out) and through a real ``hypergraph server`` process
-(16 async httpx agents in one client process; ``--server-workers N`` adds a run with N server
+(16 agents as coroutines of one client process, each on its own kept-alive connection through
+a minimal HTTP/1.1 client, :class:`RawClient`; ``--client httpx`` for httpx, whose CPU per
+request is about ten times as much; ``--server-workers N`` adds a run with N server
 processes). CPU per hand-out: the server process's (its workers' included; without HTTP, this
 process's), the client agents' and, on PostgreSQL, the local database server's (every
 ``postgres`` process); on a loaded machine it says more about capacity than hand-outs/s do.

@@ -318,3 +318,37 @@ def test_a_group_that_leaves_the_pool_low_has_it_filled_in_the_background() -> N
     assert not service._filling
     slots = service.store.slots(sweep.study)
     assert len(slots) <= 40 and len({s["trial_id"] for s in slots}) == len(slots)
+
+
+@needs_pg
+def test_a_group_hands_out_trials_drawn_by_another_server_process() -> None:
+    """A group that takes trials another server process drew (the pool is the storage's)
+    answers with their parameters and config as stored, read in the group's statement."""
+    first, name = _service(PG_URL, run_cap=12, prefetch=4)
+    second = create_app(PG_URL, heartbeat_interval=1, grace_period=3, maintain_every=0,
+                        prefetch=4)
+    one, two = first.state.service, second.state.service
+    held = two.claim("w:0", 1, name)  # the second process draws 1 + 4 ...
+    assert held["status"] == "trial"
+    sweep = one.sweep(name)
+    assert one.handout.fill(sweep.study, sweep.spec, sweep.budget, below=8) == 4  # ... and
+    drawn_by_one = set(one.handout._pooled)  # the first process four more
+    [answer] = two.finish_group([FinishRequest(held["trial_id"], held["lease"], 1,
+                                               "complete", 0.5, None, ("w:0", name))])
+    assert answer is not None and answer["next"]["status"] == "trial"
+    taken = answer["next"]
+    stored = one.store.storage.get_trial(taken["trial_id"])
+    assert taken["params"] == stored.params and set(taken["params"]) == {"model.lr"}
+    assert taken["config"]["model"]["name"] == "mlp"
+    # the pool is taken in order: the second process's four, then the first's
+    seen = [taken]
+    while len(seen) < 6:
+        [answer] = two.finish_group([FinishRequest(taken["trial_id"], taken["lease"], 1,
+                                                   "complete", 0.5, None, ("w:0", name))])
+        assert answer is not None
+        taken = answer["next"]
+        assert taken["status"] == "trial"
+        assert taken["params"] == one.store.storage.get_trial(taken["trial_id"]).params
+        seen.append(taken)
+    assert len({t["trial_id"] for t in seen}) == len(seen)
+    assert len({t["trial_id"] for t in seen} & drawn_by_one) == 2

@@ -700,12 +700,9 @@ class HandOutStore:
         return HandOut(trial_id, int(number), lease, params, config)
 
     def _read_params(self, trial_id: int) -> dict[str, Any]:
-        from optuna.distributions import json_to_distribution
-
         with self._reader().connect() as conn:
             rows = conn.execute(self._params_sql, {"tid": trial_id}).all()
-        return {name: json_to_distribution(dist).to_external_repr(value)
-                for name, value, dist in rows}
+        return _external_params(rows)
 
     def _commit_batch(self, sid: int, budget: int, worker: str, draws: list[_Draw],
                       extra: dict[str, Any], study_attrs: dict[str, Any],
@@ -1017,15 +1014,15 @@ class HandOutStore:
         out = []
         # the pool as the statement found it (its own snapshot), less what the group took
         left = (None if study_id is None or not rows else
-                max(0, int(rows[0][6]) - sum(row[3] is not None for row in rows)))
+                max(0, int(rows[0][7]) - sum(row[3] is not None for row in rows)))
         for lease, row in zip(leases, rows, strict=True):
-            _i, number, sid, taken_id, taken_number, stored, _pooled = row
+            _i, number, sid, taken_id, taken_number, stored, drawn, _pooled = row
             done = (GroupedOutcome(False, pool_left=left) if number is None
                     else GroupedOutcome(True, int(number), int(sid), pool_left=left))
             if taken_id is not None:
                 kept = self._pooled.pop(int(taken_id), None)
-                if kept is None:  # drawn by another process (or before a restart): read it
-                    params_of = self._read_params(int(taken_id))
+                if kept is None:  # drawn by another process (or before a restart): as read
+                    params_of = _external_params(drawn or [])
                     config = json.loads(json.loads(stored)) if stored else {}
                 else:
                     params_of, config = kept
@@ -1185,6 +1182,9 @@ h AS (
 SELECT r.i, fin.number, fin.study_id, st.trial_id, st.number,
        (SELECT a.value_json FROM trial_user_attributes a
         WHERE a.trial_id = st.trial_id AND a.key = :cfg),
+       (SELECT json_agg(json_build_array(tp.param_name, tp.param_value,
+                                         tp.distribution_json))
+        FROM trial_params tp WHERE tp.trial_id = st.trial_id),
        (SELECT count(*) FROM hypergraph_sweep_slots p JOIN trials pt
         ON pt.trial_id = p.trial_id
         WHERE p.study_id = :sid AND p.token = :pool AND pt.state = 'WAITING')
@@ -1208,6 +1208,15 @@ def _retry_disconnect(fn: Callable[[], _T]) -> _T:
         logger.warning("The storage's connection was lost (%s); trying once more.",
                        str(err).splitlines()[0])
         return fn()
+
+
+def _external_params(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """A trial's parameters as Optuna gives them, from its ``trial_params`` rows (name,
+    internal value, distribution JSON)."""
+    from optuna.distributions import json_to_distribution
+
+    return {name: json_to_distribution(dist).to_external_repr(value)
+            for name, value, dist in rows}
 
 
 def _feasible(value: float) -> bool:
