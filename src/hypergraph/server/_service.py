@@ -492,7 +492,11 @@ class SweepService:
                 self._filler = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="hypergraph-pool")
             filler = self._filler
-        filler.submit(self._fill, sweep)
+        try:
+            filler.submit(self._fill, sweep)
+        except RuntimeError:  # shut down meanwhile (the server stops): the claims fill it
+            with self._lock:
+                self._filling.discard(sid)
 
     def _fill(self, sweep: _Sweep) -> None:
         assert self.handout is not None
