@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -270,11 +271,15 @@ def test_resume_refuses_what_it_cannot_verify(
     refused(["train", "--resume", str(run)], capsys, "changed or truncated", "run.json")
     assert snapshot(run) == before
 
-    run = fresh("random-bytes")
-    (run / "last.pt").write_bytes(os.urandom(4096))
-    before = snapshot(run)
-    refused(["train", "--resume", str(run)], capsys, "not a readable HyperGraph checkpoint")
-    assert snapshot(run) == before
+    # seeded bytes: random ones; pickle opcodes whose garbage length once made torch.load
+    # run out of memory and Python print a stray SystemError (seed 454); a damaged zip
+    for name, head, seed in (("random-bytes", b"", 0), ("pickle-garbage", b"\x80\x02", 454),
+                             ("broken-zip", b"PK\x03\x04", 1)):
+        run = fresh(name)
+        (run / "last.pt").write_bytes(head + random.Random(seed).randbytes(4096 - len(head)))
+        before = snapshot(run)
+        refused(["train", "--resume", str(run)], capsys, "not a readable HyperGraph checkpoint")
+        assert snapshot(run) == before
 
     run = fresh("other-run")
     (run / "last.pt").write_bytes((interrupted["b"] / "last.pt").read_bytes())

@@ -344,6 +344,12 @@ def _load_checkpoint(path: Path, manifest: dict[str, Any] | None) -> dict[str, A
 
     if not path.is_file():
         return None
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive; anything else is not ours
+        raise DataError(f"Cannot resume from '{path}': it is not a readable HyperGraph "
+                        "checkpoint (not a torch zip archive). Delete it to start the run "
+                        "again from the beginning, or start a new run.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch.load raises many types on foreign or damaged bytes
