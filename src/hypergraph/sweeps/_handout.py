@@ -576,10 +576,6 @@ class HandOutStore:
             with lock or drafter.lock, quiet():
                 draws, study_attrs = self._draw(drafter, spec, count, trials, bool(waiting),
                                                 reserved)
-            for draw in draws:
-                draw.uattrs = {**draw.uattrs, **(
-                    {CONFIG_ATTR: json.dumps(draw.config)} if draw.error is None
-                    else {ERROR_ATTR: draw.error[:2000]})}
             try:
                 if count == 1:
                     d = draws[0]
@@ -625,10 +621,6 @@ class HandOutStore:
         drafter = self._drafter(study)
         with lock or drafter.lock, quiet():
             draws, study_attrs = self._draw(drafter, spec, count, trials, False, frozenset())
-        for draw in draws:
-            draw.uattrs = {**draw.uattrs, **(
-                {CONFIG_ATTR: json.dumps(draw.config)} if draw.error is None
-                else {ERROR_ATTR: draw.error[:2000]})}
         try:
             written = _retry_disconnect(functools.partial(
                 self._commit_batch, sid, budget, "(pool)", draws, {}, study_attrs,
@@ -640,7 +632,8 @@ class HandOutStore:
 
     def _draw(self, drafter: _Drafter, spec: SweepSpec, count: int, trials: int,
               waiting: bool, reserved: frozenset[int]) -> tuple[list[_Draw], dict[str, Any]]:
-        """Draw ``count`` trials on the draft view (the caller holds the sampler's lock)."""
+        """Draw ``count`` trials on the draft view (the caller holds the sampler's lock), each
+        with its run config (or the error that fails it) among its attributes."""
         draft = drafter.storage
         draft.reset(trials, waiting, reserved)
         draws = []
@@ -655,9 +648,12 @@ class HandOutStore:
             except HyperGraphError as err:
                 error = str(err)
             assert draft.draft is not None
+            # the run config to hand out, or the error the trial is failed by
+            outcome = ({CONFIG_ATTR: json.dumps(config)} if error is None
+                       else {ERROR_ATTR: error[:2000]})
             draws.append(_Draw(draft.draft, draft.popped, dict(draft.new_params),
-                               dict(draft.user_attrs), dict(draft.system_attrs), error,
-                               config))
+                               {**draft.user_attrs, **outcome}, dict(draft.system_attrs),
+                               error, config))
         return draws, dict(draft.study_system_attrs)
 
     def _take_pooled(self, sid: int, worker: str, uattrs: dict[str, Any]) -> HandOut | None:
