@@ -723,11 +723,7 @@ class HandOutStore:
             if room <= 0:
                 return None
             draws = draws[:room]
-            if top is None or top + 1 == held:  # slots 0..held-1 taken: the next ones free
-                free = list(range(int(held), budget))[:len(draws)]
-            else:  # a slot was freed (its trial died): the gaps first
-                taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
-                free = [s for s in range(budget) if s not in taken][:len(draws)]
+            free = self._free_slots(conn, sid, budget, int(held), top, len(draws))
             draws = draws[:len(free)]
             mine = (next((i for i, d in enumerate(draws) if d.error is None), None)
                     if hand_out else None)
@@ -778,6 +774,16 @@ class HandOutStore:
             return (ids[0], int(trials), ""), draws[0], pooled
         return (ids[mine], int(trials) + mine, lease), draws[mine], pooled
 
+    def _free_slots(self, conn: sa.Connection, sid: int, budget: int, held: int,
+                    top: int | None, count: int) -> list[int]:
+        """The first ``count`` free slots of the budget, given the slots ``held`` and the
+        highest one (``top``): the slots after it when 0..held-1 are all taken, otherwise
+        (a slot was freed: its trial died) the gaps first, read from the storage."""
+        if top is None or top + 1 == held:
+            return list(range(held, budget))[:count]
+        taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
+        return [s for s in range(budget) if s not in taken][:count]
+
     def _commit_claim(self, sid: int, budget: int, worker: str, frozen: FrozenTrial,
                       popped: int | None, params: dict[str, tuple[float, BaseDistribution]],
                       uattrs: dict[str, Any], sattrs: dict[str, Any],
@@ -795,11 +801,7 @@ class HandOutStore:
             held, top = conn.execute(self._slot_range_sql, {"sid": sid}).one()
             if held >= budget:
                 return None
-            if top is None or top + 1 == held:  # slots 0..held-1 taken: the next is free
-                slot = int(held)
-            else:  # a slot was freed (its trial died): the first gap
-                taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
-                slot = next(s for s in range(budget) if s not in taken)
+            slot = self._free_slots(conn, sid, budget, int(held), top, 1)[0]
             state = TrialState.FAIL if failed else TrialState.RUNNING
             if popped is not None:
                 moved = conn.execute(self._pop_sql, {
