@@ -780,7 +780,7 @@ class HandOutStore:
         highest one (``top``): the slots after it when 0..held-1 are all taken, otherwise
         (a slot was freed: its trial died) the gaps first, read from the storage."""
         if top is None or top + 1 == held:
-            return list(range(held, budget))[:count]
+            return list(range(held, min(budget, held + count)))
         taken = {int(r[0]) for r in conn.execute(self._slots_sql, {"sid": sid})}
         return [s for s in range(budget) if s not in taken][:count]
 
